@@ -1,0 +1,1 @@
+"""Planned: see ARCHITECTURE.md. Built in a later milestone."""

@@ -1,0 +1,3 @@
+from sde.cli import main
+
+main()

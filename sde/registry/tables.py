@@ -1,0 +1,4 @@
+"""Imports every module that declares registry tables, so ``create_all`` sees them all.
+
+A module that adds tables to the registry adds one import line here.
+"""
