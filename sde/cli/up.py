@@ -1,0 +1,134 @@
+"""``sde up``: the whole demo workbench on the embedded default.
+
+This milestone has no hosted JupyterHub yet, so ``sde up`` synthesises the demo
+population (once; reused afterwards), writes the approved demo project's scope
+file, and walks through what a researcher can do with it: scoped queries, a
+refusal that names its rule, and a checked output table.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+DEMO_SCOPE = """\
+# The approved demo project: hypertension and deprivation in Lancashire & South Cumbria.
+# In the deployment the Data Access Committee writes this file when it approves a project.
+project: htn-deprivation
+access: rows
+tables:
+  person: [person_id, gender_concept_id, year_of_birth, location_id]
+  condition_occurrence: [person_id, condition_concept_id, condition_start_date]
+  measurement: [person_id, measurement_concept_id, measurement_date, value_as_number,
+                unit_concept_id]
+  observation: [person_id, observation_concept_id, observation_date, value_as_number]
+  drug_exposure: [person_id, drug_concept_id, drug_exposure_start_date]
+  concept: "*"
+  concept_ancestor: "*"
+period: {start: 2015-01-01, end: 2024-12-31}
+sdc: {threshold: 10}
+dp: {epsilon: 3.0, delta: 1.0e-6}
+expires: 2027-12-31
+"""
+
+#: What the walkthrough runs, in the researcher's (PostgreSQL) dialect.
+DEMO_QUERIES: tuple[tuple[str, str], ...] = (
+    (
+        "Persons in the project by sex",
+        "SELECT c.concept_name AS sex, COUNT(*) AS persons\n"
+        "FROM person p JOIN concept c ON c.concept_id = p.gender_concept_id\n"
+        "GROUP BY c.concept_name ORDER BY persons DESC",
+    ),
+    (
+        "Hypertension prevalence by IMD decile (1 = most deprived)",
+        "WITH imd AS (\n"
+        "  SELECT person_id, MAX(value_as_number)::int AS decile FROM observation\n"
+        "  WHERE observation_concept_id = 2000000001 GROUP BY person_id),\n"
+        "htn AS (\n"
+        "  SELECT DISTINCT co.person_id FROM condition_occurrence co\n"
+        "  JOIN concept_ancestor ca ON ca.descendant_concept_id = co.condition_concept_id\n"
+        "  WHERE ca.ancestor_concept_id = 320128)\n"
+        "SELECT imd.decile, COUNT(*) AS persons, COUNT(htn.person_id) AS with_htn,\n"
+        "       ROUND(100.0 * COUNT(htn.person_id) / COUNT(*), 1) AS pct\n"
+        "FROM imd LEFT JOIN htn ON htn.person_id = imd.person_id\n"
+        "GROUP BY imd.decile ORDER BY imd.decile",
+    ),
+)
+
+REFUSED_QUERY = "SELECT person_source_value FROM person LIMIT 5"
+
+
+def _render(console: Console, title: str, frame: object) -> None:
+    import pandas as pd
+
+    assert isinstance(frame, pd.DataFrame)
+    table = Table(title=title, title_justify="left")
+    for col in frame.columns:
+        table.add_column(str(col), justify="right")
+    for row in frame.head(12).itertuples(index=False):
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+def _synthesise(console: Console, data: Path, persons: int, seed: int) -> dict[str, object]:
+    from sde.omop.synth import synthesise
+
+    manifest_path = data / "manifest.json"
+    if manifest_path.exists():
+        manifest: dict[str, object] = json.loads(manifest_path.read_text())
+        if manifest.get("persons") == persons and manifest.get("seed") == seed:
+            console.print(f"[green]reusing[/] the demo population in {data}")
+            return manifest
+    console.print(f"synthesising {persons:,} persons over 3 nodes into {data} ...")
+    data.mkdir(parents=True, exist_ok=True)
+    return dict(synthesise(persons=persons, nodes=3, seed=seed, out=data, progress=True))
+
+
+def up(
+    workdir: Annotated[Path, typer.Option(help="Where the demo data and registry live.")] = Path(
+        "demo"
+    ),
+    persons: Annotated[int, typer.Option(min=100, help="Persons in the demo population.")] = 20000,
+    seed: Annotated[int, typer.Option(help="Seed of the demo population.")] = 1,
+) -> None:
+    """Set up and start the workbench on the embedded default (DuckDB)."""
+    import sde
+    from sde.errors import SDEError
+
+    console = Console()
+    data = workdir / "data"
+    manifest = _synthesise(console, data, persons, seed)
+    nodes = manifest.get("nodes", [])
+    console.print(f"nodes: {', '.join(str(n['name']) for n in nodes)}")  # type: ignore[union-attr,index]
+
+    scope_path = workdir / "htn-deprivation.scope.yaml"
+    scope_path.write_text(DEMO_SCOPE)
+    console.print(f"approved demo project: htn-deprivation (scope file {scope_path})\n")
+
+    conn = sde.connect(str(data), scope=str(scope_path))
+    for title, sql in DEMO_QUERIES:
+        console.print(f"[bold]{title}[/]\n[dim]{sql}[/]")
+        _render(console, title, conn.sql(sql))
+    console.print(f"[bold]A query outside the project's scope[/]\n[dim]{REFUSED_QUERY}[/]")
+    try:
+        conn.sql(REFUSED_QUERY)
+        raise SystemExit("the demo refusal was not refused: the proxy is broken")
+    except SDEError as err:
+        console.print(f"[red]refused[/] [{err.rule}] {err.message}\n")
+
+    console.print(
+        "[bold]The workbench is ready on the embedded default.[/]\n"
+        f"  data: {data.resolve()}  (one DuckDB file per node)\n"
+        f"  try:  .venv/bin/python examples/researcher_quickstart.py {data} {scope_path}\n"
+        "  The hosted JupyterHub, airlock and access committee arrive in the next milestone;"
+        " until then this command is the workbench's front door."
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("up")(up)
