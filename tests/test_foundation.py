@@ -25,7 +25,8 @@ def _error_classes() -> list[type[errors.SDEError]]:
 @pytest.mark.parametrize("cls", _error_classes(), ids=lambda c: c.__name__)
 def test_every_error_has_a_rule_and_a_sentence(cls: type[errors.SDEError]) -> None:
     err = cls(None, "something was wrong")
-    assert err.rule == cls.default_rule and err.rule
+    assert err.rule == cls.default_rule
+    assert err.rule
     assert str(err) == "something was wrong"
     assert isinstance(err, errors.SDEError)
     assert err.to_dict()["rule"] == cls.default_rule

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -63,10 +64,7 @@ DEMO_QUERIES: tuple[tuple[str, str], ...] = (
 REFUSED_QUERY = "SELECT person_source_value FROM person LIMIT 5"
 
 
-def _render(console: Console, title: str, frame: object) -> None:
-    import pandas as pd
-
-    assert isinstance(frame, pd.DataFrame)
+def _render(console: Console, title: str, frame: pd.DataFrame) -> None:
     table = Table(title=title, title_justify="left")
     for col in frame.columns:
         table.add_column(str(col), justify="right")
@@ -103,8 +101,8 @@ def up(
     console = Console()
     data = workdir / "data"
     manifest = _synthesise(console, data, persons, seed)
-    nodes = manifest.get("nodes", [])
-    console.print(f"nodes: {', '.join(str(n['name']) for n in nodes)}")  # type: ignore[union-attr,index]
+    nodes = [str(node["name"]) for node in manifest["nodes"]]  # type: ignore[attr-defined]
+    console.print(f"nodes: {', '.join(nodes)}")
 
     scope_path = workdir / "htn-deprivation.scope.yaml"
     scope_path.write_text(DEMO_SCOPE)

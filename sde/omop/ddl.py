@@ -25,12 +25,30 @@ CUSTODIAN_TABLES: dict[str, tuple[Column, ...]] = {
 }
 
 _SCALAR = {
-    "duckdb": {"integer": "INTEGER", "numeric": "DOUBLE", "date": "DATE",
-               "timestamp": "TIMESTAMP", "text": "VARCHAR", "varchar": "VARCHAR"},
-    "postgres": {"integer": "INTEGER", "numeric": "DOUBLE PRECISION", "date": "DATE",
-                 "timestamp": "TIMESTAMP", "text": "TEXT", "varchar": "VARCHAR"},
-    "spark": {"integer": "INT", "numeric": "DOUBLE", "date": "DATE",
-              "timestamp": "TIMESTAMP", "text": "STRING", "varchar": "STRING"},
+    "duckdb": {
+        "integer": "INTEGER",
+        "numeric": "DOUBLE",
+        "date": "DATE",
+        "timestamp": "TIMESTAMP",
+        "text": "VARCHAR",
+        "varchar": "VARCHAR",
+    },
+    "postgres": {
+        "integer": "INTEGER",
+        "numeric": "DOUBLE PRECISION",
+        "date": "DATE",
+        "timestamp": "TIMESTAMP",
+        "text": "TEXT",
+        "varchar": "VARCHAR",
+    },
+    "spark": {
+        "integer": "INT",
+        "numeric": "DOUBLE",
+        "date": "DATE",
+        "timestamp": "TIMESTAMP",
+        "text": "STRING",
+        "varchar": "STRING",
+    },
 }
 
 
