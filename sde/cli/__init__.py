@@ -38,6 +38,15 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _click_class(name: str) -> type[Exception]:
+    # Typer 0.29 vendors click as `typer._click`; older releases use click itself. Find the
+    # class through the exported BadParameter so either works.
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+_UsageError = _click_class("UsageError")
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print ``error: message`` on stderr and exit (for checks done in commands)."""
     typer.echo(f"error: {message}", err=True)
@@ -47,7 +56,22 @@ def fail(message: str, code: int = 2) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``sde`` script."""
     try:
-        app(args=argv, standalone_mode=True)
+        app(args=argv, standalone_mode=False)
+    except _UsageError as err:
+        ctx = getattr(err, "ctx", None)
+        if type(err).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            # Bare `sde` or a bare group: print the help, as click would.
+            typer.echo(ctx.get_help())
+            sys.exit(0)
+        # Bad arguments: one line naming what was wrong, like every other error here.
+        command = ctx.command_path if ctx is not None else "sde"
+        typer.echo(f"error: {command}: {err.format_message()}", err=True)  # type: ignore[attr-defined]
+        sys.exit(2)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except typer.Exit as err:
+        sys.exit(err.exit_code)
     except SDEError as err:
         typer.echo(f"error: [{err.rule}] {err.message}", err=True)
         sys.exit(2)
