@@ -2,3 +2,5 @@
 
 A module that adds tables to the registry adds one import line here.
 """
+
+import sde.sdc.ledger_tables  # noqa: F401  (differencing ledger)

@@ -1,0 +1,69 @@
+"""Output checking (Five Safes: safe outputs): statistical disclosure control.
+
+The researcher's surface mirrors pandas::
+
+    t = sde.sdc.crosstab(df.sex, df.ward)                       # counts
+    t = sde.sdc.pivot_table(df, values="bmi", index="sex", columns="ward", aggfunc="mean")
+    t.status, t.flags, t.safe, t.report                          # verdict and protection
+
+Rules (:mod:`sde.sdc.rules`) follow ACRO/SACRO defaults; beyond ACRO, tables are
+protected by secondary suppression (:mod:`sde.sdc.suppression`) or rounding
+(:mod:`sde.sdc.rounding`), and checked against a per-project differencing
+ledger (:mod:`sde.sdc.differencing`). Models, histograms, bar charts and
+survival tables are checked by :mod:`sde.sdc.outputs`. Reports are ACRO's
+``results.json`` plus Markdown/HTML (:mod:`sde.sdc.report`).
+"""
+
+from __future__ import annotations
+
+from sde.sdc.checked import CheckedTable, ReleaseSpec
+from sde.sdc.config import SDCConfig
+from sde.sdc.differencing import (
+    Between,
+    Cell,
+    DifferencingLedger,
+    In,
+    NotNull,
+    open_ledger,
+)
+from sde.sdc.outputs import (
+    CheckedOutput,
+    check_counts,
+    check_figure,
+    check_histogram,
+    check_regression,
+    check_survival,
+)
+from sde.sdc.report import results_document, write_outputs
+from sde.sdc.rounding import POLICIES, BaseRounding, Midpoint6, RedactThenRound, shares
+from sde.sdc.rules import APPLIES, RULES
+from sde.sdc.tables import crosstab, pivot_table
+
+__all__ = [
+    "APPLIES",
+    "POLICIES",
+    "RULES",
+    "BaseRounding",
+    "Between",
+    "Cell",
+    "CheckedOutput",
+    "CheckedTable",
+    "DifferencingLedger",
+    "In",
+    "Midpoint6",
+    "NotNull",
+    "RedactThenRound",
+    "ReleaseSpec",
+    "SDCConfig",
+    "check_counts",
+    "check_figure",
+    "check_histogram",
+    "check_regression",
+    "check_survival",
+    "crosstab",
+    "open_ledger",
+    "pivot_table",
+    "results_document",
+    "shares",
+    "write_outputs",
+]

@@ -1,0 +1,374 @@
+"""Reports: a JSON-ready dict per output, ACRO's ``results.json``, Markdown and HTML.
+
+``results.json`` follows ACRO's shape so SACRO-Viewer opens it::
+
+    {"version": ..., "tool": {...}, "results": {uid: {
+        "uid", "status", "type", "properties", "files": [{"name", "sdc"}],
+        "outcome", "command", "summary", "timestamp", "comments", "exception", "fair"}}}
+
+where ``sdc`` is ``{"summary": {rule: number of cells, "suppressed": bool},
+"cells": {rule: [[row, col], ...]}}`` (positions in the published table,
+margins included) and ``outcome`` maps each column to each row's flags
+(``"ok"`` or ``"threshold; p-ratio; "``). Each file has a SHA-256 in
+``checksums/<name>.txt``. The human summaries show the *protected* table, so
+they can travel with it: flagged cells are marked, hidden cells say why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from sde import __version__
+from sde.sdc.config import SDCConfig
+from sde.sdc.rules import BY_ID, RULES
+
+if TYPE_CHECKING:
+    from sde.sdc.checked import CheckedTable
+    from sde.sdc.outputs import CheckedOutput
+
+#: The ACRO results.json version whose shape we write (SACRO-Viewer checks major.minor).
+ACRO_FORMAT_VERSION = "1.0.2"
+
+SECONDARY = "secondary-suppression"
+
+
+def _positions(mask: np.ndarray, offset: int = 0) -> list[list[int]]:
+    return [[int(i), int(j) + offset] for i, j in np.argwhere(mask)]
+
+
+def table_report(
+    *,
+    method: str,
+    aggs: list[str | None],
+    status: str,
+    per_agg: list[dict[str, np.ndarray]],
+    block_width: int,
+    cfg: SDCConfig,
+    units: str,
+    protection: str,
+    failing: np.ndarray,
+    hidden: np.ndarray,
+    findings: list[dict[str, Any]],
+    dropped: int,
+    margins: bool,
+    dims: dict[str, list[str]],
+) -> dict[str, Any]:
+    """The report of a checked table (positions are in the assembled table)."""
+    rules: dict[str, dict[str, Any]] = {}
+    for rule in RULES:
+        cells: list[list[int]] = []
+        applied = False
+        for block, masks in enumerate(per_agg):
+            if rule.id in masks:
+                applied = True
+                cells += _positions(masks[rule.id], block * block_width)
+        if not applied:
+            continue
+        rules[rule.id] = {
+            "status": rule.severity if cells else "pass",
+            "acro_check": rule.acro_check,
+            "count": len(cells),
+            "cells": cells,
+            "explanation": rule.explanation,
+        }
+    secondary = hidden & ~failing if protection == "suppression" else np.zeros_like(hidden)
+    width = len(per_agg)
+    protection_report = {
+        "method": protection,
+        "primary": [p for b in range(width) for p in _positions(hidden & failing, b * block_width)]
+        if protection == "suppression"
+        else [],
+        "secondary": [p for b in range(width) for p in _positions(secondary, b * block_width)],
+        "hidden": [p for b in range(width) for p in _positions(hidden, b * block_width)],
+    }
+    parts = [
+        f"{rid}: {info['count']} cells" for rid, info in rules.items() if info["count"] and rid
+    ]
+    summary = status + ("; " + "; ".join(parts) if parts else "")
+    if protection == "suppression" and protection_report["hidden"]:
+        summary += (
+            f"; suppressed {len(protection_report['primary'])} flagged and "
+            f"{len(protection_report['secondary'])} complementary cells"
+        )
+    elif protection not in ("none", "suppression"):
+        summary += f"; rounded ({protection})"
+    notes = []
+    if dropped:
+        notes.append(f"{dropped} records with a missing label were left out, as pandas does")
+    return {
+        "method": method,
+        "aggfunc": [a or "count" for a in aggs],
+        "status": status,
+        "summary": summary,
+        "units": units,
+        "dimensions": dims,
+        "margins": margins,
+        "parameters": asdict(cfg),
+        "rules": rules,
+        "protection": protection_report,
+        "differencing": findings,
+        "records_left_out": dropped,
+        "notes": notes,
+    }
+
+
+def sdc_block(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``sdc`` entry of a results.json file: counts and positions per rule."""
+    summary: dict[str, Any] = {rid: info["count"] for rid, info in report["rules"].items()}
+    cells: dict[str, Any] = {rid: info["cells"] for rid, info in report["rules"].items()}
+    protection = report.get("protection", {})
+    summary["suppressed"] = bool(protection.get("hidden"))
+    if protection.get("secondary"):
+        summary[SECONDARY] = len(protection["secondary"])
+        cells[SECONDARY] = protection["secondary"]
+    return {"summary": summary, "cells": cells}
+
+
+def _flat(label: Any) -> str:
+    if isinstance(label, tuple):
+        return " / ".join(str(p) for p in label if str(p) != "")
+    return str(label)
+
+
+def outcome_frame(flags: pd.DataFrame) -> pd.DataFrame:
+    """ACRO's outcome table: ``"ok"`` or the flagging rules, ``"; "``-separated."""
+    text = flags.map(lambda t: "".join(f"{r}; " for r in t) if t else "ok")
+    text.index = [_flat(i) for i in text.index]
+    text.columns = [_flat(c) for c in text.columns]
+    return text
+
+
+def _output_entry(uid: str, item: CheckedTable | CheckedOutput, files: list[str]) -> dict[str, Any]:
+    report = item.report
+    sdc = sdc_block(report)
+    if hasattr(item, "flags"):
+        outcome = json.loads(outcome_frame(item.flags).to_json())
+        kind = "table"
+    else:
+        outcome = {}
+        kind = str(report.get("type", "custom"))
+    return {
+        "uid": uid,
+        "status": item.status,
+        "type": kind,
+        "properties": {
+            "method": report.get("method", kind),
+            "protection": report.get("protection", {}).get("method", "none"),
+            "units": report.get("units"),
+        },
+        "files": [{"name": name, "sdc": sdc} for name in files],
+        "outcome": outcome,
+        "command": report.get("command", report.get("method", kind)),
+        "summary": report["summary"],
+        "timestamp": datetime.now().isoformat(),
+        "comments": [],
+        "exception": "",
+        "fair": {"rules": {rid: info["status"] for rid, info in report["rules"].items()}},
+    }
+
+
+def results_document(
+    outputs: Mapping[str, CheckedTable | CheckedOutput],
+    files: Mapping[str, list[str] | None] | None = None,
+) -> dict[str, Any]:
+    """A whole ``results.json`` document for ``outputs`` (uid -> checked output)."""
+    files = files or {}
+    return {
+        "version": ACRO_FORMAT_VERSION,
+        "tool": {
+            "@type": "SoftwareApplication",
+            "name": "SDE Workbench output checking",
+            "version": __version__,
+        },
+        "results": {
+            uid: _output_entry(uid, item, files.get(uid) or [f"{uid}.csv"])
+            for uid, item in outputs.items()
+        },
+    }
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_outputs(
+    folder: str | Path,
+    outputs: Mapping[str, CheckedTable | CheckedOutput],
+    attachments: Mapping[str, Sequence[str | Path]] | None = None,
+) -> Path:
+    """Write each output's published file, ``results.json``, summaries and checksums.
+
+    Tables are written as their protected form (``safe``) only; other outputs
+    as JSON of what may be published. ``attachments`` lists files already made
+    for an output (a figure's PNG): they are copied in and listed with it.
+    Returns the path of ``results.json``.
+    """
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, list[str] | None] = {}
+    md_parts: list[str] = []
+    for uid, item in outputs.items():
+        if hasattr(item, "safe"):
+            name = f"{uid}.csv"
+            item.safe.to_csv(out / name)
+        else:
+            name = f"{uid}.json"
+            (out / name).write_text(json.dumps(item.published, indent=2, default=str))
+        files[uid] = [name]
+        for extra in (attachments or {}).get(uid, []):
+            source = Path(extra)
+            if source.resolve() != (out / source.name).resolve():
+                shutil.copyfile(source, out / source.name)
+            files[uid] = [*(files[uid] or []), source.name]
+        md_parts.append(f"## {uid}\n\n{item.to_markdown()}")
+    results = out / "results.json"
+    results.write_text(json.dumps(results_document(outputs, files), indent=4))
+    (out / "summary.md").write_text("# Output checking summary\n\n" + "\n\n".join(md_parts))
+    (out / "summary.html").write_text(
+        _page("Output checking summary", "".join(i.to_html() for i in outputs.values()))
+    )
+    sums = out / "checksums"
+    sums.mkdir(exist_ok=True)
+    for path in sorted(out.iterdir()):
+        if path.is_file():
+            (sums / f"{path.name}.txt").write_text(_sha256(path))
+    return results
+
+
+def _cell_text(value: Any) -> str:
+    if isinstance(value, float) and np.isnan(value):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _annotated(table: CheckedTable) -> list[list[tuple[str, str, str]]]:
+    """Per cell of ``safe``: (text, css class, why) with flags and hiding explained."""
+    safe = table.safe.to_numpy()
+    flags = table.flags.to_numpy()
+    hidden = table.hidden.to_numpy()
+    rows: list[list[tuple[str, str, str]]] = []
+    for i in range(safe.shape[0]):
+        row: list[tuple[str, str, str]] = []
+        for j in range(safe.shape[1]):
+            rule_ids = flags[i, j]
+            if hidden[i, j]:
+                why = ", ".join(rule_ids) if rule_ids else "complementary"
+                row.append(("suppressed", "hidden" if rule_ids else "secondary", why))
+            elif rule_ids:
+                row.append((_cell_text(safe[i, j]), "flagged", ", ".join(rule_ids)))
+            else:
+                row.append((_cell_text(safe[i, j]), "", ""))
+        rows.append(row)
+    return rows
+
+
+def _rules_lines(report: Mapping[str, Any]) -> list[str]:
+    lines = ["| rule | status | cells | why |", "| --- | --- | --- | --- |"]
+    for rid, info in report["rules"].items():
+        lines.append(f"| {rid} | {info['status']} | {info['count']} | {info['explanation']} |")
+    return lines
+
+
+def markdown_summary(table: CheckedTable) -> str:
+    """Status, rule results, and the protected table with flagged cells marked."""
+    report = table.report
+    cols = [_flat(c) for c in table.safe.columns]
+    lines = [
+        f"**Status: {table.status}** ({report['method']}, {', '.join(report['aggfunc'])}, "
+        f"units: {report['units']}, protection: {report['protection']['method']})",
+        "",
+        report["summary"],
+        "",
+        *_rules_lines(report),
+        "",
+        "| " + " | ".join(["", *cols]) + " |",
+        "| " + " | ".join(["---"] * (len(cols) + 1)) + " |",
+    ]
+    for label, row in zip(table.safe.index, _annotated(table), strict=True):
+        cells = []
+        for text, css, why in row:
+            if css in ("hidden", "secondary"):
+                cells.append(f"~~{text}~~ ({why})")
+            elif css == "flagged":
+                cells.append(f"**{text}** ⚠ {why}")
+            else:
+                cells.append(text)
+        lines.append("| " + " | ".join([_flat(label), *cells]) + " |")
+    for f in report.get("differencing", []):
+        lines.append(
+            f"\n- cell {f['cell']} differs by {f['difference']} from cell "
+            f"{f['earlier_cell']} of earlier release '{f['release']}'"
+        )
+    for note in report.get("notes", []):
+        lines.append(f"\n- {note}")
+    return "\n".join(lines) + "\n"
+
+
+_STYLE = (
+    "table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px}"
+    ".flagged{background:#fdd}.hidden{background:#f99}.secondary{background:#fe9}"
+)
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+
+
+def html_summary(table: CheckedTable) -> str:
+    """An HTML fragment: status, rules, and the protected table with flagged cells coloured."""
+    report = table.report
+    esc = html.escape
+    head = "".join(f"<th>{esc(_flat(c))}</th>" for c in table.safe.columns)
+    body_rows = []
+    for label, row in zip(table.safe.index, _annotated(table), strict=True):
+        tds = "".join(
+            f"<td class='{css}' title='{esc(why)}'>{esc(text)}</td>" if css else f"<td>{text}</td>"
+            for text, css, why in row
+        )
+        body_rows.append(f"<tr><th>{esc(_flat(label))}</th>{tds}</tr>")
+    rules = "".join(
+        f"<tr><td>{esc(rid)}</td><td>{esc(info['status'])}</td><td>{info['count']}</td>"
+        f"<td>{esc(info['explanation'])}</td></tr>"
+        for rid, info in report["rules"].items()
+    )
+    return (
+        f"<section><p><strong>Status: {esc(table.status)}</strong> {esc(report['summary'])}</p>"
+        f"<table><tr><th>rule</th><th>status</th><th>cells</th><th>why</th></tr>{rules}</table>"
+        f"<p></p><table><tr><th></th>{head}</tr>{''.join(body_rows)}</table></section>"
+    )
+
+
+def rules_known() -> list[str]:
+    """Every rule id a report can name (for readers that validate)."""
+    return [r.id for r in RULES] + [SECONDARY]
+
+
+__all__ = [
+    "ACRO_FORMAT_VERSION",
+    "BY_ID",
+    "html_summary",
+    "markdown_summary",
+    "results_document",
+    "rules_known",
+    "sdc_block",
+    "table_report",
+    "write_outputs",
+]

@@ -1,0 +1,146 @@
+"""The differencing ledger catches the classic attacks and names the earlier release."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sde import sdc
+from sde.registry.db import open_registry
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> sdc.DifferencingLedger:
+    return sdc.open_ledger(f"sqlite:///{tmp_path / 'registry.sqlite'}", "htn-deprivation")
+
+
+@pytest.fixture
+def people() -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    n = 2000
+    df = pd.DataFrame(
+        {
+            "sex": rng.choice(["F", "M"], n),
+            "age": rng.choice(["18-39", "40-64", "65+"], n),
+            "year": rng.integers(2015, 2021, n),
+            "diagnosis": rng.choice(["HTN", "T2D", "asthma"], n),
+        }
+    )
+    # Rare groups: 4 people with COPD, all aged 65+; 3 people recorded in 2021 only.
+    copd = pd.DataFrame(
+        {"sex": ["F", "M", "F", "M"], "age": "65+", "year": 2018, "diagnosis": "COPD"}
+    )
+    late = pd.DataFrame({"sex": ["F", "F", "M"], "age": "40-64", "year": 2021, "diagnosis": "HTN"})
+    return pd.concat([df, copd, late], ignore_index=True)
+
+
+def test_one_more_category_in_a_filter_is_caught(
+    ledger: sdc.DifferencingLedger, people: pd.DataFrame
+) -> None:
+    base = people[people.diagnosis.isin(["HTN", "T2D", "asthma"])]
+    first = sdc.crosstab(
+        base.age, base.sex, ledger=ledger, filters={"diagnosis": {"HTN", "T2D", "asthma"}}
+    )
+    assert first.status == "pass"
+    ledger.record_table("table 1 (release 3)", first)
+    wider = people
+    second = sdc.crosstab(
+        wider.age,
+        wider.sex,
+        ledger=ledger,
+        filters={"diagnosis": {"HTN", "T2D", "asthma", "COPD"}},
+    )
+    assert second.status == "fail"
+    assert second.flags.loc["65+", "F"] == ("differencing",)
+    assert second.flags.loc["18-39", "F"] == ()
+    found = second.report["differencing"]
+    assert {f["release"] for f in found} == {"table 1 (release 3)"}
+    assert sorted(f["difference"] for f in found) == [2, 2]
+    assert np.isnan(second.safe.loc["65+", "F"])
+
+
+def test_one_more_period_is_caught(ledger: sdc.DifferencingLedger, people: pd.DataFrame) -> None:
+    people = people[people.diagnosis != "COPD"]  # keep the earlier table fully published
+    early = people[people.year <= 2020]
+    ledger.record_table(
+        "2015-2020",
+        sdc.crosstab(early.diagnosis, early.sex, filters={"year": sdc.Between(2015, 2020)}),
+    )
+    t = sdc.crosstab(
+        people.diagnosis, people.sex, ledger=ledger, filters={"year": sdc.Between(2015, 2021)}
+    )
+    assert t.flags.loc["HTN", "F"] == ("differencing",)
+    assert t.flags.loc["HTN", "M"] == ("differencing",)
+    assert t.flags.loc["T2D", "F"] == ()
+    assert {h["difference"] for h in t.report["differencing"]} == {1, 2}
+    assert all(h["release"] == "2015-2020" for h in t.report["differencing"])
+
+
+def test_total_then_total_minus_a_subgroup(
+    ledger: sdc.DifferencingLedger, people: pd.DataFrame
+) -> None:
+    everyone = pd.Series(["all"] * len(people), name="cohort")
+    ledger.record_table("cohort size", sdc.crosstab(everyone, people.sex, margins=True))
+    not_copd = people[people.diagnosis != "COPD"]
+    t = sdc.crosstab(
+        pd.Series(["all"] * len(not_copd), name="cohort"),
+        not_copd.sex,
+        margins=True,
+        ledger=ledger,
+        filters={"diagnosis": {"HTN", "T2D", "asthma"}},
+    )
+    assert t.status == "fail"
+    diffs = {tuple(f["cell"]): f["difference"] for f in t.report["differencing"]}
+    assert diffs[(0, 2)] == 4  # the total: 4 people with COPD
+    assert diffs[(0, 0)] == 2
+
+
+def test_nested_grouping_is_caught(ledger: sdc.DifferencingLedger, people: pd.DataFrame) -> None:
+    ledger.record_table(
+        "by age", sdc.crosstab(people.age, pd.Series(["n"] * len(people), name="k"))
+    )
+    no_copd = people[people.diagnosis != "COPD"]
+    t = sdc.crosstab(
+        no_copd.age,
+        pd.Series(["n"] * len(no_copd), name="k"),
+        ledger=ledger,
+        filters={"diagnosis": {"HTN", "T2D", "asthma"}},
+    )
+    assert t.flags.loc["65+", "n"] == ("differencing",)
+
+
+def test_identical_or_far_apart_releases_are_fine(
+    ledger: sdc.DifferencingLedger, people: pd.DataFrame
+) -> None:
+    first = sdc.crosstab(people.age, people.sex)
+    ledger.record_table("first", first)
+    again = sdc.crosstab(people.age, people.sex, ledger=ledger)
+    assert again.status == "pass"
+    half = people.iloc[: len(people) // 2]
+    other = sdc.crosstab(half.age, half.sex, ledger=ledger, filters={"half": {"first"}})
+    assert other.status == "pass"  # differences of hundreds reveal no small group
+
+
+def test_suppressed_cells_of_earlier_releases_are_not_compared(
+    ledger: sdc.DifferencingLedger, people: pd.DataFrame
+) -> None:
+    copd = people[people.diagnosis == "COPD"]
+    small = sdc.crosstab(copd.age, copd.sex, filters={"diagnosis": {"COPD"}})
+    ledger.record_table("copd", small)
+    spec = small.release_cells()
+    assert not any(c.published for c in spec.cells)
+
+
+def test_ledger_lives_in_the_registry(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    engine = open_registry(url)
+    from sqlalchemy import inspect
+
+    assert "sdc_releases" in inspect(engine).get_table_names()
+    ledger = sdc.open_ledger(url, "p")
+    ledger.record("t", [sdc.Cell({"sex": sdc.In({"F"})}, 12)], "default", "records")
+    assert [name for name, _ in ledger.releases("default", "records")] == ["t"]
+    assert sdc.open_ledger(url, "other").releases("default", "records") == []
