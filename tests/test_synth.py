@@ -132,14 +132,17 @@ def test_birth_fields_exist_for_the_proxy_to_hide(synth_dir: Path) -> None:
     assert incomplete == 0
 
 
-def test_imd_decile_is_one_observation_per_person_at_record_start(synth_dir: Path) -> None:
+def test_imd_decile_is_one_observation_per_person_at_publication(synth_dir: Path) -> None:
     con = all_nodes(synth_dir)
+    # Dated at IMD 2019's publication, clamped into the person's observation period.
     bad = con.execute(
         f"""SELECT COUNT(*) FROM person p
             LEFT JOIN observation o ON o.person_id = p.person_id
                  AND o.observation_concept_id = {IMD_DECILE_CONCEPT_ID}
             JOIN observation_period op ON op.person_id = p.person_id
-            WHERE o.observation_date IS DISTINCT FROM op.observation_period_start_date
+            WHERE o.observation_date IS DISTINCT FROM LEAST(
+                      GREATEST(DATE '2019-09-26', op.observation_period_start_date),
+                      op.observation_period_end_date)
                OR o.value_as_number NOT BETWEEN 1 AND 10"""
     ).fetchone()
     assert bad == (0,)

@@ -15,6 +15,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 DEMO_SCOPE = """\
@@ -65,7 +66,7 @@ REFUSED_QUERY = "SELECT person_source_value FROM person LIMIT 5"
 
 
 def _render(console: Console, title: str, frame: pd.DataFrame) -> None:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=f"[bold]{escape(title)}[/]", title_justify="left")
     for col in frame.columns:
         table.add_column(str(col), justify="right")
     for row in frame.head(12).itertuples(index=False):
@@ -110,14 +111,14 @@ def up(
 
     conn = sde.connect(str(data), scope=str(scope_path))
     for title, sql in DEMO_QUERIES:
-        console.print(f"[bold]{title}[/]\n[dim]{sql}[/]")
+        console.print(f"[dim]{escape(sql)}[/]")
         _render(console, title, conn.sql(sql))
     console.print(f"[bold]A query outside the project's scope[/]\n[dim]{REFUSED_QUERY}[/]")
     try:
         conn.sql(REFUSED_QUERY)
         raise SystemExit("the demo refusal was not refused: the proxy is broken")
     except SDEError as err:
-        console.print(f"[red]refused[/] [{err.rule}] {err.message}\n")
+        console.print(f"[red]refused[/] {escape(f'[{err.rule}] {err.message}')}\n")
 
     console.print(
         "[bold]The workbench is ready on the embedded default.[/]\n"

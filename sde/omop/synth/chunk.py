@@ -134,14 +134,18 @@ def _death(p: Persons) -> Frame:
 
 
 def _observation(p: Persons) -> Frame:
-    """The IMD decile of each person's LSOA, dated at the start of their record."""
+    """The IMD 2019 decile of each person's LSOA.
+
+    Dated when IMD 2019 was published, or the nearest day of the person's record, so
+    that a project period containing late 2019 keeps every person's decile.
+    """
     n = len(p)
     return Frame(
         {
             "observation_id": np.arange(n, dtype=np.int64),
             "person_id": p.person_id,
             "observation_concept_id": np.full(n, vocabulary.IMD_DECILE_CONCEPT_ID),
-            "observation_date": p.start,
+            "observation_date": np.clip(params.IMD_PUBLISHED_DAY, p.start, p.end),
             "observation_type_concept_id": np.full(n, vocabulary.EHR_TYPE_CONCEPT_ID),
             "value_as_number": p.decile.astype(np.float64),
             "observation_source_value": _labels(np.zeros(n, dtype=np.int64), {0: "IMD2019"}),

@@ -13,7 +13,7 @@ from datetime import date
 import numpy as np
 
 #: Changes whenever the same seed would give different rows.
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 
 #: Persons per chunk. Each chunk has its own random generator derived from
 #: ``(seed, chunk index)``; the chunk size is part of the algorithm.
@@ -33,6 +33,8 @@ def day(d: date) -> int:
 
 START_DAY = day(DATA_START)
 END_DAY = day(DATA_END)
+#: IMD 2019 was published on 26 September 2019: the date its decile is recorded at.
+IMD_PUBLISHED_DAY = day(date(2019, 9, 26))
 YEAR = 365.25
 
 #: Share of the population in each 5-year age band at the data cut (0-4 ... 85-89, 90-99):
