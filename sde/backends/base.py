@@ -3,15 +3,27 @@
 A backend is a connection to one node's OMOP store on one engine. It runs SQL
 already written in its own dialect (the proxy transpiles with sqlglot before
 calling it) and returns pandas DataFrames with the same dtypes on every engine
-(integers as nullable ``Int64``, doubles as ``float64``, dates as
-``datetime64[ns]``, text as ``object``), so that answers can be compared.
+(integers as nullable ``Int64``, doubles as ``float64``, dates and timestamps as
+``datetime64[ns]``, text as ``object``; see :mod:`sde.backends.frames`), so that
+answers can be compared.
+
+Every engine error surfaces as :class:`~sde.errors.QueryFailed` with a generic
+message; the engine's own text stays on its ``engine_message`` attribute for the
+audit log (:mod:`sde.backends.failures`). ``query`` runs exactly one statement.
+
+Beyond querying, a backend can receive a node's data: ``create_table`` makes an
+empty CDM or custodian table from :func:`sde.omop.ddl.create_table_sql` (or, on
+Spark, its parquet folder), and ``load_arrow`` appends Arrow record batches with
+the table's CDM columns. :func:`sde.backends.load.load_node` uses the two.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar, Protocol, runtime_checkable
 
 import pandas as pd
+import pyarrow as pa
 
 
 @runtime_checkable
@@ -35,6 +47,14 @@ class Backend(Protocol):
         """Tables of the node's OMOP schema."""
         ...
 
+    def create_table(self, table: str) -> None:
+        """Create the CDM or custodian ``table``, empty, replacing any table of that name."""
+        ...
+
+    def load_arrow(self, table: str, batches: Iterable[pa.RecordBatch]) -> int:
+        """Append record batches (columns named as the CDM's) to ``table``; rows written."""
+        ...
+
     def load_frame(self, table: str, frame: pd.DataFrame) -> None:
         """Append ``frame`` to ``table`` (which must exist with the CDM's columns)."""
         ...
@@ -42,3 +62,8 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release the connection; safe to call twice."""
         ...
+
+
+def frame_batches(frame: pd.DataFrame) -> list[pa.RecordBatch]:
+    """A DataFrame as Arrow record batches, for ``load_frame`` implementations."""
+    return pa.Table.from_pandas(frame, preserve_index=False).to_batches()

@@ -1,0 +1,386 @@
+"""``sde.connect()``: a researcher's connection, scoped to one approved project.
+
+Embedded mode opens a node file or a folder of nodes (DuckDB, as ``sde synth``
+writes them), a PostgreSQL node (``postgresql://`` URL) or a Spark node (a
+SparkSession and the database holding the node's tables), builds the project
+extract (:mod:`sde.proxy.barrier`) and sends every query through the proxy
+(:mod:`sde.proxy.pipeline`). Every query, refused or not, is appended to the
+registry's hash-chained audit log (:mod:`sde.audit`).
+
+>>> import sde  # doctest: +SKIP
+>>> conn = sde.connect("data/", scope="scope.yaml")  # doctest: +SKIP
+>>> conn.sql("SELECT gender_concept_id, COUNT(*) AS n FROM person GROUP BY 1")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import getpass
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from sde.audit import AuditLog, AuditRecord
+from sde.errors import AccessDenied, ConfigurationError, QueryFailed, ScopeViolation, SDEError
+from sde.proxy.barrier import EngineError, Extract
+from sde.proxy.barrier.plan import ExtractPlan
+from sde.proxy.context import DIALECTS, Limits, RuleContext
+from sde.proxy.frames import normalise
+from sde.proxy.pipeline import Prepared, prepare
+from sde.registry.db import open_registry, registry_url_beside
+from sde.registry.keys import project_key
+from sde.scope import Scope
+
+_ENGINE_ERROR = (
+    "the database could not run this query (for example a value that cannot be cast, "
+    "or a division by zero); the details are in the audit log, ask your data custodian"
+)
+
+
+class Connection:
+    """A project-scoped connection. Build with :func:`connect`."""
+
+    def __init__(
+        self,
+        scope: Scope,
+        extract: Extract,
+        registry: Engine,
+        *,
+        user: str,
+        dialect: str = "postgres",
+        limits: Limits | None = None,
+    ) -> None:
+        self.scope = scope
+        self.user = user
+        self.dialect = _dialect(dialect)
+        self.limits = limits or Limits()
+        self.registry = registry
+        self._extract = extract
+        self._audit = AuditLog(registry)
+        self._closed = False
+        self._contexts: dict[str, RuleContext] = {}
+
+    # -- the researcher's surface -------------------------------------------------------
+
+    @property
+    def project(self) -> str:
+        return self.scope.project
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return self._extract.nodes
+
+    def sql(self, sql: str, dialect: str | None = None) -> pd.DataFrame:
+        """Run one SELECT inside the project's scope; a pandas DataFrame.
+
+        Raises :class:`~sde.errors.ScopeViolation` (naming the rule and the offending
+        name) for anything outside the scope, :class:`~sde.errors.QueryFailed` with a
+        generic message when the engine fails.
+        """
+        return self._execute(sql, dialect, action="sql", enforce_access=True)
+
+    def explain(self, sql: str, dialect: str | None = None) -> dict[str, str]:
+        """The rewritten SQL, keyed by where it runs (a node, or ``a+b`` for a pooled extract)."""
+        start = time.perf_counter()
+        try:
+            self._check_open()
+            prepared = self._prepare(sql, dialect)
+            out = {self._target: prepared.sql(self._extract.dialect)}
+        except SDEError as err:
+            self._record("explain", sql, start, err=err)
+            raise
+        self._record("explain", sql, start, prepared=prepared)
+        return out
+
+    def sql_dp(self, sql: str, *, epsilon: float, **options: Any) -> pd.DataFrame:
+        """A differentially private query (wired by :mod:`sde.dp`, which runs its exact
+        aggregates through :meth:`_run_scoped`)."""
+        raise SDEError("dp.unavailable", "differentially private queries are not set up here")
+
+    def budget(self) -> dict[str, float]:
+        """Spent and remaining privacy budget (wired by :mod:`sde.dp`)."""
+        raise SDEError("dp.unavailable", "the privacy budget ledger is not set up here")
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._extract.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<sde.Connection project={self.project} access={self.scope.access} nodes={self.nodes}>"
+        )
+
+    # -- for the dp layer ---------------------------------------------------------------
+
+    def _run_scoped(self, sql: str, dialect: str | None = None) -> pd.DataFrame:
+        """Every scope rule except the access-mode check (for :mod:`sde.dp` only)."""
+        return self._execute(sql, dialect, action="dp-exact", enforce_access=False)
+
+    # -- internals ----------------------------------------------------------------------
+
+    @property
+    def _target(self) -> str:
+        return "+".join(self._extract.nodes)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise AccessDenied("connection.closed", "this connection is closed")
+        if self.scope.is_expired():
+            raise AccessDenied(
+                "access.expired",
+                f"project {self.project}'s approval expired on {self.scope.expires}",
+            )
+
+    def _prepare(self, sql: str, dialect: str | None) -> Prepared:
+        name = _dialect(dialect or self.dialect)
+        ctx = self._contexts.get(name)
+        if ctx is None:
+            ctx = self._contexts[name] = RuleContext(self.scope, name, self.limits)
+        return prepare(sql, ctx)
+
+    def _execute(
+        self, sql: str, dialect: str | None, *, action: str, enforce_access: bool
+    ) -> pd.DataFrame:
+        start = time.perf_counter()
+        prepared: Prepared | None = None
+        try:
+            self._check_open()
+            if enforce_access and self.scope.access == "dp":
+                raise ScopeViolation(
+                    "access.dp-only",
+                    f"project {self.project} is approved for differentially private queries "
+                    "only; use conn.sql_dp(...)",
+                )
+            prepared = self._prepare(sql, dialect)
+            engine_sql = prepared.sql(self._extract.dialect)
+            raw = self._extract.run(
+                engine_sql, timeout_s=self.limits.timeout_s, max_rows=self.limits.row_cap + 1
+            )
+        except SDEError as err:
+            self._record(action, sql, start, prepared=prepared, err=err)
+            raise
+        except EngineError as err:
+            self._record(action, sql, start, prepared=prepared, engine=err)
+            if err.timeout:
+                raise QueryFailed(
+                    "limits.timeout",
+                    f"the query ran longer than {self.limits.timeout_s:g} s and was stopped",
+                ) from None
+            raise QueryFailed("engine.error", _ENGINE_ERROR) from None
+        frame = self._finish(normalise(raw), prepared)
+        self._record(action, sql, start, prepared=prepared, rows=len(frame))
+        return frame
+
+    def _finish(self, frame: pd.DataFrame, prepared: Prepared) -> pd.DataFrame:
+        info: dict[str, Any] = {"project": self.project, "nodes": list(self.nodes)}
+        if len(frame) > self.limits.row_cap:
+            frame = frame.iloc[: self.limits.row_cap]
+            info["truncated"] = True
+            info["message"] = (
+                f"the result was cut to the first {self.limits.row_cap} rows (the row cap)"
+            )
+        if prepared.hidden:
+            persons = frame[list(prepared.hidden)].min(axis=1)
+            keep = (persons >= self.scope.threshold).fillna(False).to_numpy(dtype=bool)
+            suppressed = int((~keep).sum())
+            frame = frame.loc[keep].drop(columns=list(prepared.hidden)).reset_index(drop=True)
+            frame.attrs["sdc"] = {
+                "rule": "aggregates.threshold",
+                "threshold": self.scope.threshold,
+                "suppressed_groups": suppressed,
+                "message": f"{suppressed} group(s) with fewer than {self.scope.threshold} "
+                "persons were suppressed"
+                if suppressed
+                else "no group was suppressed",
+            }
+        frame.attrs["sde"] = info
+        return frame
+
+    def _record(
+        self,
+        action: str,
+        sql: str,
+        start: float,
+        *,
+        prepared: Prepared | None = None,
+        err: SDEError | None = None,
+        engine: EngineError | None = None,
+        rows: int | None = None,
+    ) -> None:
+        rewritten = None
+        if prepared is not None:
+            try:
+                rewritten = prepared.sha256(self._extract.dialect)
+            except SDEError:
+                rewritten = None
+        if err is not None:
+            outcome, rule, detail = "refused", err.rule, err.message
+        elif engine is not None:
+            outcome, rule, detail = (
+                "error",
+                "limits.timeout" if engine.timeout else "engine.error",
+                engine.detail,
+            )
+        else:
+            outcome, rule, detail = "ok", None, None
+        self._audit.append(
+            AuditRecord(
+                user=self.user,
+                project=self.project,
+                scope_version=self.scope.version,
+                action=action,
+                sql=sql if isinstance(sql, str) else repr(sql),
+                outcome=outcome,
+                rule=rule,
+                detail=detail,
+                rows=rows,
+                rewritten_sha256=rewritten,
+                duration_ms=(time.perf_counter() - start) * 1000,
+            )
+        )
+
+
+def _dialect(dialect: str) -> str:
+    name = {"postgresql": "postgres", "sparksql": "spark"}.get(dialect, dialect)
+    if name not in DIALECTS:
+        raise ConfigurationError(
+            "connect.dialect", f"dialect {dialect!r} is not supported; use one of {DIALECTS}"
+        )
+    return name
+
+
+def connect(
+    path: str | Path | None = None,
+    scope: Scope | dict[str, Any] | str | Path | None = None,
+    *,
+    user: str | None = None,
+    registry: str | None = None,
+    dialect: str = "postgres",
+    row_cap: int = Limits.row_cap,
+    timeout_s: float = Limits.timeout_s,
+    cache_dir: str | Path | None = None,
+    node: str | None = None,
+    schema: str = "public",
+    spark: Any = None,
+    refresh: bool = False,
+) -> Connection:
+    """Open a connection scoped to one approved project.
+
+    ``path``: a node file or a folder of node files (DuckDB); or a PostgreSQL URL or
+    libpq DSN of one node's database (``schema`` holds its tables, ``node`` names it,
+    default the schema's name); or, with ``spark=`` (a SparkSession) and ``node=``,
+    the warehouse folder holding ``<node>/<table>/*.parquet``.
+    ``registry``: SQLAlchemy URL of the registry (default: a SQLite file beside the
+    data). ``dialect``: the SQL dialect you write (postgres, duckdb or spark).
+    """
+    if path is None and spark is None:
+        raise ConfigurationError(
+            "connect.gateway",
+            "no data given: in a notebook the gateway connection arrives with a later "
+            "release; pass a node file or folder, a postgresql:// URL or spark=",
+        )
+    if scope is None:
+        raise ConfigurationError("connect.scope", "pass the project's scope (scope=...)")
+    the_scope = Scope.load(scope)
+    if the_scope.is_expired():
+        raise AccessDenied(
+            "access.expired",
+            f"project {the_scope.project}'s approval expired on {the_scope.expires}",
+        )
+    limits = Limits(row_cap=row_cap, timeout_s=timeout_s)
+    user = user or getpass.getuser()
+    plan = ExtractPlan.of(the_scope)
+    text = str(path) if path is not None else ""
+    if spark is not None:
+        from sde.proxy.barrier.spark import SparkExtract
+
+        if path is None or node is None:
+            raise ConfigurationError(
+                "connect.spark", "a Spark node needs its warehouse folder (path) and node="
+            )
+        engine = open_registry(_require_registry(registry, "Spark"))
+        name = _node_name(node, the_scope)
+        extract: Extract = SparkExtract(
+            spark, Path(text), name, plan, project_key(engine, the_scope.project)
+        )
+    elif _is_postgres(text):
+        from sde.proxy.barrier.postgres import PostgresExtract
+
+        engine = open_registry(_require_registry(registry, "PostgreSQL"))
+        dsn = text.replace("postgresql+psycopg://", "postgresql://")
+        name = _node_name(node or (schema if schema != "public" else _dbname(dsn)), the_scope)
+        extract = PostgresExtract(
+            dsn, name, schema, plan, project_key(engine, the_scope.project), refresh=refresh
+        )
+    else:
+        from sde.proxy.barrier.duckdb import DuckDBExtract
+
+        data = Path(text)
+        nodes = _duckdb_nodes(data, the_scope)
+        engine = open_registry(registry or registry_url_beside(data))
+        extract = DuckDBExtract(
+            nodes,
+            plan,
+            project_key(engine, the_scope.project),
+            cache_dir=Path(cache_dir) if cache_dir is not None else None,
+        )
+    return Connection(the_scope, extract, engine, user=user, dialect=dialect, limits=limits)
+
+
+def _is_postgres(text: str) -> bool:
+    return text.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")) or (
+        "dbname=" in text and not Path(text).exists()
+    )
+
+
+def _dbname(dsn: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict
+
+    return str(conninfo_to_dict(dsn).get("dbname", "postgres"))
+
+
+def _require_registry(registry: str | None, what: str) -> str:
+    if not registry:
+        raise ConfigurationError(
+            "connect.registry", f"a {what} node needs registry=URL (where project keys live)"
+        )
+    return registry
+
+
+def _node_name(name: str, scope: Scope) -> str:
+    if scope.nodes is not None and name not in scope.nodes:
+        raise AccessDenied(
+            "nodes.not-allowed",
+            f"node {name} is not in the scope of project {scope.project}",
+            node=name,
+        )
+    return name
+
+
+def _duckdb_nodes(data: Path, scope: Scope) -> dict[str, Path]:
+    if data.is_file():
+        return {_node_name(data.stem, scope): data}
+    if not data.is_dir():
+        raise ConfigurationError("connect.path", f"{data} is neither a node file nor a folder")
+    found = {
+        p.stem: p for p in sorted(data.glob("*.duckdb")) if not p.name.startswith((".", "sde-"))
+    }
+    if scope.nodes is not None:
+        missing = [n for n in scope.nodes if n not in found]
+        if missing:
+            raise ConfigurationError(
+                "nodes.missing", f"node {missing[0]} of the project's scope is not in {data}"
+            )
+        found = {n: p for n, p in found.items() if n in scope.nodes}
+    if not found:
+        raise ConfigurationError("nodes.none", f"no node files (*.duckdb) in {data}")
+    return found

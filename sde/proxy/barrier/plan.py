@@ -1,0 +1,138 @@
+"""What a project extract holds, and the SQL that builds it on any engine.
+
+The extract is the optimisation barrier: for each allowlisted table, a
+materialised table of the same name holding only the project's rows (cohort
+persons minus opt-outs, events dated in the period, observation periods
+overlapping it) and only its columns, with every identifier replaced by its
+pseudonym. The researcher's SQL then runs where out-of-scope rows do not
+exist, so no optimiser can evaluate a user predicate on one.
+
+The SQL here reads the node's tables through ``src(table)`` (a qualified name
+the engine module chooses), the padded pseudonym keys from a one-row table
+``keys`` (columns ``<namespace>_i``/``<namespace>_o``) and the scoped persons
+from a table ``persons(person_id)``; it is plain enough to run on DuckDB,
+PostgreSQL and Spark alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sde.omop.cdm import CDM
+from sde.pseudonym import NAMESPACES, hmac_sql
+from sde.scope import Scope
+
+Source = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """One extract table: its columns (CDM order) and which are pseudonymised."""
+
+    name: str
+    columns: tuple[str, ...]
+    #: column -> namespace, for identifier columns.
+    ids: dict[str, str]
+
+    @property
+    def person_level(self) -> bool:
+        return CDM.table(self.name).has_column("person_id")
+
+
+@dataclass(frozen=True)
+class ExtractPlan:
+    """Every table of one project's extract."""
+
+    scope: Scope
+    tables: tuple[TablePlan, ...]
+
+    @classmethod
+    def of(cls, scope: Scope) -> ExtractPlan:
+        plans = []
+        for name, cols in sorted(scope.tables.items()):
+            wanted = set(cols)
+            person_level = CDM.table(name).has_column("person_id")
+            if person_level and scope.access != "rows":
+                wanted.add("person_id")  # counted by the aggregates rule, never shown
+            ordered = tuple(c for c in CDM.table(name).column_names if c in wanted)
+            ids = {c: NAMESPACES[c] for c in ordered if c in NAMESPACES} if person_level else {}
+            plans.append(TablePlan(name, ordered, ids))
+        return cls(scope, tuple(plans))
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        found = {"person"} | {ns for t in self.tables for ns in t.ids.values()}
+        return tuple(sorted(found))
+
+    @property
+    def person_tables(self) -> tuple[TablePlan, ...]:
+        return tuple(t for t in self.tables if t.person_level)
+
+    @property
+    def shared_tables(self) -> tuple[TablePlan, ...]:
+        """Tables not about persons (vocabulary, locations...): taken from one node."""
+        return tuple(t for t in self.tables if not t.person_level)
+
+    def required_source_tables(self) -> tuple[str, ...]:
+        """Node tables the build reads (fail closed if one is missing)."""
+        need = {"person", "sde_opt_out", *(t.name for t in self.tables)}
+        if self.scope.cohort_concepts:
+            need |= {"condition_occurrence", "concept_ancestor"}
+        return tuple(sorted(need))
+
+    # -- SQL ----------------------------------------------------------------------------
+
+    def persons_sql(self, src: Source) -> str:
+        """The node's persons in scope: the cohort, minus the National Data Opt-out."""
+        where = [
+            f"NOT EXISTS (SELECT 1 FROM {src('sde_opt_out')} o WHERE o.person_id = p.person_id)"
+        ]
+        if self.scope.cohort_concepts:
+            ids = ", ".join(str(c) for c in self.scope.cohort_concepts)
+            where.append(
+                f"EXISTS (SELECT 1 FROM {src('condition_occurrence')} c"
+                " WHERE c.person_id = p.person_id AND (c.condition_concept_id IN"
+                f" ({ids}) OR c.condition_concept_id IN (SELECT a.descendant_concept_id"
+                f" FROM {src('concept_ancestor')} a WHERE a.ancestor_concept_id IN ({ids}))))"
+            )
+        return (
+            f"SELECT DISTINCT p.person_id FROM {src('person')} p "
+            f"WHERE p.person_id IS NOT NULL AND {' AND '.join(where)}"
+        )
+
+    def select_sql(
+        self,
+        table: TablePlan,
+        src: Source,
+        dialect: str,
+        keys: str = "keys",
+        persons: str = "persons",
+    ) -> str:
+        """SELECT of one extract table's rows (in scope, pseudonymised)."""
+        outs = []
+        for col in table.columns:
+            ns = table.ids.get(col)
+            if ns is None:
+                outs.append(f"x.{col} AS {col}")
+            else:
+                outs.append(f"{hmac_sql(f'x.{col}', f'k.{ns}_i', f'k.{ns}_o', dialect)} AS {col}")
+        sql = f"SELECT {', '.join(outs)} FROM {src(table.name)} x"
+        if not table.person_level:
+            return sql
+        sql += f" CROSS JOIN {keys} k WHERE x.person_id IN (SELECT person_id FROM {persons})"
+        period = self.scope.period
+        if period is None:
+            return sql
+        if table.name in CDM.INTERVALS:
+            start_col, end_col = CDM.INTERVALS[table.name]
+            if period.end:
+                sql += f" AND x.{start_col} <= DATE '{period.end.isoformat()}'"
+            if period.start:
+                sql += f" AND x.{end_col} >= DATE '{period.start.isoformat()}'"
+        elif (date_col := CDM.event_date(table.name)) is not None:
+            if period.start:
+                sql += f" AND x.{date_col} >= DATE '{period.start.isoformat()}'"
+            if period.end:
+                sql += f" AND x.{date_col} <= DATE '{period.end.isoformat()}'"
+        return sql

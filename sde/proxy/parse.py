@@ -1,0 +1,124 @@
+"""Parse stage: one statement of plain ASCII SQL into a sqlglot tree, or a refusal.
+
+Refused here, before any rule runs: SQL too long, characters outside ASCII
+anywhere but inside string literals (homoglyphs, zero-width and bidirectional
+characters), control characters, text that does not tokenize or parse, more
+than one statement, and anything sqlglot keeps only as a raw ``Command``.
+Identifiers are then normalised the way the researcher's dialect resolves
+them (PostgreSQL folds unquoted names to lower case and keeps quoted ones;
+DuckDB and Spark ignore case), so every rule compares like with like.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+from sqlglot.tokens import TokenType
+
+from sde.errors import ScopeViolation
+from sde.proxy.context import DIALECTS, RuleContext
+
+_STRING_TOKENS = frozenset(
+    {
+        TokenType.STRING,
+        TokenType.NATIONAL_STRING,
+        TokenType.HEREDOC_STRING,
+        TokenType.RAW_STRING,
+        TokenType.BYTE_STRING,
+        TokenType.UNICODE_STRING,
+    }
+)
+_ALLOWED_CONTROL = frozenset("\t\n\r")
+
+
+def _describe(ch: str) -> str:
+    return f"U+{ord(ch):04X}"
+
+
+def check_characters(sql: str, dialect: str) -> None:
+    """Refuse non-ASCII or control characters outside string literals."""
+    if "\x00" in sql:
+        raise ScopeViolation("parse.control-character", "the query contains a NUL character")
+    if sql.isascii() and not any(ord(c) < 32 and c not in _ALLOWED_CONTROL for c in sql):
+        return
+    try:
+        tokens = Dialect.get_or_raise(dialect).tokenize(sql)
+    except Exception:
+        raise ScopeViolation("parse.invalid", "the query could not be read as SQL") from None
+    inside = bytearray(len(sql))
+    for tok in tokens:
+        if tok.token_type in _STRING_TOKENS:
+            inside[tok.start : tok.end + 1] = b"\x01" * (tok.end + 1 - tok.start)
+    for i, ch in enumerate(sql):
+        if inside[i]:
+            continue
+        if not ch.isascii():
+            raise ScopeViolation(
+                "parse.non-ascii",
+                f"character {_describe(ch)} at position {i} is not allowed outside a string "
+                "literal (write identifiers and keywords in plain ASCII)",
+                position=i,
+            )
+        if ord(ch) < 32 and ch not in _ALLOWED_CONTROL:
+            raise ScopeViolation(
+                "parse.control-character",
+                f"control character {_describe(ch)} at position {i} is not allowed",
+                position=i,
+            )
+
+
+def parse(sql: str, ctx: RuleContext) -> exp.Expression:
+    """The single statement of ``sql`` in ``ctx.dialect``, identifiers normalised."""
+    if ctx.dialect not in DIALECTS:
+        raise ScopeViolation(
+            "parse.dialect", f"dialect {ctx.dialect} is not supported; use one of {DIALECTS}"
+        )
+    if not isinstance(sql, str) or not sql.strip():
+        raise ScopeViolation("parse.empty", "the query is empty")
+    if len(sql) > ctx.limits.max_sql_chars:
+        raise ScopeViolation(
+            "limits.query-size",
+            f"the query is {len(sql)} characters long; the limit is {ctx.limits.max_sql_chars}",
+        )
+    check_characters(sql, ctx.dialect)
+    logger = logging.getLogger("sqlglot")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # the Command fallback warning: we refuse it below
+    try:
+        statements = sqlglot.parse(sql, read=ctx.dialect)
+    except RecursionError:
+        raise ScopeViolation("limits.depth", "the query is nested too deeply") from None
+    except Exception as err:
+        first = str(err).splitlines()[0] if str(err) else "unrecognised syntax"
+        raise ScopeViolation(
+            "parse.invalid", f"the query could not be parsed: {first[:200]}"
+        ) from None
+    finally:
+        logger.setLevel(level)
+    found: list[exp.Expr] = [s for s in statements if s is not None]
+    if not found:
+        raise ScopeViolation("parse.empty", "the query is empty")
+    if len(found) > 1:
+        raise ScopeViolation(
+            "parse.multiple-statements",
+            f"the query holds {len(found)} statements; send exactly one",
+        )
+    tree = found[0]
+    if not isinstance(tree, exp.Expression):
+        raise ScopeViolation("parse.unsupported", "the query is not a statement the proxy knows")
+    command = tree if isinstance(tree, exp.Command) else tree.find(exp.Command)
+    if command is not None:
+        keyword = str(command.this).split()[0].upper() if command.this else "statement"
+        raise ScopeViolation(
+            "parse.unsupported",
+            f"{keyword} is not understood by the proxy and is refused",
+            keyword=keyword,
+        )
+    try:
+        return normalize_identifiers(tree, dialect=ctx.dialect)
+    except RecursionError:
+        raise ScopeViolation("limits.depth", "the query is nested too deeply") from None

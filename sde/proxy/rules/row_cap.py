@@ -1,0 +1,35 @@
+"""Rule ``limits.row-cap``: the result has at most ``row_cap`` rows.
+
+The outermost query gets ``LIMIT row_cap + 1`` (or keeps a smaller literal
+LIMIT of its own); the connection cuts the extra row and reports the cut, so a
+researcher always knows when a result is incomplete. LIMIT and OFFSET must be
+whole-number literals.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from sde.errors import ScopeViolation
+from sde.proxy.context import RuleContext
+
+
+def rewrite(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
+    """Inject the row cap on the outermost query."""
+    for node in expression.find_all(exp.Limit, exp.Offset):
+        value = node.expression
+        if not (isinstance(value, exp.Literal) and value.is_int):
+            raise ScopeViolation(
+                "limits.limit",
+                f"{node.key.upper()} must be a whole number written in the query",
+            )
+    if not isinstance(expression, exp.Query):
+        return expression  # statement.read-only refused anything else already
+    cap = ctx.limits.row_cap + 1
+    limit = expression.args.get("limit")
+    if isinstance(limit, exp.Limit) and int(limit.expression.this) <= cap:
+        return expression
+    if isinstance(expression, exp.Select):
+        return expression.limit(cap, copy=False)
+    wrapped = exp.select("*").from_(expression.subquery("sde_result"))
+    return wrapped.limit(cap, copy=False)

@@ -1,0 +1,291 @@
+"""Backends without a server: open_backend, result normalisation, DuckDB, the dialect fixes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from sde.backends import open_backend
+from sde.backends.dialect import transpile
+from sde.backends.duckdb import DuckDBBackend
+from sde.backends.failures import EngineFailure
+from sde.backends.frames import arrow_to_frame, rows_to_frame
+from sde.backends.load import load_node
+from sde.errors import BackendUnavailable, ConfigurationError, InvalidInput, QueryFailed
+from sde.omop.ddl import all_tables, create_table_sql
+
+EXPECTED_DTYPES = {
+    "i": "Int64",
+    "f": "float64",
+    "d": "datetime64[ns]",
+    "t": "datetime64[ns]",
+    "s": "object",
+    "b": "boolean",
+}
+
+
+@pytest.fixture
+def duck() -> DuckDBBackend:
+    backend = DuckDBBackend()
+    for table in ("person", "death", "sde_opt_out"):
+        backend.create_table(table)
+    backend.load_frame(
+        "person",
+        pd.DataFrame(
+            {
+                "person_id": [1, 2, 3],
+                "gender_concept_id": [8507, 8532, 8532],
+                "year_of_birth": [1950, 1980, 2001],
+                "race_concept_id": [0, 0, 0],
+                "ethnicity_concept_id": [0, 0, 0],
+                "person_source_value": ["9990000018", "9990000026", None],
+            }
+        ),
+    )
+    return backend
+
+
+# -- open_backend ----------------------------------------------------------------
+
+
+def test_unknown_backend_names_the_kind_and_the_choices() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        open_backend("oracle")
+    assert caught.value.rule == "backend.unknown"
+    assert "'oracle'" in caught.value.message
+    for choice in ("duckdb", "postgresql", "spark"):
+        assert choice in caught.value.message
+
+
+def test_unknown_option_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="no option colour"):
+        open_backend("duckdb", colour="blue")
+
+
+def test_open_backend_gives_a_working_duckdb() -> None:
+    backend = open_backend("duckdb")
+    assert backend.name == "duckdb"
+    assert backend.query("SELECT 41 + 1 AS answer")["answer"].tolist() == [42]
+    backend.close()
+    backend.close()  # safe twice
+
+
+# -- normalisation ---------------------------------------------------------------
+
+
+def test_duckdb_results_have_the_common_dtypes(duck: DuckDBBackend) -> None:
+    frame = duck.query(
+        "SELECT 1 AS i, 1.5::DOUBLE AS f, DATE '2020-02-29' AS d, "
+        "TIMESTAMP '2020-02-29 10:30:00' AS t, 'x' AS s, true AS b"
+    )
+    assert {c: str(t) for c, t in frame.dtypes.items()} == EXPECTED_DTYPES
+    assert frame.loc[0, "d"] == pd.Timestamp("2020-02-29")
+
+
+def test_nulls_keep_the_column_type(duck: DuckDBBackend) -> None:
+    frame = duck.query(
+        "SELECT CAST(NULL AS INTEGER) AS i, CAST(NULL AS DOUBLE) AS f, CAST(NULL AS DATE) AS d, "
+        "CAST(NULL AS VARCHAR) AS s"
+    )
+    assert [str(t) for t in frame.dtypes] == ["Int64", "float64", "datetime64[ns]", "object"]
+    assert frame.loc[0, "s"] is None
+    assert frame["i"].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("arrow_type", "expected"),
+    [
+        (pa.int32(), "Int64"),
+        (pa.int64(), "Int64"),
+        (pa.decimal128(38, 0), "Int64"),  # DuckDB SUM of integers (HUGEINT)
+        (pa.decimal128(12, 2), "float64"),
+        (pa.float32(), "float64"),
+        (pa.date32(), "datetime64[ns]"),
+        (pa.timestamp("us", tz="UTC"), "datetime64[ns]"),  # Spark TIMESTAMP
+        (pa.string(), "object"),
+        (pa.large_string(), "object"),
+        (pa.null(), "object"),
+    ],
+)
+def test_arrow_types_map_onto_the_common_dtypes(arrow_type: pa.DataType, expected: str) -> None:
+    frame = arrow_to_frame(pa.table({"c": pa.array([None], arrow_type)}))
+    assert str(frame["c"].dtype) == expected
+
+
+def test_timestamps_with_a_time_zone_become_utc_wall_clock() -> None:
+    moment = dt.datetime(2024, 6, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    by_arrow = arrow_to_frame(pa.table({"t": pa.array([moment], pa.timestamp("us", tz="UTC"))}))
+    by_rows = rows_to_frame(["t"], ["date"], [(moment,)])
+    expected = pd.Timestamp("2024-06-01 11:00")
+    assert by_arrow["t"].tolist() == by_rows["t"].tolist() == [expected]
+
+
+def test_postgres_style_rows_normalise_like_arrow() -> None:
+    rows = [(1, decimal.Decimal("2.50"), dt.date(2020, 1, 1), "a", True, [1])]
+    frame = rows_to_frame(
+        ["i", "f", "d", "s", "b", "o"],
+        ["integer", "float", "date", "text", "boolean", "other"],
+        rows,
+    )
+    assert [str(t) for t in frame.dtypes] == [
+        "Int64",
+        "float64",
+        "datetime64[ns]",
+        "object",
+        "boolean",
+        "object",
+    ]
+    assert frame.loc[0, "f"] == 2.5
+
+
+def test_duplicate_column_names_survive(duck: DuckDBBackend) -> None:
+    frame = duck.query("SELECT 1 AS x, 'two' AS x")
+    assert list(frame.columns) == ["x", "x"]
+    assert frame.iloc[0].tolist() == [1, "two"]
+
+
+def test_empty_results_keep_their_columns_and_dtypes(duck: DuckDBBackend) -> None:
+    frame = duck.query("SELECT person_id, person_source_value FROM person WHERE false")
+    assert list(frame.columns) == ["person_id", "person_source_value"]
+    assert [str(t) for t in frame.dtypes] == ["Int64", "object"]
+
+
+# -- errors ----------------------------------------------------------------------
+
+
+def test_a_failing_query_is_generic_and_keeps_the_engine_text_aside(duck: DuckDBBackend) -> None:
+    with pytest.raises(QueryFailed) as caught:
+        duck.query("SELECT CAST(person_source_value AS INTEGER) AS n FROM person")
+    err = caught.value
+    assert isinstance(err, EngineFailure)
+    assert err.rule == "engine.error"
+    assert "9990000018" not in str(err)
+    assert "9990000018" not in repr(err.to_dict())
+    assert "9990000018" in err.engine_message  # for the audit log only
+
+
+def test_syntax_errors_are_query_failures(duck: DuckDBBackend) -> None:
+    with pytest.raises(QueryFailed, match="could not be run on the duckdb engine"):
+        duck.query("SELEC 1")
+
+
+def test_query_runs_exactly_one_statement(duck: DuckDBBackend) -> None:
+    with pytest.raises(QueryFailed) as caught:
+        duck.query("SELECT 1; DROP TABLE person")
+    assert caught.value.rule == "engine.one-statement"
+    assert "person" in duck.table_names()
+
+
+def test_statement_timeout_interrupts_a_long_query() -> None:
+    backend = DuckDBBackend(statement_timeout=0.2)
+    with pytest.raises(QueryFailed) as caught:
+        backend.query("SELECT COUNT(*) AS n FROM range(100000000000) a")
+    assert caught.value.rule == "engine.timeout"
+    assert backend.query("SELECT 1 AS ok")["ok"].tolist() == [1]  # still usable
+
+
+# -- DuckDB files ----------------------------------------------------------------
+
+
+def test_read_only_node_refuses_writes(tmp_path: Path) -> None:
+    path = tmp_path / "node.duckdb"
+    DuckDBBackend(path).close()
+    backend = DuckDBBackend(path, read_only=True)
+    with pytest.raises(QueryFailed):
+        backend.execute(create_table_sql("death", "duckdb"))
+
+
+def test_read_only_needs_an_existing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="no DuckDB file"):
+        DuckDBBackend(tmp_path / "missing.duckdb", read_only=True)
+
+
+def test_hardened_connection_cannot_read_files(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.csv"
+    secret.write_text("a\n1\n")
+    backend = DuckDBBackend(harden=True)
+    with pytest.raises(QueryFailed):
+        backend.query(f"SELECT * FROM read_csv_auto('{secret}')")
+    with pytest.raises(QueryFailed):
+        backend.execute("SET enable_external_access = true")
+
+
+def test_python_variables_are_not_tables() -> None:
+    backend = DuckDBBackend()
+    person = pd.DataFrame({"x": [1]})  # noqa: F841 - a replacement scan would find this
+    with pytest.raises(QueryFailed):
+        backend.query("SELECT * FROM person")
+
+
+def test_load_frame_rejects_columns_the_cdm_lacks(duck: DuckDBBackend) -> None:
+    with pytest.raises(InvalidInput, match="no column"):
+        duck.load_frame("sde_opt_out", pd.DataFrame({"person_id": [1], "nhs_number": ["x"]}))
+
+
+def test_load_node_into_duckdb_round_trips(tmp_path: Path, duck: DuckDBBackend) -> None:
+    source = tmp_path / "lth.duckdb"
+    writer = DuckDBBackend(source)
+    for table in all_tables():
+        writer.create_table(table)
+    writer.load_frame("sde_opt_out", pd.DataFrame({"person_id": [3, 5]}))
+    writer.execute("CREATE TABLE scratch (a INTEGER)")
+    writer.close()
+
+    target = DuckDBBackend()
+    result = load_node(source, target, progress=False)
+    assert result.rows["sde_opt_out"] == 2
+    assert result.skipped == ("scratch",)
+    assert set(all_tables()) <= target.table_names()
+    assert target.query("SELECT SUM(person_id) AS s FROM sde_opt_out")["s"].tolist() == [8]
+
+
+def test_load_node_needs_a_node_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="no node file"):
+        load_node(tmp_path / "nope.duckdb", DuckDBBackend(), progress=False)
+
+
+# -- dialect fixes -----------------------------------------------------------------
+
+
+def test_spark_keeps_exact_percentiles() -> None:
+    sql = "SELECT percentile_disc(0.9) WITHIN GROUP (ORDER BY v DESC) AS p FROM t"
+    spark_sql = transpile(sql, "spark")
+    assert "APPROX" not in spark_sql.upper()
+    assert "PERCENTILE_DISC(0.9) WITHIN GROUP (ORDER BY v DESC" in spark_sql
+
+
+def test_percentiles_run_on_duckdb(duck: DuckDBBackend) -> None:
+    sql = "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY year_of_birth) AS m FROM person"
+    assert duck.query(transpile(sql, "duckdb"))["m"].tolist() == [1980.0]
+
+
+def test_transpile_refuses_an_unknown_dialect() -> None:
+    with pytest.raises(ConfigurationError):
+        transpile("SELECT 1", "oracle")
+
+
+# -- missing engines -----------------------------------------------------------------
+
+
+def test_missing_postgresql_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sde.backends import pg_local
+
+    monkeypatch.delenv("SDE_PG_BINDIR", raising=False)
+    monkeypatch.setattr(pg_local.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(pg_local.shutil, "which", lambda name: None)
+    with pytest.raises(BackendUnavailable, match="apt-get install postgresql"):
+        pg_local.find_bindir()
+
+
+def test_missing_java_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sde.backends import spark
+
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setattr(spark.shutil, "which", lambda name: None)
+    with pytest.raises(BackendUnavailable, match="Java 17"):
+        spark.local_session()
