@@ -156,3 +156,22 @@ def test_locations_carry_lsoa_codes_and_districts(synth_node: Path) -> None:
     assert all(len(z) == 9 and z.startswith("E01") for z, _, _ in rows)
     assert all(len(county) <= 20 for _, county, _ in rows)
     assert {"Blackpool", "Burnley", "South Lakeland"} <= {c for _, c, _ in rows}
+
+
+def test_every_string_fits_its_cdm_column(synth_node: Path) -> None:
+    # PostgreSQL enforces varchar(n); DuckDB does not, so check here what loading would refuse.
+    import re
+
+    from sde.omop.ddl import columns_of
+
+    con = duckdb.connect(str(synth_node), read_only=True)
+    too_long = []
+    for (table,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall():
+        for column in columns_of(table):
+            size = re.fullmatch(r"varchar\((\d+)\)", column.type)
+            if size is None:
+                continue
+            (longest,) = con.execute(f"SELECT MAX(LENGTH({column.name})) FROM {table}").fetchone()
+            if longest is not None and longest > int(size.group(1)):
+                too_long.append((table, column.name, longest, column.type))
+    assert too_long == []

@@ -45,6 +45,8 @@ EHR_TYPE_CONCEPT_ID = 32817
 VALID_START = date(1970, 1, 1)
 VALID_END = date(2099, 12, 31)
 LOCAL_VOCABULARY = "SDE"
+#: Version label of the bundled vocabulary (fits cdm_source.vocabulary_version, varchar(20)).
+VOCABULARY_VERSION = "SDE subset v1"
 
 
 @dataclass(frozen=True)
@@ -315,7 +317,7 @@ def vocabulary_tables() -> dict[str, pa.Table]:
     cs = all_concepts()
     vocabulary = _named_table("vocabulary", _VOCABULARY_NAMES, (c.vocabulary_id for c in cs))
     vocabulary = vocabulary.add_column(
-        3, "vocabulary_version", pa.array(["SDE bundled subset v1"] * vocabulary.num_rows)
+        3, "vocabulary_version", pa.array([VOCABULARY_VERSION] * vocabulary.num_rows)
     )
     relationship = pa.table(
         {

@@ -56,7 +56,7 @@ def cdm_source_table(title: str, slug: str) -> pa.Table:
             "cdm_release_date": pa.array([params.DATA_END], pa.date32()),
             "cdm_version": ["v5.4"],
             "cdm_version_concept_id": [0],
-            "vocabulary_version": ["SDE bundled subset v1"],
+            "vocabulary_version": [vocabulary.VOCABULARY_VERSION],
         }
     )
 
