@@ -123,7 +123,8 @@ def up(
     console.print(
         "[bold]The workbench is ready on the embedded default.[/]\n"
         f"  data: {data.resolve()}  (one DuckDB file per node)\n"
-        f"  try:  .venv/bin/python examples/researcher_quickstart.py {data} {scope_path}\n"
+        f"  scope: {scope_path.resolve()}\n"
+        "  try:  .venv/bin/python examples/researcher_quickstart.py  (a tour of sde.connect)\n"
         "  The hosted JupyterHub, airlock and access committee arrive in the next milestone;"
         " until then this command is the workbench's front door."
     )
