@@ -3,6 +3,7 @@
 A module that adds tables to the registry adds one import line here.
 """
 
-import sde.registry.audit_log  # noqa: F401
-import sde.registry.keys  # noqa: F401
+import sde.dp.ledger
+import sde.registry.audit_log
+import sde.registry.keys
 import sde.sdc.ledger_tables  # noqa: F401  (differencing ledger)

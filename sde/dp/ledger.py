@@ -1,0 +1,334 @@
+"""The privacy budget ledger: per project totals, every release recorded before it is answered.
+
+Two registry tables: ``dp_budget`` (one row per project: totals from the scope, running
+spend) and ``dp_release`` (one row per answered query: hash, cost, user, time and the
+released noisy result itself).
+
+:meth:`Ledger.record` is the only way to spend. In one transaction it locks the project's
+budget row (``SELECT ... FOR UPDATE`` on PostgreSQL; ``BEGIN IMMEDIATE`` on SQLite, which
+serialises writers), returns the stored release if the same query was already answered
+(no cost), refuses with :class:`~sde.errors.BudgetExhausted` if the cost would exceed what
+remains (nothing is written), and otherwise inserts the release and adds its cost. The
+engine answers *from the returned record*, so an answer is never returned unrecorded: a
+crash before the commit spends nothing and shows nothing; a crash after it leaves the
+release stored, and asking again returns it free.
+
+Epsilon and delta are stored as integers (1e-12 and 1e-18 units): costs round up, totals
+round down, so float rounding can never let the sum of many small costs exceed the budget.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from sde.errors import BudgetExhausted, ConfigurationError
+from sde.registry.db import Base
+
+EPS_UNIT = Decimal("1e-12")
+DELTA_UNIT = Decimal("1e-18")
+
+
+def to_units(value: float, unit: Decimal, *, up: bool) -> int:
+    """``value`` in integer units, rounded up (costs) or down (totals)."""
+    if not math.isfinite(value) or value < 0:
+        raise ConfigurationError(
+            "dp.budget-invalid", f"privacy amounts must be finite and >= 0, got {value}"
+        )
+    q = (Decimal(repr(float(value))) / unit).to_integral_value(
+        rounding=ROUND_CEILING if up else ROUND_FLOOR
+    )
+    return int(q)
+
+
+def from_units(units: int, unit: Decimal) -> float:
+    return float(Decimal(units) * unit)
+
+
+class DPBudget(Base):
+    __tablename__ = "dp_budget"
+
+    project: Mapped[str] = mapped_column(String(200), primary_key=True)
+    epsilon_total: Mapped[int] = mapped_column(BigInteger)
+    delta_total: Mapped[int] = mapped_column(BigInteger)
+    epsilon_spent: Mapped[int] = mapped_column(BigInteger, default=0)
+    delta_spent: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DPRelease(Base):
+    __tablename__ = "dp_release"
+    __table_args__ = (UniqueConstraint("project", "query_hash", name="uq_dp_release_query"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(ForeignKey("dp_budget.project"), index=True)
+    query_hash: Mapped[str] = mapped_column(String(64))
+    user: Mapped[str] = mapped_column(String(200))
+    sql: Mapped[str] = mapped_column(Text)
+    epsilon: Mapped[int] = mapped_column(BigInteger)
+    delta: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: The released noisy result (JSON): answers are rebuilt from it, never from memory.
+    result: Mapped[str] = mapped_column(Text)
+
+
+@dataclass(frozen=True)
+class Release:
+    id: int
+    query_hash: str
+    user: str
+    sql: str
+    epsilon: float
+    delta: float
+    created_at: datetime
+    result: dict[str, Any]
+    #: True when this call found the release already recorded (nothing spent now).
+    reused: bool = False
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    project: str
+    epsilon_total: float
+    delta_total: float
+    epsilon_spent: float
+    delta_spent: float
+    history: tuple[Release, ...]
+
+    @property
+    def epsilon_remaining(self) -> float:
+        return max(self.epsilon_total - self.epsilon_spent, 0.0)
+
+    @property
+    def delta_remaining(self) -> float:
+        return max(self.delta_total - self.delta_spent, 0.0)
+
+
+class Ledger:
+    """Budget accounting over the registry engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+
+    # -- transactions ----------------------------------------------------------------
+
+    def _begin(self, conn: Connection) -> None:
+        if self._sqlite:
+            # Take the write lock now: concurrent spenders queue here, one at a time.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def _lock_budget(self, conn: Connection, project: str) -> DPBudget | None:
+        stmt = select(DPBudget.__table__).where(DPBudget.project == project)
+        if not self._sqlite:
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).mappings().first()
+        return None if row is None else DPBudget(**dict(row))
+
+    # -- service -----------------------------------------------------------------------
+
+    def ensure_project(self, project: str, epsilon_total: float, delta_total: float) -> None:
+        """Create the project's budget row, or bring its totals in line with the scope."""
+        eps = to_units(epsilon_total, EPS_UNIT, up=False)
+        dlt = to_units(delta_total, DELTA_UNIT, up=False)
+        with self.engine.connect() as conn:
+            self._begin(conn)
+            row = self._lock_budget(conn, project)
+            now = datetime.now(UTC)
+            if row is None:
+                conn.execute(
+                    insert(DPBudget).values(
+                        project=project,
+                        epsilon_total=eps,
+                        delta_total=dlt,
+                        epsilon_spent=0,
+                        delta_spent=0,
+                        updated_at=now,
+                    )
+                )
+            elif (row.epsilon_total, row.delta_total) != (eps, dlt):
+                conn.execute(
+                    update(DPBudget)
+                    .where(DPBudget.project == project)
+                    .values(epsilon_total=eps, delta_total=dlt, updated_at=now)
+                )
+            conn.commit()
+
+    def find(self, project: str, query_hash: str) -> Release | None:
+        with self.engine.connect() as conn:
+            return self._find(conn, project, query_hash)
+
+    def _find(self, conn: Connection, project: str, query_hash: str) -> Release | None:
+        row = (
+            conn.execute(
+                select(DPRelease.__table__).where(
+                    DPRelease.project == project, DPRelease.query_hash == query_hash
+                )
+            )
+            .mappings()
+            .first()
+        )
+        return None if row is None else _release(row, reused=True)
+
+    def check(self, project: str, epsilon: float, delta: float) -> None:
+        """Refuse early (no lock) when the cost clearly exceeds what remains."""
+        status = self.status(project, history=False)
+        self._refuse_if_over(
+            (status.epsilon_total, status.delta_total),
+            (status.epsilon_spent, status.delta_spent),
+            (epsilon, delta),
+            units=False,
+        )
+
+    def record(
+        self,
+        project: str,
+        query_hash: str,
+        *,
+        user: str,
+        sql: str,
+        epsilon: float,
+        delta: float,
+        result: dict[str, Any],
+    ) -> Release:
+        """Spend and store atomically; the returned record is what the caller answers with."""
+        eps = to_units(epsilon, EPS_UNIT, up=True)
+        dlt = to_units(delta, DELTA_UNIT, up=True)
+        payload = json.dumps(result, separators=(",", ":"), allow_nan=True)
+        with self.engine.connect() as conn:
+            self._begin(conn)
+            budget = self._lock_budget(conn, project)
+            if budget is None:
+                raise ConfigurationError("dp.no-budget", f"project {project} has no DP budget")
+            existing = self._find(conn, project, query_hash)
+            if existing is not None:
+                conn.rollback()
+                return existing
+            self._refuse_if_over(
+                (budget.epsilon_total, budget.delta_total),
+                (budget.epsilon_spent, budget.delta_spent),
+                (eps, dlt),
+                units=True,
+            )
+            now = datetime.now(UTC)
+            new_id = conn.execute(
+                insert(DPRelease).values(
+                    project=project,
+                    query_hash=query_hash,
+                    user=user,
+                    sql=sql,
+                    epsilon=eps,
+                    delta=dlt,
+                    created_at=now,
+                    result=payload,
+                )
+            ).inserted_primary_key
+            conn.execute(
+                update(DPBudget)
+                .where(DPBudget.project == project)
+                .values(
+                    epsilon_spent=DPBudget.epsilon_spent + eps,
+                    delta_spent=DPBudget.delta_spent + dlt,
+                    updated_at=now,
+                )
+            )
+            conn.commit()
+        if new_id is None:
+            raise RuntimeError("the registry did not return the new release id")
+        return Release(
+            int(new_id[0]),
+            query_hash,
+            user,
+            sql,
+            from_units(eps, EPS_UNIT),
+            from_units(dlt, DELTA_UNIT),
+            now,
+            json.loads(payload),
+        )
+
+    @staticmethod
+    def _refuse_if_over(
+        total: tuple[Any, Any], spent: tuple[Any, Any], cost: tuple[Any, Any], *, units: bool
+    ) -> None:
+        (eps_total, dlt_total), (eps_spent, dlt_spent), (eps, dlt) = total, spent, cost
+        if eps_spent + eps <= eps_total and dlt_spent + dlt <= dlt_total:
+            return
+        scale_e = float(EPS_UNIT) if units else 1.0
+        scale_d = float(DELTA_UNIT) if units else 1.0
+        raise BudgetExhausted(
+            "dp.budget",
+            f"this query costs epsilon={eps * scale_e:.6g}, delta={dlt * scale_d:.3g} but the "
+            f"project has epsilon={max(eps_total - eps_spent, 0) * scale_e:.6g}, "
+            f"delta={max(dlt_total - dlt_spent, 0) * scale_d:.3g} left; nothing was spent",
+            epsilon_cost=eps * scale_e,
+            delta_cost=dlt * scale_d,
+            epsilon_remaining=max(eps_total - eps_spent, 0) * scale_e,
+            delta_remaining=max(dlt_total - dlt_spent, 0) * scale_d,
+        )
+
+    def status(self, project: str, *, history: bool = True) -> BudgetStatus:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(DPBudget.__table__).where(DPBudget.project == project))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise ConfigurationError("dp.no-budget", f"project {project} has no DP budget")
+            releases: tuple[Release, ...] = ()
+            if history:
+                rows = (
+                    conn.execute(
+                        select(DPRelease.__table__)
+                        .where(DPRelease.project == project)
+                        .order_by(DPRelease.id)
+                    )
+                    .mappings()
+                    .all()
+                )
+                releases = tuple(_release(r, reused=False) for r in rows)
+        return BudgetStatus(
+            project,
+            from_units(row["epsilon_total"], EPS_UNIT),
+            from_units(row["delta_total"], DELTA_UNIT),
+            from_units(row["epsilon_spent"], EPS_UNIT),
+            from_units(row["delta_spent"], DELTA_UNIT),
+            releases,
+        )
+
+
+def _release(row: Any, *, reused: bool) -> Release:
+    created = row["created_at"]
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return Release(
+        int(row["id"]),
+        row["query_hash"],
+        row["user"],
+        row["sql"],
+        from_units(row["epsilon"], EPS_UNIT),
+        from_units(row["delta"], DELTA_UNIT),
+        created,
+        json.loads(row["result"]),
+        reused,
+    )

@@ -1,0 +1,387 @@
+"""Person-locality: every row the aggregate sees must belong to exactly one person.
+
+Differential privacy here protects a *person* (all of their rows). Truncating each person's
+contribution after the joins bounds what one person can change only if (a) every row of
+the joined relation belongs to one person, and (b) whether a row of person p is present,
+and what it holds, depends on p's own data and public data only. Otherwise adding one
+person could move other persons' rows (a filter on ``AVG(x)`` over everyone, a ``LIMIT``,
+a join of two persons' rows) and no truncation would bound the change.
+
+This module checks (a) and (b) structurally and refuses what it cannot prove:
+
+* person tables (OMOP tables with ``person_id``) are joined with each other only on
+  ``person_id`` equality (INNER or LEFT joins; RIGHT/FULL refused);
+* public tables (vocabulary, care sites...) join freely: they only multiply a person's rows,
+  which the truncation bounds;
+* a CTE or derived table over person data keeps ``person_id`` in its output, aggregates or
+  windows only per person (``GROUP BY``/``PARTITION BY`` include it), and has no
+  ``LIMIT``/``OFFSET``;
+* a subquery in a predicate is public (vocabulary only), or a person set tested by the
+  row's own person (``person_id IN (SELECT person_id ...)``), or an ``EXISTS`` correlated on
+  ``person_id``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import cast
+
+from sqlglot import exp
+
+from sde.errors import ScopeViolation
+from sde.omop.cdm import CDM
+
+PID = "person_id"
+
+
+@dataclass
+class Relation:
+    """What a FROM item contributes: whether it is person data, and its person column."""
+
+    alias: str
+    person: bool
+    pid_col: str | None = None
+    columns: tuple[str, ...] | None = None
+    #: Base tables it reads (for default contribution bounds and metadata look-ups).
+    tables: set[str] = field(default_factory=set)
+    #: The single base table it passes through, when there is one (for metadata).
+    origin: str | None = None
+
+
+def refuse(rule: str, message: str) -> ScopeViolation:
+    return ScopeViolation(f"dp.{rule}", message)
+
+
+def _output_name(e: exp.Expression) -> str:
+    return e.alias_or_name
+
+
+class Scope:
+    """The relations of one SELECT, by alias, with column resolution."""
+
+    def __init__(self, relations: list[Relation]) -> None:
+        self.relations = relations
+        self.by_alias = {r.alias: r for r in relations}
+
+    @property
+    def persons(self) -> list[Relation]:
+        return [r for r in self.relations if r.person]
+
+    def resolve(self, col: exp.Column) -> Relation | None:
+        """The relation a column belongs to, or None (an outer reference or unknown)."""
+        if col.table:
+            return self.by_alias.get(col.table)
+        owners = [r for r in self.relations if r.columns is not None and col.name in r.columns]
+        if len(owners) == 1:
+            return owners[0]
+        if len(self.relations) == 1:
+            return self.relations[0]
+        return None
+
+    def is_pid(self, e: exp.Expression) -> bool:
+        """True when ``e`` is the person column of a person relation of this scope."""
+        if not isinstance(e, exp.Column):
+            return False
+        rel = self.resolve(e)
+        return rel is not None and rel.person and e.name == rel.pid_col
+
+
+class Locality:
+    """Checks queries for person-locality and describes their relations."""
+
+    def __init__(self) -> None:
+        self.ctes: dict[str, Relation] = {}
+
+    # -- FROM items --------------------------------------------------------------------
+
+    def relation(self, node: exp.Expression) -> Relation:
+        alias = node.alias_or_name
+        if isinstance(node, exp.Table):
+            name = node.name
+            if node.args.get("db") or node.args.get("catalog"):
+                raise refuse("unknown-table", f"table {node.sql()} is not an OMOP table")
+            if name in self.ctes:
+                cte = self.ctes[name]
+                return Relation(
+                    alias, cte.person, cte.pid_col, cte.columns, set(cte.tables), cte.origin
+                )
+            if not CDM.has_table(name):
+                raise refuse("unknown-table", f"{name} is not an OMOP CDM table")
+            person = CDM.is_person_table(name)
+            return Relation(
+                alias,
+                person,
+                PID if person else None,
+                CDM.table(name).column_names,
+                {name} if person else set(),
+                name,
+            )
+        if isinstance(node, exp.Subquery):
+            inner = self.query(node.this)
+            return Relation(
+                alias, inner.person, inner.pid_col, inner.columns, inner.tables, inner.origin
+            )
+        raise refuse("unsupported-from", f"{node.sql()} cannot be used in FROM here")
+
+    def scope_of(self, select: exp.Select) -> Scope:
+        from_ = select.args.get("from_")
+        if from_ is None:
+            raise refuse("no-person", "a DP query must read from a table")
+        rels = [self.relation(from_.this)]
+        for join in select.args.get("joins") or []:
+            rels.append(self.relation(join.this))
+        return Scope(rels)
+
+    # -- queries -----------------------------------------------------------------------
+
+    def with_ctes(self, query: exp.Expression) -> None:
+        with_ = query.args.get("with_")
+        if with_ is None:
+            return
+        if with_.args.get("recursive"):
+            raise refuse("recursive", "recursive CTEs are not available in DP queries")
+        for cte in with_.expressions:
+            self.ctes[cte.alias_or_name] = self.query(cte.this)
+
+    def query(self, q: exp.Expression, *, need_pid: bool = True) -> Relation:
+        """Describe a CTE body, derived table or predicate subquery, refusing non-local ones.
+
+        ``need_pid=False`` for ``EXISTS`` bodies, whose output is not used.
+        """
+        self.with_ctes(q)
+        if isinstance(q, exp.Union):
+            left, right = (
+                self.query(cast(exp.Expression, q.left)),
+                self.query(cast(exp.Expression, q.right)),
+            )
+            if left.person != right.person or (left.person and _position(left) != _position(right)):
+                raise refuse(
+                    "subquery-not-person-local",
+                    "both sides of a UNION over person data must keep person_id in the same column",
+                )
+            return Relation("", left.person, left.pid_col, left.columns, left.tables | right.tables)
+        if not isinstance(q, exp.Select):
+            raise refuse("unsupported-from", f"{type(q).__name__} is not available in DP queries")
+        return self._select(q, need_pid)
+
+    def _select(self, select: exp.Select, need_pid: bool = True) -> Relation:
+        scope = self.scope_of(select)
+        self.check_joins(select, scope)
+        self.check_predicates(select, scope)
+        tables = set().union(*(r.tables for r in scope.relations))
+        names = self._outputs(select, scope)
+        if not scope.persons:
+            return Relation("", False, None, names, tables)
+        for key in ("limit", "offset"):
+            if select.args.get(key) is not None:
+                raise refuse(
+                    "subquery-not-person-local",
+                    "LIMIT/OFFSET inside a DP query would let one person change which rows "
+                    "other persons keep",
+                )
+        if isinstance(select.args.get("distinct"), exp.Distinct) and select.args[
+            "distinct"
+        ].args.get("on"):
+            raise refuse("subquery-not-person-local", "DISTINCT ON is not available here")
+        self._check_per_person(select, scope)
+        pid_col = self._pid_output(select, scope)
+        if pid_col is None and need_pid:
+            raise refuse(
+                "no-person-column",
+                "a subquery or CTE over person data must keep person_id in its output, so "
+                "that each row still belongs to one person",
+            )
+        origin = scope.persons[0].origin if len(scope.relations) == 1 else None
+        return Relation("", True, pid_col, names, tables, origin)
+
+    def _outputs(self, select: exp.Select, scope: Scope) -> tuple[str, ...] | None:
+        names: list[str] = []
+        for e in select.expressions:
+            if isinstance(e, exp.Star) or (isinstance(e, exp.Column) and e.is_star):
+                rels = scope.relations
+                if isinstance(e, exp.Column) and e.table:
+                    rels = [scope.by_alias[e.table]] if e.table in scope.by_alias else []
+                for r in rels:
+                    if r.columns is None:
+                        return None
+                    names.extend(r.columns)
+            else:
+                names.append(_output_name(e))
+        return tuple(names)
+
+    def _pid_output(self, select: exp.Select, scope: Scope) -> str | None:
+        for e in select.expressions:
+            if isinstance(e, exp.Star) or (isinstance(e, exp.Column) and e.is_star):
+                rels = scope.persons
+                if isinstance(e, exp.Column) and e.table:
+                    rels = [r for r in rels if r.alias == e.table]
+                if rels:
+                    return rels[0].pid_col
+            elif scope.is_pid(e.unalias()):
+                return _output_name(e)
+        return None
+
+    def _check_per_person(self, select: exp.Select, scope: Scope) -> None:
+        group = select.args.get("group")
+        has_agg = any(
+            not agg.find_ancestor(exp.Window)
+            for e in select.expressions
+            for agg in e.find_all(exp.AggFunc)
+        )
+        if group is not None or has_agg:
+            keys = group.expressions if group is not None else []
+            if not any(scope.is_pid(k) for k in keys):
+                raise refuse(
+                    "cross-person-aggregate",
+                    "a subquery over person data may aggregate only per person "
+                    "(GROUP BY person_id); aggregate across persons in the outer query",
+                )
+        for win in select.find_all(exp.Window):
+            if not any(scope.is_pid(p) for p in win.args.get("partition_by") or []):
+                raise refuse(
+                    "cross-person-window",
+                    "window functions over person data must be PARTITION BY person_id",
+                )
+
+    # -- joins and predicates ------------------------------------------------------------
+
+    def check_joins(self, select: exp.Select, scope: Scope) -> None:
+        persons = scope.persons
+        parent = {r.alias: r.alias for r in persons}
+
+        def find(a: str) -> str:
+            while parent[a] != a:
+                a = parent[a]
+            return a
+
+        def link(cond: exp.Expression | None) -> None:
+            for conj in _conjuncts(cond):
+                if (
+                    isinstance(conj, exp.EQ)
+                    and scope.is_pid(conj.this)
+                    and scope.is_pid(conj.expression)
+                ):
+                    a = scope.resolve(conj.this)
+                    b = scope.resolve(conj.expression)
+                    if a is not None and b is not None:
+                        parent[find(a.alias)] = find(b.alias)
+
+        joins = select.args.get("joins") or []
+        for join, rel in zip(joins, scope.relations[1:], strict=True):
+            side = (join.side or "").upper()
+            if side in {"RIGHT", "FULL"} or (join.kind or "").upper() in {"SEMI", "ANTI"}:
+                raise refuse(
+                    "join-type",
+                    f"{side or join.kind} JOIN is not available in DP queries; use INNER or LEFT",
+                )
+            if join.args.get("using"):
+                names = {i.name for i in join.args["using"]}
+                if rel.person and rel.pid_col in names:
+                    for other in persons:
+                        if other is not rel and other.pid_col in names:
+                            parent[find(rel.alias)] = find(other.alias)
+                            break
+            link(join.args.get("on"))
+        link(select.args.get("where", exp.Where()).this if select.args.get("where") else None)
+        roots = {find(r.alias) for r in persons}
+        if len(roots) > 1:
+            raise refuse(
+                "join-not-on-person",
+                "tables of person data must be joined on person_id (a.person_id = b.person_id) "
+                "so that every row belongs to one person",
+            )
+
+    def check_predicates(self, select: exp.Select, scope: Scope) -> None:
+        """Subqueries anywhere in the SELECT (not FROM items) must be public or person-tied."""
+        for sub in _subqueries(select):
+            self._check_subquery(sub, scope)
+
+    def _check_subquery(self, node: exp.Expression, scope: Scope) -> None:
+        query = node.this if isinstance(node, exp.Subquery | exp.Exists) else node
+        inner_locality = Locality()
+        inner_locality.ctes = dict(self.ctes)
+        try:
+            described = inner_locality.query(query, need_pid=not isinstance(node, exp.Exists))
+        except ScopeViolation as err:
+            if err.rule != "dp.no-person-column":
+                raise
+            raise refuse("subquery-not-person-local", _SUBQUERY_RULE) from None
+        if not described.person:
+            return
+        parent = node.parent
+        if isinstance(node, exp.Exists):
+            if isinstance(query, exp.Select) and _correlated_on_person(
+                query, inner_locality.scope_of(query), scope
+            ):
+                return
+        elif (
+            isinstance(parent, exp.In)
+            and parent.args.get("query") is node
+            and scope.is_pid(parent.this)
+            and isinstance(query, exp.Select | exp.Union)
+            and len(query.selects) == 1
+            and _output_name(cast(exp.Expression, query.selects[0])) == described.pid_col
+        ):
+            return
+        raise refuse("subquery-not-person-local", _SUBQUERY_RULE)
+
+
+_SUBQUERY_RULE = (
+    "a subquery over person data may only test the row's own person: person_id IN (SELECT "
+    "person_id FROM ...) or EXISTS (... WHERE x.person_id = outer.person_id); other "
+    "subqueries let one person change other persons' rows"
+)
+
+
+def _position(rel: Relation) -> int | None:
+    if rel.columns is None or rel.pid_col is None:
+        return None
+    return rel.columns.index(rel.pid_col) if rel.pid_col in rel.columns else None
+
+
+def _conjuncts(cond: exp.Expression | None) -> list[exp.Expression]:
+    if cond is None:
+        return []
+    if isinstance(cond, exp.Paren):
+        return _conjuncts(cond.this)
+    if isinstance(cond, exp.And):
+        return _conjuncts(cond.this) + _conjuncts(cond.expression)
+    return [cond]
+
+
+def _subqueries(select: exp.Select) -> list[exp.Expression]:
+    """Maximal subqueries of ``select`` outside its FROM items and CTEs."""
+    found: list[exp.Expression] = []
+    skip = {id(select.args.get("from_"))} | {id(j) for j in select.args.get("joins") or []}
+    skip.add(id(select.args.get("with_")))
+
+    def walk(node: exp.Expression) -> None:
+        for child in node.iter_expressions():
+            if id(child) in skip:
+                continue
+            if isinstance(child, (exp.Subquery | exp.Exists, exp.Select | exp.Union)):
+                found.append(child)
+                continue
+            walk(child)
+
+    walk(select)
+    for join in select.args.get("joins") or []:
+        if join.args.get("on") is not None:
+            walk(join.args["on"])
+    return found
+
+
+def _correlated_on_person(query: exp.Select, inner: Scope, outer: Scope) -> bool:
+    where = query.args.get("where")
+    for conj in _conjuncts(where.this if where else None):
+        if not isinstance(conj, exp.EQ):
+            continue
+        a, b = conj.this, conj.expression
+        for x, y in ((a, b), (b, a)):
+            if (
+                inner.is_pid(x)
+                and isinstance(y, exp.Column)
+                and (y.table not in inner.by_alias and outer.is_pid(y))
+            ):
+                return True
+    return False

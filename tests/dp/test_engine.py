@@ -1,0 +1,206 @@
+"""The engine end to end: shapes, key release, accuracy and confirmation, federation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from sde.dp.analyse import analyse
+from sde.dp.engine import DPEngine, Quote
+from sde.dp.metadata import Metadata
+from sde.dp.plan import build
+from sde.dp.release import merge
+from sde.errors import ScopeViolation
+from tests.fixtures.dp import run_on
+from tests.fixtures.synth import all_nodes
+
+IMD_SBP = (
+    "SELECT o.value_as_number AS imd, COUNT(DISTINCT m.person_id) AS persons, "
+    "AVG(m.value_as_number) AS sbp, SUM(m.value_as_number) AS total, "
+    "STDDEV(m.value_as_number) AS sd, "
+    "PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY m.value_as_number) AS median "
+    "FROM measurement m JOIN observation o ON o.person_id = m.person_id "
+    "WHERE m.measurement_concept_id = 3004249 AND o.observation_concept_id = 2000000001 "
+    "GROUP BY o.value_as_number ORDER BY imd"
+)
+
+
+def test_result_is_shaped_like_the_query(dp_engine: Callable[..., DPEngine]) -> None:
+    engine = dp_engine(epsilon=5.0)
+    out = engine.sql_dp(IMD_SBP, epsilon=2.0)
+    assert list(out.columns) == ["imd", "persons", "sbp", "total", "sd", "median"]
+    assert out["imd"].tolist() == list(range(1, 11))  # public key set: every decile, in order
+    assert out["sbp"].between(60, 250).all()
+    assert out["median"].between(60, 250).all()
+    dp = out.attrs["dp"]
+    assert dp["keys"] == "public"
+    assert dp["epsilon"] == 2.0
+    assert dp["delta"] == 0.0
+    for col in ("persons", "sbp", "total", "sd"):
+        assert len(dp["columns"][col]["half_width"]) == 10
+    assert dp["columns"]["median"]["rank_error"] > 0
+    # columns share statistics (sbp and sd both use the count and centred sum); the
+    # statistics themselves compose to at most the request
+    assert sum(s["epsilon"] for s in dp["statistics"].values()) <= 2.0 * (1 + 1e-9)
+    assert dp["clamped"]["m.value_as_number"]["bounds"] == [60.0, 250.0]
+    assert engine.budget().epsilon_spent == 2.0
+
+
+def test_order_by_and_limit_apply_to_noisy_values(dp_engine: Callable[..., DPEngine]) -> None:
+    out = dp_engine().sql_dp(
+        "SELECT visit_concept_id AS v, COUNT(*) AS n FROM visit_occurrence GROUP BY 1 "
+        "ORDER BY n DESC LIMIT 2",
+        epsilon=1.0,
+    )
+    assert len(out) == 2
+    assert out["n"].is_monotonic_decreasing
+    assert len(out.attrs["dp"]["columns"]["n"]["half_width"]) == 2
+
+
+def test_unknown_keys_pass_a_noisy_threshold_and_charge_delta(
+    dp_engine: Callable[..., DPEngine],
+) -> None:
+    engine = dp_engine()
+    out = engine.sql_dp(
+        "SELECT c.concept_name AS condition, COUNT(DISTINCT co.person_id) AS n "
+        "FROM condition_occurrence co JOIN concept c ON c.concept_id = co.condition_concept_id "
+        "GROUP BY 1",
+        epsilon=2.0,
+        delta=1e-7,
+    )
+    dp = out.attrs["dp"]
+    assert dp["keys"] == "thresholded"
+    assert dp["threshold"] > 1
+    assert set(out["condition"]) <= {"Essential hypertension", "Type 2 diabetes mellitus", "Asthma"}
+    assert (out["n"] >= dp["threshold"]).all()
+    assert engine.budget().delta_spent == pytest.approx(1e-7)
+
+
+def test_accuracy_computes_epsilon_and_asks(dp_engine: Callable[..., DPEngine]) -> None:
+    engine = dp_engine(epsilon=10.0)
+    sql = "SELECT gender_concept_id, COUNT(*) AS n FROM person GROUP BY 1"
+    seen: list[Quote] = []
+    out = engine.sql_dp(sql, accuracy=5, confirm=lambda q: seen.append(q) or True)
+    assert seen
+    assert "costs epsilon" in str(seen[0])
+    assert max(out.attrs["dp"]["columns"]["n"]["half_width"]) <= 5
+    assert engine.budget().epsilon_spent == pytest.approx(seen[0].epsilon, rel=1e-9)
+    # nobody to ask (tests are not interactive): refused with the cost, nothing spent
+    with pytest.raises(ScopeViolation, match="pass confirm=True") as err:
+        engine.sql_dp(sql, accuracy=2)
+    assert err.value.rule == "dp.not-confirmed"
+    assert engine.budget().epsilon_spent == pytest.approx(seen[0].epsilon, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "rule"),
+    [
+        ({}, "dp.epsilon"),
+        ({"epsilon": 1.0, "accuracy": 3}, "dp.epsilon"),
+        ({"accuracy": {"sbp": 2.0}}, "dp.accuracy-unsupported"),
+        ({"epsilon": -1.0}, "dp.epsilon"),
+        ({"epsilon": 1.0, "alpha": 1.5}, "dp.alpha"),
+    ],
+)
+def test_argument_refusals(
+    dp_engine: Callable[..., DPEngine], kwargs: dict[str, object], rule: str
+) -> None:
+    engine = dp_engine()
+    with pytest.raises(ScopeViolation) as err:
+        engine.sql_dp(IMD_SBP, **kwargs)  # type: ignore[arg-type]
+    assert err.value.rule == rule
+    assert engine.budget().epsilon_spent == 0
+
+
+def test_row_level_access_refused_and_free(dp_engine: Callable[..., DPEngine]) -> None:
+    engine = dp_engine()
+    for sql in ("SELECT * FROM person", "SELECT person_id, value_as_number FROM measurement"):
+        with pytest.raises(ScopeViolation, match=r"row-level|rows") as err:
+            engine.sql_dp(sql, epsilon=1.0)
+        assert err.value.rule == "dp.non-aggregate"
+    assert engine.budget().epsilon_spent == 0
+
+
+def test_clamped_values_reported(dp_engine: Callable[..., DPEngine]) -> None:
+    out = dp_engine(epsilon=1000.0).sql_dp(
+        "SELECT AVG(LEAST(GREATEST(value_as_number, 120), 140)) AS v FROM measurement",
+        epsilon=500.0,
+        max_rows_per_person=3,
+    )
+    report = out.attrs["dp"]["clamped"]["value_as_number"]
+    assert report["source"] == "query"
+    assert 0.3 < report["share"] < 0.9
+
+
+def test_gaussian_noise_costs_within_the_request(dp_engine: Callable[..., DPEngine]) -> None:
+    engine = dp_engine(epsilon=5.0, delta=1e-5)
+    out = engine.sql_dp(
+        "SELECT visit_concept_id, COUNT(*) AS n FROM visit_occurrence GROUP BY 1",
+        epsilon=1.0,
+        delta=1e-6,
+        noise="gaussian",
+        max_groups_per_person=3,
+    )
+    assert out.attrs["dp"]["columns"]["n"]["mechanism"] == "discrete_gaussian"
+    assert engine.budget().delta_spent == pytest.approx(1e-6)
+
+
+def test_quote_spends_nothing(dp_engine: Callable[..., DPEngine]) -> None:
+    engine = dp_engine()
+    q = engine.quote("SELECT COUNT(*) AS n FROM person", epsilon=0.5)
+    assert q.epsilon == 0.5
+    assert q.half_widths["n"] == pytest.approx(6.0, abs=1.0)
+    assert "_dp_t" in q.exact_sql
+    assert engine.budget().epsilon_spent == 0
+
+
+def test_federated_partials_merge_to_the_pooled_totals(synth_dir: Path) -> None:
+    """Per-node exact totals, summed, equal the totals on the pooled data: noise runs once."""
+    plan = build(
+        analyse(IMD_SBP),
+        epsilon=1.0,
+        delta=None,
+        rows=5,
+        groups=1,
+        salt="s",
+        defaults=Metadata.default().defaults,
+    )
+    keys, stats = plan.exact.key_cols, plan.exact.stats
+    partials = []
+    for node in sorted(synth_dir.glob("*.duckdb")):
+        con = duckdb.connect(str(node), read_only=True)
+        partials.append(run_on(con)(plan.exact.sql, "postgres"))
+        con.close()
+    federated = merge(pd.concat(partials, ignore_index=True), keys, stats)
+    pooled = merge(run_on(all_nodes(synth_dir))(plan.exact.sql, "postgres"), keys, stats)
+    pd.testing.assert_frame_equal(federated, pooled)
+    assert np.all(federated["n_persons"] > 0)
+
+
+@pytest.mark.postgres
+@pytest.mark.spark
+def test_rewritten_sql_agrees_on_every_engine(engines) -> None:  # type: ignore[no-untyped-def]
+    from sde.backends.dialect import transpile
+
+    for sql in (IMD_SBP, "SELECT visit_concept_id, COUNT(*) AS n FROM visit_occurrence GROUP BY 1"):
+        plan = build(
+            analyse(sql),
+            epsilon=1.0,
+            delta=None,
+            rows=3,
+            groups=2,
+            salt="s",
+            defaults=Metadata.default().defaults,
+        )
+        keys, stats = plan.exact.key_cols, plan.exact.stats
+        results = {
+            name: merge(b.query(transpile(plan.exact.sql, b.dialect)), keys, stats)
+            for name, b in engines.items()
+        }
+        for name, frame in results.items():
+            pd.testing.assert_frame_equal(frame, results["duckdb"], obj=name)

@@ -1,0 +1,205 @@
+"""The budget can never be overspent: atomic spends, concurrency, crashes, repeats."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine
+
+from sde.dp.engine import DPEngine
+from sde.dp.ledger import EPS_UNIT, Ledger, to_units
+from sde.errors import BudgetExhausted
+from sde.registry.db import open_registry
+
+
+def _spend_all(ledger: Ledger, project: str, n: int, eps: float, workers: int) -> tuple[int, int]:
+    barrier = threading.Barrier(workers)
+
+    def one(i: int) -> bool:
+        if i < workers:
+            barrier.wait()
+        try:
+            ledger.record(
+                project, f"q{i}", user="u", sql="SELECT 1", epsilon=eps, delta=0.0, result={"i": i}
+            )
+        except BudgetExhausted:
+            return False
+        return True
+
+    with ThreadPoolExecutor(workers) as pool:
+        answered = sum(pool.map(one, range(n)))
+    return answered, n - answered
+
+
+def test_costs_add_up_exactly(dp_registry: Engine) -> None:
+    ledger = Ledger(dp_registry)
+    ledger.ensure_project("p", 1.0, 1e-6)
+    answered, refused = _spend_all(ledger, "p", 21, 0.05, 1)
+    assert (answered, refused) == (20, 1)  # 20 x 0.05 is exactly 1.0 in ledger units
+    assert ledger.status("p").epsilon_spent == 1.0
+
+
+def test_refusal_spends_nothing(dp_registry: Engine) -> None:
+    ledger = Ledger(dp_registry)
+    ledger.ensure_project("p", 1.0, 1e-6)
+    with pytest.raises(BudgetExhausted, match="nothing was spent") as err:
+        ledger.record("p", "big", user="u", sql="x", epsilon=1.5, delta=0.0, result={})
+    assert err.value.details["epsilon_remaining"] == 1.0
+    status = ledger.status("p")
+    assert status.epsilon_spent == 0
+    assert status.history == ()
+    with pytest.raises(BudgetExhausted):
+        ledger.record("p", "delta", user="u", sql="x", epsilon=0.1, delta=2e-6, result={})
+
+
+def test_fifty_concurrent_queries_spend_at_most_the_budget(
+    dp_engine: Callable[..., DPEngine],
+) -> None:
+    engine = dp_engine(epsilon=1.0)
+    results: dict[int, object] = {}
+
+    def ask(i: int) -> None:
+        try:
+            results[i] = engine.sql_dp(f"SELECT COUNT(*) AS n{i} FROM person", epsilon=0.05)
+        except BudgetExhausted as err:
+            results[i] = err
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(ask, range(50)))
+    answered = [i for i, r in results.items() if not isinstance(r, BudgetExhausted)]
+    status = engine.budget()
+    assert len(answered) == 20
+    assert status.epsilon_spent == pytest.approx(1.0, abs=1e-12)
+    assert status.epsilon_spent <= 1.0
+    recorded = {r.sql for r in status.history}
+    assert recorded == {f"SELECT COUNT(*) AS n{i} FROM person" for i in answered}
+
+
+@pytest.mark.postgres
+def test_fifty_concurrent_spends_on_postgresql(pg_server) -> None:  # type: ignore[no-untyped-def]
+    dsn = pg_server.create_database()
+    parts = dict(p.split("=") for p in dsn.split())
+    url = f"postgresql+psycopg://{parts['user']}@{parts['host']}:{parts['port']}/{parts['dbname']}"
+    engine = open_registry(url)
+    try:
+        ledger = Ledger(engine)
+        ledger.ensure_project("p", 1.0, 1e-6)
+        answered, refused = _spend_all(ledger, "p", 50, 0.05, 16)
+        status = ledger.status("p")
+        assert (answered, refused) == (20, 30)
+        assert status.epsilon_spent == 1.0
+        assert len(status.history) == 20
+    finally:
+        engine.dispose()
+
+
+def test_crash_before_commit_returns_nothing_and_spends_nothing(
+    dp_engine: Callable[..., DPEngine],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = dp_engine(epsilon=1.0)
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("process died inside the ledger transaction")
+
+    monkeypatch.setattr(Ledger, "_refuse_if_over", staticmethod(crash))
+    with pytest.raises(RuntimeError):
+        engine.sql_dp("SELECT COUNT(*) FROM person", epsilon=0.5)
+    monkeypatch.undo()
+    status = engine.budget()
+    assert status.epsilon_spent == 0
+    assert status.history == ()
+
+
+def test_crash_after_commit_keeps_the_release_and_answers_it_free(
+    dp_engine: Callable[..., DPEngine],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = dp_engine(epsilon=1.0)
+    sql = "SELECT gender_concept_id, COUNT(*) AS n FROM person GROUP BY 1"
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("process died before answering")
+
+    monkeypatch.setattr(DPEngine, "_answer", crash)
+    with pytest.raises(RuntimeError):
+        engine.sql_dp(sql, epsilon=0.5)
+    monkeypatch.undo()
+    status = engine.budget()
+    assert status.epsilon_spent == 0.5
+    assert len(status.history) == 1
+    again = engine.sql_dp(sql, epsilon=0.5)
+    assert again.attrs["dp"]["cached"] is True
+    assert engine.budget().epsilon_spent == 0.5
+    assert again["n"].tolist() == status.history[0].result["noisy"]["n_rows"]
+
+
+def test_answer_is_rendered_from_the_stored_record(
+    dp_engine: Callable[..., DPEngine],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = dp_engine(epsilon=1.0)
+    real = Ledger.record
+
+    def record(self: Ledger, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        kwargs["result"] = {**kwargs["result"], "noisy": {"n_rows": [424242]}}  # type: ignore[dict-item]
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Ledger, "record", record)
+    out = engine.sql_dp("SELECT COUNT(*) AS n FROM person", epsilon=0.1)
+    assert out["n"].tolist() == [424242]
+
+
+def test_identical_query_is_free_and_different_epsilon_is_not(
+    dp_engine: Callable[..., DPEngine],
+) -> None:
+    engine = dp_engine(epsilon=1.0, user="alice")
+    first = engine.sql_dp("SELECT COUNT(*) AS n FROM person", epsilon=0.2)
+    second = engine.sql_dp("select count(*) as n from person", epsilon=0.2, alpha=0.01)
+    assert second["n"].tolist() == first["n"].tolist()
+    assert second.attrs["dp"]["cached"]
+    assert not first.attrs["dp"]["cached"]
+    assert (
+        second.attrs["dp"]["columns"]["n"]["half_width"][0]
+        > first.attrs["dp"]["columns"]["n"]["half_width"][0]
+    )  # re-rendered at 99%
+    engine.sql_dp("SELECT COUNT(*) AS n FROM person", epsilon=0.3)
+    status = engine.budget()
+    assert status.epsilon_spent == pytest.approx(0.5)
+    assert status.epsilon_remaining == pytest.approx(0.5)
+    assert [r.user for r in status.history] == ["alice", "alice"]
+    assert all(len(r.query_hash) == 64 and r.created_at for r in status.history)
+
+
+def test_scope_budget_changes_are_applied(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = open_registry(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    ledger = Ledger(engine)
+    ledger.ensure_project("p", 1.0, 1e-6)
+    ledger.record("p", "a", user="u", sql="x", epsilon=0.8, delta=0.0, result={})
+    ledger.ensure_project("p", 0.5, 1e-6)  # the committee lowered the budget
+    assert ledger.status("p").epsilon_remaining == 0.0
+    with pytest.raises(BudgetExhausted):
+        ledger.record("p", "b", user="u", sql="x", epsilon=0.01, delta=0.0, result={})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    total=st.floats(min_value=1e-3, max_value=50, allow_nan=False),
+    costs=st.lists(st.floats(min_value=1e-9, max_value=5, allow_nan=False), max_size=40),
+)
+def test_unit_rounding_never_admits_more_than_the_total(total: float, costs: list[float]) -> None:
+    """Accepting costs by integer units never lets their exact (rational) sum pass the total."""
+    budget = to_units(total, EPS_UNIT, up=False)
+    spent, accepted = 0, []
+    for c in costs:
+        units = to_units(c, EPS_UNIT, up=True)
+        if spent + units <= budget:
+            spent += units
+            accepted.append(c)
+    assert sum((Fraction(c) for c in accepted), Fraction(0)) <= Fraction(total)
