@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import getpass
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -32,6 +33,10 @@ from sde.proxy.pipeline import Prepared, prepare
 from sde.registry.db import open_registry, registry_url_beside
 from sde.registry.keys import project_key
 from sde.scope import Scope
+
+if TYPE_CHECKING:
+    from sde.dp.engine import DPEngine
+    from sde.dp.ledger import BudgetStatus
 
 _ENGINE_ERROR = (
     "the database could not run this query (for example a value that cannot be cast, "
@@ -60,7 +65,8 @@ class Connection:
         self._extract = extract
         self._audit = AuditLog(registry)
         self._closed = False
-        self._contexts: dict[str, RuleContext] = {}
+        self._contexts: dict[tuple[str, bool], RuleContext] = {}
+        self._dp_engine: DPEngine | None = None
 
     # -- the researcher's surface -------------------------------------------------------
 
@@ -94,14 +100,40 @@ class Connection:
         self._record("explain", sql, start, prepared=prepared)
         return out
 
-    def sql_dp(self, sql: str, *, epsilon: float, **options: Any) -> pd.DataFrame:
-        """A differentially private query (wired by :mod:`sde.dp`, which runs its exact
-        aggregates through :meth:`_run_scoped`)."""
-        raise SDEError("dp.unavailable", "differentially private queries are not set up here")
+    def sql_dp(
+        self,
+        sql: str,
+        epsilon: float | None = None,
+        delta: float | None = None,
+        accuracy: float | Mapping[str, float] | None = None,
+        alpha: float = 0.05,
+        **options: Any,
+    ) -> pd.DataFrame:
+        """A differentially private answer to an aggregate query, charged to the budget.
 
-    def budget(self) -> dict[str, float]:
-        """Spent and remaining privacy budget (wired by :mod:`sde.dp`)."""
-        raise SDEError("dp.unavailable", "the privacy budget ledger is not set up here")
+        A DataFrame shaped like the query's result with noisy values in place; per-cell
+        confidence half-widths at ``1 - alpha`` and the cost are in ``df.attrs["dp"]``.
+        ``accuracy=`` asks for a target half-width instead of an epsilon. Other options
+        (``bounds``, ``keys``, ``max_rows_per_person``, ``max_groups_per_person``,
+        ``noise``, ``confirm``, ``dialect``) are those of :meth:`sde.dp.engine.DPEngine.sql_dp`.
+        Raises :class:`~sde.errors.BudgetExhausted` (spending nothing) when the project
+        cannot afford it.
+        """
+        start = time.perf_counter()
+        try:
+            self._check_open()
+            # The researcher's own query meets every scope rule first, so a refusal names
+            # their table or column rather than something in the DP engine's rewrite.
+            self._prepare(sql, options.get("dialect"), enforce_access=False)
+        except SDEError as err:
+            self._record("sql_dp", sql, start, err=err)
+            raise
+        return self._dp().sql_dp(sql, epsilon, delta, accuracy, alpha, **options)
+
+    def budget(self) -> BudgetStatus:
+        """The project's privacy budget: total, spent, remaining and every release."""
+        self._check_open()
+        return self._dp().budget()
 
     def close(self) -> None:
         if not self._closed:
@@ -125,6 +157,27 @@ class Connection:
         """Every scope rule except the access-mode check (for :mod:`sde.dp` only)."""
         return self._execute(sql, dialect, action="dp-exact", enforce_access=False)
 
+    def _dp(self) -> DPEngine:
+        """The project's DP engine, built on first use over :meth:`_run_scoped`."""
+        if self._dp_engine is None:
+            if not self.scope.dp:
+                raise ConfigurationError(
+                    "dp.no-budget",
+                    f"project {self.project} has no privacy budget: its scope file needs "
+                    "dp: {epsilon: ..., delta: ...}",
+                )
+            from sde.dp.engine import DPEngine
+
+            self._dp_engine = DPEngine(
+                self._run_scoped,
+                registry=self.registry,
+                project=self.project,
+                budget=(self.scope.dp["epsilon"], self.scope.dp.get("delta", 0.0)),
+                user=self.user,
+                dialect=self.dialect,
+            )
+        return self._dp_engine
+
     # -- internals ----------------------------------------------------------------------
 
     @property
@@ -140,11 +193,12 @@ class Connection:
                 f"project {self.project}'s approval expired on {self.scope.expires}",
             )
 
-    def _prepare(self, sql: str, dialect: str | None) -> Prepared:
+    def _prepare(self, sql: str, dialect: str | None, *, enforce_access: bool = True) -> Prepared:
         name = _dialect(dialect or self.dialect)
-        ctx = self._contexts.get(name)
+        ctx = self._contexts.get((name, enforce_access))
         if ctx is None:
-            ctx = self._contexts[name] = RuleContext(self.scope, name, self.limits)
+            ctx = RuleContext(self.scope, name, self.limits, enforce_access=enforce_access)
+            self._contexts[(name, enforce_access)] = ctx
         return prepare(sql, ctx)
 
     def _execute(
@@ -160,7 +214,7 @@ class Connection:
                     f"project {self.project} is approved for differentially private queries "
                     "only; use conn.sql_dp(...)",
                 )
-            prepared = self._prepare(sql, dialect)
+            prepared = self._prepare(sql, dialect, enforce_access=enforce_access)
             engine_sql = prepared.sql(self._extract.dialect)
             raw = self._extract.run(
                 engine_sql, timeout_s=self.limits.timeout_s, max_rows=self.limits.row_cap + 1
@@ -176,7 +230,11 @@ class Connection:
                     f"the query ran longer than {self.limits.timeout_s:g} s and was stopped",
                 ) from None
             raise QueryFailed("engine.error", _ENGINE_ERROR) from None
-        frame = self._finish(normalise(raw), prepared)
+        try:
+            frame = self._finish(normalise(raw), prepared)
+        except SDEError as err:
+            self._record(action, sql, start, prepared=prepared, err=err)
+            raise
         self._record(action, sql, start, prepared=prepared, rows=len(frame))
         return frame
 
@@ -189,6 +247,11 @@ class Connection:
                 f"the result was cut to the first {self.limits.row_cap} rows (the row cap)"
             )
         if prepared.hidden:
+            if not set(prepared.hidden) <= set(frame.columns):  # fail closed, never uncounted
+                raise QueryFailed(
+                    "aggregates.unchecked",
+                    "the persons behind this result could not be counted; rename its outputs",
+                )
             persons = frame[list(prepared.hidden)].min(axis=1)
             keep = (persons >= self.scope.threshold).fillna(False).to_numpy(dtype=bool)
             suppressed = int((~keep).sum())
@@ -238,15 +301,21 @@ class Connection:
                 project=self.project,
                 scope_version=self.scope.version,
                 action=action,
-                sql=sql if isinstance(sql, str) else repr(sql),
+                sql=_storable(sql if isinstance(sql, str) else repr(sql)),
                 outcome=outcome,
                 rule=rule,
-                detail=detail,
+                detail=_storable(detail) if detail is not None else None,
                 rows=rows,
                 rewritten_sha256=rewritten,
                 duration_ms=(time.perf_counter() - start) * 1000,
             )
         )
+
+
+def _storable(text: str) -> str:
+    """``text`` with NUL shown as ``\\x00``: a PostgreSQL registry cannot store NUL, and a
+    refusal must be audited, not turned into a driver error."""
+    return text.replace("\x00", "\\x00")
 
 
 def _dialect(dialect: str) -> str:

@@ -42,7 +42,7 @@ FUNCTIONS = _classes(
     Coalesce Nullif If Case Cast TryCast IsNan Nvl2
     Lower Upper Length Substring Concat ConcatWs Trim Replace StrPosition Left Right
     Initcap Reverse RegexpLike RegexpILike RegexpExtract RegexpReplace StartsWith EndsWith
-    Contains Ascii Chr
+    Contains Ascii Chr MD5
     StrToDate StrToTime TimeToStr ToChar CurrentDate CurrentTimestamp Extract DateTrunc
     TimestampTrunc DateAdd DateSub DateDiff DatetimeDiff TimestampDiff TimestampAdd
     TimestampSub Year Month Day Quarter Week DayOfWeek DayOfWeekIso DayOfMonth DayOfYear
@@ -51,6 +51,19 @@ FUNCTIONS = _classes(
     Datetime Timestamp TsOrDsToTimestamp Hour Minute Second DateToDateStr ToNumber
     """
 )
+
+#: Bare words (sqlglot ``Var`` nodes) a query may hold: date and time parts, as in
+#: ``EXTRACT(YEAR FROM d)``, ``DATE_TRUNC('month', d)`` or ``INTERVAL '1' DAY``. A bare
+#: word is emitted to the engine as written, unquoted and unchecked by the column
+#: rule, so any other word (``DATEDIFF(b, ...)`` read as a unit) is refused.
+_DATE_PARTS = """
+    YEAR YEARS YR YRS Y YY YYYY ISOYEAR QUARTER QUARTERS QTR Q MONTH MONTHS MON MONS MM
+    WEEK WEEKS WK W WEEKOFYEAR WEEKISO ISOWEEK DAY DAYS D DD DAYOFMONTH DOW DAYOFWEEK
+    DAYOFWEEKISO ISODOW WEEKDAY DOY DAYOFYEAR HOUR HOURS HR HRS H HH MINUTE MINUTES MIN
+    MINS MI M SECOND SECONDS SEC SECS S SS MILLISECOND MILLISECONDS MS MSEC MICROSECOND
+    MICROSECONDS US USEC EPOCH DECADE DECADES CENTURY CENTURIES MILLENNIUM MILLENNIA JULIAN
+"""
+DATE_PARTS = frozenset(_DATE_PARTS.split())
 
 #: Aggregates that ``aggregates`` mode accepts: none returns one person's own value.
 SAFE_AGGREGATES = _classes(

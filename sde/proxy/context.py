@@ -45,6 +45,9 @@ class RuleContext:
     scope: Scope
     dialect: str = "postgres"
     limits: Limits = field(default_factory=Limits)
+    #: False only for the DP engine's exact-total queries: their outputs are noised by
+    #: :mod:`sde.dp` instead of being shaped and thresholded by the aggregates mode.
+    enforce_access: bool = True
 
     @property
     def project(self) -> str:

@@ -119,6 +119,9 @@ def parse(sql: str, ctx: RuleContext) -> exp.Expression:
             keyword=keyword,
         )
     try:
-        return normalize_identifiers(tree, dialect=ctx.dialect)
+        tree = normalize_identifiers(tree, dialect=ctx.dialect)
     except RecursionError:
         raise ScopeViolation("limits.depth", "the query is nested too deeply") from None
+    for node in tree.walk():
+        node.comments = None  # the engine gets none of the researcher's text, comments included
+    return tree

@@ -22,6 +22,7 @@ from sde.proxy.context import Limits, RuleContext
 from sde.proxy.parse import parse
 from sde.proxy.rules import RULES
 from sde.proxy.rules.aggregates import HIDDEN_PREFIX
+from sde.proxy.transpile import for_engine
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Prepared:
         if engine_dialect in self._generated:
             return self._generated[engine_dialect]
         try:
-            text = self.expression.sql(
+            text = for_engine(self.expression, engine_dialect).sql(
                 dialect=engine_dialect, identify=True, unsupported_level=ErrorLevel.RAISE
             )
         except Exception as err:

@@ -432,17 +432,26 @@ def _hits(value: object, strings: list[str], numbers: list[float], ignore: str) 
     if isinstance(value, pd.DataFrame):
         for col in value.columns:
             hits += _hits(str(col), strings, numbers, ignore)
-            series = value[col]
-            for v in series.dropna().unique().tolist() if len(series) else []:
-                if isinstance(v, int | float | np.integer | np.floating) and not isinstance(
-                    v, bool
-                ):
-                    if float(v) in numbers:
-                        hits.append(f"{col}={v}")
-                    if 900001 <= float(v) <= 900000 + PERSONS and _number_text(v) not in ignore:
-                        hits.append(f"{col}=raw id {v}")
-                else:
-                    hits += _hits(str(v), strings, numbers, ignore)
-        return hits
+            for v in value[col].tolist():
+                hits += _cell(str(col), v, strings, numbers, ignore)
+        return sorted(set(hits))
     text = str(value)
     return [s for s in strings if s in text]
+
+
+def _cell(col: str, v: object, strings: list[str], numbers: list[float], ignore: str) -> list[str]:
+    """Sentinels in one result cell, looking inside lists, arrays and structs too."""
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return []
+    if isinstance(v, dict):
+        return [h for item in v.values() for h in _cell(col, item, strings, numbers, ignore)]
+    if isinstance(v, list | tuple | np.ndarray):
+        return [h for item in list(v) for h in _cell(col, item, strings, numbers, ignore)]
+    if isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool):
+        hits = []
+        if float(v) in numbers:
+            hits.append(f"{col}={v}")
+        if 900001 <= float(v) <= 900000 + PERSONS and _number_text(float(v)) not in ignore:
+            hits.append(f"{col}=raw id {v}")
+        return hits
+    return [s for s in strings if s in str(v)]

@@ -26,11 +26,11 @@ import pandas as pd
 
 from sde.errors import ConfigurationError
 from sde.proxy.barrier import EngineError
-from sde.proxy.barrier.plan import ExtractPlan
+from sde.proxy.barrier.plan import ORDER_COLUMN, ExtractPlan
 from sde.pseudonym import pads
 
 #: Bump when the extract's layout or build SQL changes (invalidates caches).
-BUILD_VERSION = "1"
+BUILD_VERSION = "2"  # 2: rows ordered by a keyed pseudonym
 
 _HARDEN = (
     "SET enable_external_access = false",
@@ -157,16 +157,29 @@ def _build(
             con.execute(f"CREATE OR REPLACE TEMP TABLE persons AS {plan.persons_sql(src)}")
             tables = plan.tables if index == 0 else plan.person_tables
             for table in tables:
-                select = plan.select_sql(table, src, "duckdb", keys="keys", persons="persons")
+                # Person-level rows of every node are staged with their order key and
+                # written once, sorted, below; shared tables go straight in.
+                target = f"temp.staged_{table.name}" if table.person_level else table.name
+                select = plan.select_sql(
+                    table, src, "duckdb", keys="keys", persons="persons", order="column"
+                )
                 if table.name in created:
-                    con.execute(f"INSERT INTO main.{table.name} {select}")
+                    con.execute(f"INSERT INTO {target} {select}")
                 else:
-                    con.execute(f"CREATE TABLE main.{table.name} AS {select}")
+                    temp = "TEMP " if table.person_level else ""
+                    con.execute(f"CREATE {temp}TABLE {target} AS {select}")
                     created.add(table.name)
             con.execute("DROP TABLE temp.persons")
             con.execute("DROP TABLE temp.keys")
         finally:
             con.execute("DETACH src")
+    for table in plan.person_tables:
+        cols = ", ".join(table.columns)
+        con.execute(
+            f"CREATE TABLE main.{table.name} AS SELECT {cols} FROM temp.staged_{table.name} "
+            f"ORDER BY {ORDER_COLUMN}"
+        )
+        con.execute(f"DROP TABLE temp.staged_{table.name}")
     _check_collisions(con, plan)
 
 

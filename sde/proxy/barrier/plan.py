@@ -18,12 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from sde.omop.cdm import CDM
 from sde.pseudonym import NAMESPACES, hmac_sql
 from sde.scope import Scope
 
 Source = Callable[[str], str]
+
+#: Column holding the row order key in a pooled build (never in the extract itself).
+ORDER_COLUMN = "sde_order_key"
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,18 @@ class TablePlan:
     @property
     def person_level(self) -> bool:
         return CDM.table(self.name).has_column("person_id")
+
+    @property
+    def row_id(self) -> tuple[str, str]:
+        """The raw column naming one row of a person-level table, and its namespace.
+
+        Its keyed pseudonym orders the extract (:meth:`ExtractPlan.order_sql`), whether
+        the column is exposed or not; ``death`` has no row id and uses ``person_id``.
+        """
+        own = f"{self.name}_id"
+        if self.name != "person" and CDM.table(self.name).has_column(own) and own in NAMESPACES:
+            return own, NAMESPACES[own]
+        return "person_id", "person"
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,7 @@ class ExtractPlan:
     @property
     def namespaces(self) -> tuple[str, ...]:
         found = {"person"} | {ns for t in self.tables for ns in t.ids.values()}
+        found |= {t.row_id[1] for t in self.person_tables}
         return tuple(sorted(found))
 
     @property
@@ -101,6 +118,19 @@ class ExtractPlan:
             f"WHERE p.person_id IS NOT NULL AND {' AND '.join(where)}"
         )
 
+    def order_sql(self, table: TablePlan, dialect: str) -> str:
+        """The key that orders a person-level extract table: a keyed pseudonym of its row id.
+
+        Engines return a table's rows in the order they were written. Written in the
+        node's order (raw ids ascending), the row position of a pseudonym would betray
+        its raw id's rank, and two projects over the same node would list the same
+        persons in the same order, linking their pseudonyms. Ordered by a keyed HMAC of
+        each row's own id, the order is a permutation that differs per project (and
+        per node subkey) and says nothing about raw ids, nor which rows share a person.
+        """
+        col, ns = table.row_id
+        return hmac_sql(f"x.{col}", f"k.{ns}_i", f"k.{ns}_o", dialect)
+
     def select_sql(
         self,
         table: TablePlan,
@@ -108,8 +138,16 @@ class ExtractPlan:
         dialect: str,
         keys: str = "keys",
         persons: str = "persons",
+        *,
+        order: Literal["clause", "column"] = "clause",
     ) -> str:
-        """SELECT of one extract table's rows (in scope, pseudonymised)."""
+        """SELECT of one extract table's rows (in scope, pseudonymised).
+
+        ``order`` (person-level tables): ``"clause"`` adds ``ORDER BY`` the row order key
+        (:meth:`order_sql`), ``"column"`` returns the key as a last column named
+        :data:`ORDER_COLUMN` instead (for an extract pooled from several nodes, sorted
+        once at the end).
+        """
         outs = []
         for col in table.columns:
             ns = table.ids.get(col)
@@ -117,10 +155,19 @@ class ExtractPlan:
                 outs.append(f"x.{col} AS {col}")
             else:
                 outs.append(f"{hmac_sql(f'x.{col}', f'k.{ns}_i', f'k.{ns}_o', dialect)} AS {col}")
+        if table.person_level and order == "column":
+            outs.append(f"{self.order_sql(table, dialect)} AS {ORDER_COLUMN}")
         sql = f"SELECT {', '.join(outs)} FROM {src(table.name)} x"
         if not table.person_level:
             return sql
         sql += f" CROSS JOIN {keys} k WHERE x.person_id IN (SELECT person_id FROM {persons})"
+        sql += self._period_sql(table)
+        if order == "clause":
+            sql += f" ORDER BY {self.order_sql(table, dialect)}"
+        return sql
+
+    def _period_sql(self, table: TablePlan) -> str:
+        sql = ""
         period = self.scope.period
         if period is None:
             return sql

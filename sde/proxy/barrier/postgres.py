@@ -32,7 +32,7 @@ from sde.proxy.barrier import EngineError
 from sde.proxy.barrier.plan import ExtractPlan
 from sde.pseudonym import pads
 
-BUILD_VERSION = "1"
+BUILD_VERSION = "2"  # 2: rows ordered by a keyed pseudonym
 
 
 def _q(text: str) -> LiteralString:

@@ -18,6 +18,7 @@ check has accepted.
 | 6 | columns | ``columns.not-allowed``, ``.whole-row``, ``.star``, ``.unresolved`` |
 | 7 | cross_joins | ``limits.cross-join`` |
 | 8 | aggregates | ``aggregates.shape``, ``.not-aggregated``, ``.function``, ``.no-person`` |
+| | | ``aggregates.cross-person``, ``.unbound`` |
 | 9 | row_cap | ``limits.limit`` (and injects the cap) |
 | 10 | recheck | rules 1, 3, 4, 5 again on the rewritten tree |
 

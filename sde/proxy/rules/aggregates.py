@@ -1,19 +1,37 @@
 """Rule ``aggregates.*``: in ``aggregates`` mode, only grouped aggregate results.
 
 The outermost query must be one SELECT whose outputs are GROUP BY keys or
-aggregates of a safe kind (counts, sums, means, spreads, quantiles: no MIN,
-MAX, lists or first values, which return one person's own value). To count the
-persons behind each group, every person-level source of the outer query (a
-table with ``person_id``, or a subquery/CTE passing ``person_id`` straight
-through from one) gets a hidden ``COUNT(DISTINCT person_id)`` output; the
+aggregates of a safe kind (counts, sums, means, spreads, quantiles away from the
+extremes: no MIN, MAX, lists or first values, which return one person's own
+value). To count the persons behind each group, every person-level source of the
+outer query (a table with ``person_id``, or a subquery/CTE passing ``person_id``
+straight through from one) gets a hidden ``COUNT(DISTINCT person_id)`` output; the
 connection drops groups under the project's threshold for *any* source and
-reports them. A source whose persons cannot be traced is refused.
+reports them.
+
+The count only means something if every person whose data shapes a group is
+among the persons counted. So below the outermost query, person-level data may
+only flow **one person at a time** (``aggregates.cross-person``):
+
+- a derived table or CTE that reads person-level data passes ``person_id``
+  through from its sources (else ``aggregates.no-person``), ties all its
+  person-level sources together by ``person_id`` equality, and aggregates or
+  runs window functions only per person (``GROUP BY``/``PARTITION BY``
+  ``person_id``), so ``MAX(x) OVER ()`` or an inner ``MIN`` cannot smuggle one
+  person's value into everybody's row;
+- a subquery in an expression (``IN``, ``EXISTS``, a scalar subquery) that reads
+  person-level data is tied to a counted person: ``p.person_id IN (SELECT
+  t.person_id ...)``, or correlated with ``t.person_id = p.person_id``
+  (``aggregates.unbound``); the same holds for the right side of a SEMI/ANTI join.
 
 Not a formal guarantee: thresholds do not stop differencing between queries or
-predicates aimed at one person; projects needing that use ``dp`` mode.
+predicates aimed at one person inside a group; projects needing that use ``dp``.
 """
 
 from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
 
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, build_scope
@@ -25,10 +43,13 @@ from sde.proxy.context import RuleContext, is_person_table
 #: Prefix of the hidden person-count outputs the connection reads and drops.
 HIDDEN_PREFIX = "__sde_persons_"
 
+#: The node standing for "a person of an enclosing query" in the equality graph.
+_OUTER = "\0outer"
+
 
 def rewrite(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
     """Check the shape and add the hidden person counts (aggregates mode only)."""
-    if ctx.scope.access != "aggregates":
+    if ctx.scope.access != "aggregates" or not ctx.enforce_access:
         return expression
     if not isinstance(expression, exp.Select):
         raise _shape(ctx, "a set operation (UNION, INTERSECT, EXCEPT) at the outermost level")
@@ -36,24 +57,19 @@ def rewrite(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
     keys = list(group.expressions) if group else []
     for projection in expression.expressions:
         _check_output(projection, keys, ctx)
-    having = expression.args.get("having")
-    for part in [*expression.expressions, *([having] if having else [])]:
+    parts = [
+        *expression.expressions,
+        *(expression.args.get(k) for k in ("having", "qualify", "order")),
+    ]
+    for part in parts:
+        if part is None:
+            continue
         for agg in part.find_all(exp.AggFunc):
-            if type(agg) not in SAFE_AGGREGATES:
-                name = function_name(agg)
-                raise ScopeViolation(
-                    "aggregates.function",
-                    f"aggregate {name} can return one person's own value; project "
-                    f"{ctx.project} may only use counts, sums, means, spreads and quantiles",
-                    name=name,
-                )
+            _check_aggregate(agg, ctx)
     scope = build_scope(expression)
     if scope is None:
         raise _shape(ctx, "a query the proxy cannot analyse")
-    counted = []
-    for alias, (_node, source) in scope.selected_sources.items():
-        if _person_key(source, ctx, alias):
-            counted.append(alias)
+    counted = _Flows(ctx).root(scope)
     for i, alias in enumerate(counted):
         count = exp.Count(
             this=exp.Distinct(expressions=[exp.column("person_id", table=alias, quoted=True)])
@@ -69,9 +85,12 @@ def _shape(ctx: RuleContext, what: str) -> ScopeViolation:
     )
 
 
+# -- the outermost query's outputs ------------------------------------------------------
+
+
 def _check_output(projection: exp.Expression, keys: list[exp.Expression], ctx: RuleContext) -> None:
     name = projection.alias_or_name
-    if name.startswith("__sde"):
+    if name.lower().startswith("__sde"):  # DuckDB output names ignore case
         raise ScopeViolation("aggregates.shape", f"output name {name} is reserved", name=name)
     value = projection.unalias()
     if value.find(exp.Window, exp.Subquery) is not None:
@@ -97,31 +116,367 @@ def _check_output(projection: exp.Expression, keys: list[exp.Expression], ctx: R
 def _inside_aggregate(node: exp.Expr, top: exp.Expr) -> bool:
     parent = node.parent
     while parent is not None:
-        if isinstance(parent, exp.AggFunc):
-            return True
+        if isinstance(parent, exp.AggFunc | exp.WithinGroup | exp.Filter):
+            return True  # WITHIN GROUP (ORDER BY x) and FILTER (WHERE ...) belong to it
         if parent is top:
             return False
         parent = parent.parent
     return False
 
 
-def _person_key(source: exp.Expression | Scope, ctx: RuleContext, alias: str) -> bool:
-    """True if ``source`` is person-level (counted); raise if its persons are untraceable."""
-    if isinstance(source, exp.Table):
-        return is_person_table(source.name)
-    if not isinstance(source, Scope):
-        raise _shape(ctx, f"source {alias}")
-    reads_persons = any(is_person_table(t.name) for t in source.expression.find_all(exp.Table))
-    if not reads_persons:
-        return False
-    if _traces_to_person(source, "person_id"):
-        return True
-    raise ScopeViolation(
-        "aggregates.no-person",
-        f"the persons behind source {alias} cannot be counted; pass person_id through it "
-        "unchanged (SELECT ..., person_id FROM ...)",
-        name=alias,
-    )
+def _check_aggregate(agg: exp.AggFunc, ctx: RuleContext) -> None:
+    name = function_name(agg)
+    if type(agg) not in SAFE_AGGREGATES:
+        raise ScopeViolation(
+            "aggregates.function",
+            f"aggregate {name} can return one person's own value; project "
+            f"{ctx.project} may only use counts, sums, means, spreads and quantiles",
+            name=name,
+        )
+    level = _quantile_level(agg)
+    if level is None:
+        return
+    low = 1 / max(ctx.scope.threshold, 4)
+    value = _number(level)
+    if value is None or not low < value < 1 - low:
+        shown = level.sql(ctx.dialect)
+        raise ScopeViolation(
+            "aggregates.function",
+            f"aggregate {name} at level {shown} can return a group's minimum or maximum, "
+            f"one person's own value; project {ctx.project} may use levels strictly between "
+            f"{low:g} and {1 - low:g} (written as a number)",
+            name=name,
+        )
+
+
+def _quantile_level(agg: exp.AggFunc) -> exp.Expression | None:
+    """The level of a percentile/quantile aggregate (``None`` for other aggregates)."""
+    if isinstance(agg, exp.Quantile | exp.ApproxQuantile):
+        level = agg.args.get("quantile")
+    elif isinstance(agg, exp.PercentileCont | exp.PercentileDisc):
+        # PostgreSQL: PERCENTILE_CONT(level) WITHIN GROUP (...); DuckDB: (x, level)
+        level = agg.args.get("expression") if agg.args.get("expression") else agg.this
+    else:
+        return None
+    return level if isinstance(level, exp.Expression) else exp.Null()
+
+
+def _number(node: exp.Expression) -> float | None:
+    if isinstance(node, exp.Neg):
+        inner = _number(node.this)
+        return -inner if inner is not None else None
+    if isinstance(node, exp.Literal) and not node.is_string:
+        try:
+            return float(node.this)
+        except ValueError:
+            return None
+    return None
+
+
+# -- where person-level data flows ------------------------------------------------------
+
+
+class _Flows:
+    """Checks that person-level data reaches the outermost query one person at a time."""
+
+    def __init__(self, ctx: RuleContext) -> None:
+        self.ctx = ctx
+        self._reads: dict[int, bool] = {}
+        self._person_sources: dict[int, dict[str, exp.Table | Scope]] = {}
+
+    # The outermost query: its person-level sources are counted.
+    def root(self, scope: Scope) -> list[str]:
+        persons = self._persons(scope)
+        semi = set(scope.semi_or_anti_join_tables)
+        counted = [a for a in scope.selected_sources if a in persons and a not in semi]
+        graph = _Graph(persons)
+        for left, right in _person_equalities(scope):
+            graph.union(self._node(scope, left), self._node(scope, right))
+        for alias in sorted(semi & set(persons)):
+            if not any(graph.connected(alias, c) for c in counted):
+                raise self._unbound(alias, "the right side of a SEMI or ANTI join")
+        self._children(scope)
+        return counted
+
+    # A derived table, CTE or subquery below the outermost query.
+    def nested(self, scope: Scope, anchor: str) -> None:
+        """Check a scope below the outermost query.
+
+        ``anchor`` is the local alias whose persons the scope hands on (the ``person_id``
+        it passes through, or selects for ``IN``), or ``_OUTER`` for a subquery that must
+        be correlated with a person of an enclosing query.
+        """
+        persons = self._persons(scope)
+        self._children(scope)
+        if not persons:
+            return
+        graph = _Graph(persons)
+        for left, right in _person_equalities(scope):
+            graph.union(self._node(scope, left), self._node(scope, right))
+        if anchor == _OUTER and not any(graph.connected(a, _OUTER) for a in persons):
+            raise self._unbound(next(iter(persons)), "a subquery")
+        for alias in persons:
+            if not graph.connected(alias, anchor):
+                raise ScopeViolation(
+                    "aggregates.cross-person",
+                    f"source {alias} is not joined on person_id to the persons this part of "
+                    f"the query hands on, so another person's data could reach them; project "
+                    f"{self.ctx.project} receives aggregates of counted persons only (join it "
+                    f"ON {alias}.person_id = ...)",
+                    name=alias,
+                )
+        if graph.connected(anchor, _OUTER):
+            return  # correlated on person_id: each evaluation sees one person's rows
+        self._per_person(scope, persons)
+
+    def _per_person(self, scope: Scope, persons: dict[str, exp.Table | Scope]) -> None:
+        """Aggregates and window functions of an uncorrelated scope stay within a person."""
+        select = scope.expression
+        group = select.args.get("group")
+        aggregates = [a for a in scope.find_all(exp.AggFunc) if not a.find_ancestor(exp.Window)]
+        if (aggregates or group) and not _person_columns(group, persons):
+            name = function_name(aggregates[0]) if aggregates else "GROUP BY"
+            raise ScopeViolation(
+                "aggregates.cross-person",
+                f"{name} inside a subquery combines several persons' rows into one value "
+                "that the outer counts do not cover; group it by person_id (one row per "
+                "person) or compute it in the outermost query",
+                name=name,
+            )
+        for window in scope.find_all(exp.Window):
+            partition = window.args.get("partition_by") or []
+            if not any(_person_columns(p, persons) for p in partition):
+                name = function_name(window.this) if isinstance(window.this, exp.Func) else "OVER"
+                raise ScopeViolation(
+                    "aggregates.cross-person",
+                    f"window function {name} runs across persons, so one person's value can "
+                    "reach another person's row; add PARTITION BY person_id",
+                    name=name,
+                )
+
+    def _children(self, scope: Scope) -> None:
+        for alias, source in scope.sources.items():
+            if isinstance(source, Scope) and self.reads_persons(source):
+                inner = _unwrap(source)
+                self.nested(inner, self._handed_on(inner, alias))
+        for sub in scope.subquery_scopes:
+            if self.reads_persons(sub):
+                self._subquery(sub, scope)
+
+    def _subquery(self, sub: Scope, outer: Scope) -> None:
+        lhs = _in_left_side(sub.expression)
+        bound_in = (
+            isinstance(lhs, exp.Column)
+            and lhs.name == "person_id"
+            and self._node(outer, lhs.table) is not None
+        )
+        branches = sub.set_operation_scopes if isinstance(sub.expression, exp.SetOperation) else []
+        for branch in branches or [sub]:
+            if isinstance(branch.expression, exp.SetOperation):
+                self._subquery(branch, outer)
+                continue
+            if not bound_in:
+                self.nested(branch, _OUTER)
+                continue
+            projected = _projected_person(branch)
+            if projected is None:
+                raise self._unbound("IN", "an IN (...) subquery that does not select person_id")
+            self.nested(branch, projected)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def reads_persons(self, scope: Scope) -> bool:
+        """True when ``scope`` (or anything below it) reads a person-level table."""
+        scope = _unwrap(scope)
+        key = id(scope)
+        if key not in self._reads:
+            found = any(
+                (isinstance(s, exp.Table) and is_person_table(s.name))
+                or (isinstance(s, Scope) and self.reads_persons(s))
+                for s in scope.sources.values()
+            ) or any(
+                self.reads_persons(s)
+                for s in itertools.chain(
+                    scope.subquery_scopes, scope.set_operation_scopes, scope.udtf_scopes
+                )
+            )
+            self._reads[key] = found
+        return self._reads[key]
+
+    def _persons(self, scope: Scope) -> dict[str, exp.Table | Scope]:
+        """Person-level sources of ``scope`` (SEMI/ANTI join right sides included)."""
+        key = id(scope)
+        if key not in self._person_sources:
+            self._person_sources[key] = self._find_persons(scope)
+        return self._person_sources[key]
+
+    def _find_persons(self, scope: Scope) -> dict[str, exp.Table | Scope]:
+        out: dict[str, exp.Table | Scope] = {}
+        for alias, source in scope.sources.items():
+            if isinstance(source, exp.Table):
+                if is_person_table(source.name):
+                    out[alias] = source
+            elif isinstance(source, Scope):
+                if self.reads_persons(source):
+                    if not _traces_to_person(_unwrap(source), "person_id"):
+                        raise ScopeViolation(
+                            "aggregates.no-person",
+                            f"the persons behind source {alias} cannot be counted; pass "
+                            "person_id through it unchanged (SELECT ..., person_id FROM ...)",
+                            name=alias,
+                        )
+                    out[alias] = source
+            else:
+                raise _shape(self.ctx, f"source {alias}")
+        return out
+
+    def _handed_on(self, scope: Scope, alias: str) -> str:
+        """The local alias whose ``person_id`` a derived source passes through."""
+        if isinstance(scope.expression, exp.Select):
+            for projection in scope.expression.expressions:
+                value = projection.unalias()
+                if (
+                    projection.alias_or_name == "person_id"
+                    and isinstance(value, exp.Column)
+                    and value.table in scope.sources
+                ):
+                    return value.table
+        raise ScopeViolation(
+            "aggregates.no-person",
+            f"the persons behind source {alias} cannot be counted; pass person_id through "
+            "it unchanged (SELECT ..., person_id FROM ...)",
+            name=alias,
+        )
+
+    def _node(self, scope: Scope, alias: str) -> str | None:
+        """Graph node of a ``person_id`` column qualified by ``alias`` as seen from ``scope``:
+        the alias itself for a local person source, ``_OUTER`` for a person source of an
+        enclosing query, ``None`` for anything else."""
+        if alias in scope.sources:
+            return alias if alias in self._persons(scope) else None
+        parent = scope.parent
+        while parent is not None:
+            if isinstance(parent.expression, exp.Lateral):
+                parent = parent.parent  # the LATERAL wrapper: its sources are its parent's
+                continue
+            if alias in parent.sources:
+                return _OUTER if alias in self._persons(parent) else None
+            parent = parent.parent
+        return None
+
+    def _unbound(self, alias: str, where: str) -> ScopeViolation:
+        return ScopeViolation(
+            "aggregates.unbound",
+            f"{where} reads person-level data ({alias}) that is not tied to the persons "
+            f"the outer query counts; project {self.ctx.project} may use such subqueries "
+            "only per person: p.person_id IN (SELECT t.person_id ...) or "
+            "EXISTS (SELECT ... WHERE t.person_id = p.person_id)",
+            name=alias,
+        )
+
+
+class _Graph:
+    """Union-find over person-source aliases (and the outer person)."""
+
+    def __init__(self, nodes: Iterable[str]) -> None:
+        self._parent: dict[str, str] = {n: n for n in nodes}
+        self._parent[_OUTER] = _OUTER
+
+    def __contains__(self, node: str) -> bool:
+        return node in self._parent
+
+    def find(self, node: str) -> str:
+        while self._parent[node] != node:
+            self._parent[node] = self._parent[self._parent[node]]
+            node = self._parent[node]
+        return node
+
+    def union(self, a: str | None, b: str | None) -> None:
+        if a is None or b is None or a not in self._parent or b not in self._parent:
+            return
+        self._parent[self.find(a)] = self.find(b)
+
+    def connected(self, a: str, b: str) -> bool:
+        return a in self._parent and b in self._parent and self.find(a) == self.find(b)
+
+
+def _unwrap(scope: Scope) -> Scope:
+    """The SELECT scope of ``LATERAL (SELECT ...)`` (sqlglot wraps it in a UDTF scope)."""
+    if isinstance(scope.expression, exp.Lateral) and len(scope.subquery_scopes) == 1:
+        return scope.subquery_scopes[0]
+    return scope
+
+
+def _conjuncts(node: exp.Expr | None) -> list[exp.Expr]:
+    if node is None:
+        return []
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.And):
+        return _conjuncts(node.left) + _conjuncts(node.right)
+    return [node]
+
+
+def _person_equalities(scope: Scope) -> list[tuple[str, str]]:
+    """``(a, b)`` for each top-level ``a.person_id = b.person_id`` in WHERE or a join's ON."""
+    select = scope.expression
+    if not isinstance(select, exp.Select):
+        return []
+    where = select.args.get("where")
+    conditions = _conjuncts(where.this if where is not None else None)
+    for join in select.args.get("joins") or []:
+        conditions += _conjuncts(join.args.get("on"))
+    out = []
+    for cond in conditions:
+        if not isinstance(cond, exp.EQ):
+            continue
+        left, right = cond.left, cond.right
+        if (
+            isinstance(left, exp.Column)
+            and isinstance(right, exp.Column)
+            and left.name == right.name == "person_id"
+            and left.table
+            and right.table
+        ):
+            out.append((left.table, right.table))
+    return out
+
+
+def _person_columns(
+    node: exp.Expression | None, persons: dict[str, exp.Table | Scope]
+) -> list[exp.Column]:
+    if node is None:
+        return []
+    return [
+        c
+        for c in ([node] if isinstance(node, exp.Column) else node.find_all(exp.Column))
+        if c.name == "person_id" and c.table in persons
+    ]
+
+
+def _in_left_side(query: exp.Expr) -> exp.Expr | None:
+    """``x`` when ``query`` is the subquery of ``x IN (query)``."""
+    parent = query.parent
+    while isinstance(parent, exp.Subquery | exp.Paren):
+        parent = parent.parent
+    if isinstance(parent, exp.In) and parent.args.get("query") is not None:
+        return parent.this
+    return None
+
+
+def _projected_person(scope: Scope) -> str | None:
+    """The local person source whose ``person_id`` an ``IN`` subquery selects."""
+    select = scope.expression
+    if not isinstance(select, exp.Select) or len(select.expressions) != 1:
+        return None
+    value = select.expressions[0].unalias()
+    if isinstance(value, exp.Column) and value.name == "person_id" and value.table:
+        entry = scope.sources.get(value.table)
+        if isinstance(entry, exp.Table) and is_person_table(entry.name):
+            return value.table
+        if isinstance(entry, Scope) and _traces_to_person(_unwrap(entry), "person_id"):
+            return value.table
+    return None
 
 
 def _traces_to_person(scope: Scope, column: str) -> bool:
@@ -140,5 +495,5 @@ def _traces_to_person(scope: Scope, column: str) -> bool:
         source = entry[1]
         if isinstance(source, exp.Table):
             return is_person_table(source.name) and value.name == "person_id"
-        return _traces_to_person(source, value.name)
+        return _traces_to_person(_unwrap(source), value.name)
     return False

@@ -3,8 +3,10 @@
 Every node of the tree must be a syntax node of
 :data:`sde.proxy.allowlists.SYNTAX` or a function (functions have their own
 rule). This refuses, by default, constructs such as DuckDB's ``COLUMNS()``,
-struct and ``->`` access, ``PIVOT``, ``TABLESAMPLE``, parameters, hints,
-``COLLATE`` and object identifiers (``::regclass``).
+struct and ``->`` access, ``PIVOT``, ``TABLESAMPLE``, parameters, optimizer
+hints, ``COLLATE`` and object identifiers (``::regclass``); and bare words other
+than date parts (:data:`sde.proxy.allowlists.DATE_PARTS`), which the engine would
+read as written.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from sde.errors import ScopeViolation
-from sde.proxy.allowlists import SYNTAX
+from sde.proxy.allowlists import DATE_PARTS, SYNTAX
 from sde.proxy.context import RuleContext
 
 
@@ -32,6 +34,18 @@ def check(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
                 f"{name} is not allowed in queries of project {ctx.project}",
                 construct=name,
             )
+        if (
+            isinstance(node, exp.Var)
+            and node.name.upper() not in DATE_PARTS
+            and not isinstance(node.parent, exp.Limit | exp.Offset)  # LIMIT ALL: the row cap rule
+        ):
+            word = node.name or "(none)"
+            raise ScopeViolation(
+                "syntax.unsupported",
+                f"the bare word {word} is not allowed here; only date parts such as "
+                "YEAR, MONTH or DAY may be written without quotes",
+                construct=word,
+            )
         if isinstance(node, exp.Join) and node.args.get("method"):
             method = str(node.args["method"]).upper()
             raise ScopeViolation(
@@ -45,4 +59,6 @@ def check(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
 def _name(node: exp.Expr) -> str:
     if isinstance(node, exp.Columns):
         return "COLUMNS(...)"
+    if isinstance(node, exp.Hint):
+        return "an optimizer hint /*+ ... */"
     return node.key.upper()

@@ -2,8 +2,11 @@
 
 A join whose condition has no equality between a column of each side (a comma
 join, ``CROSS JOIN``, ``ON TRUE``, ``ON a.x < b.y``) multiplies row counts; more
-than ``limits.max_cross_joins`` of them in one query are refused. A join to
-``VALUES`` or to a subquery without tables (a one-row parameter list) is free.
+than ``limits.max_cross_joins`` of them in one query are refused. The equality
+must hold for every joined row: one of the conjuncts (``AND``) of the condition,
+not a branch of an ``OR`` (``ON a.x = b.x OR TRUE`` is a cross join). A join to
+one row without tables (``VALUES (1)``, ``(SELECT 1 AS k)``: a parameter list) is
+free; a join to many rows of ``VALUES`` multiplies like any other.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ def check(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
     """Count unconstrained joins; refuse beyond the limit."""
     count = 0
     for join in expression.find_all(exp.Join):
-        if _constrained(join) or not _reads_tables(join.this):
+        if _constrained(join) or _one_row(join.this):
             continue
         count += 1
         if count > ctx.limits.max_cross_joins:
@@ -34,10 +37,9 @@ def check(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
 def _constrained(join: exp.Join) -> bool:
     if join.args.get("using"):
         return True
-    on = join.args.get("on")
-    if on is None:
-        return False
-    for eq in on.find_all(exp.EQ, exp.NullSafeEQ):
+    for eq in _conjuncts(join.args.get("on")):
+        if not isinstance(eq, exp.EQ | exp.NullSafeEQ):
+            continue
         left, right = eq.left, eq.right
         if not (isinstance(left, exp.Column) and isinstance(right, exp.Column)):
             continue
@@ -46,5 +48,21 @@ def _constrained(join: exp.Join) -> bool:
     return False
 
 
-def _reads_tables(node: exp.Expression) -> bool:
-    return node.find(exp.Table) is not None
+def _conjuncts(node: exp.Expr | None) -> list[exp.Expr]:
+    if node is None:
+        return []
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.And):
+        return _conjuncts(node.left) + _conjuncts(node.right)
+    return [node]
+
+
+def _one_row(node: exp.Expr) -> bool:
+    """True for a join source of at most one row that reads no table."""
+    if node.find(exp.Table) is not None:
+        return False
+    values = node.find(exp.Values)
+    if values is not None:
+        return len(values.expressions) <= 1 and node.find(exp.SetOperation) is None
+    return node.find(exp.SetOperation) is None

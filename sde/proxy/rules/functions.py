@@ -18,7 +18,7 @@ from sde.proxy.context import RuleContext
 
 def check(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
     """Refuse any function or type that is not allowlisted."""
-    for node in expression.walk():
+    for node in expression.walk(prune=_hint):
         if isinstance(node, exp.Func) and type(node) not in FUNCTIONS | SYNTAX:
             name = function_name(node)
             raise ScopeViolation(
@@ -34,3 +34,9 @@ def check(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
                 name=name,
             )
     return expression
+
+
+def _hint(node: exp.Expr) -> bool:
+    """Optimizer hints are refused whole by the syntax rule; their arguments are not
+    tables or functions of the query."""
+    return isinstance(node, exp.Hint)

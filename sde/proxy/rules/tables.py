@@ -9,7 +9,9 @@ CTE body that names its own table still reads the real one, which is checked.
 Refused: schema or catalog qualifiers (``main.person``, ``lth.public.person``),
 engine catalogs (``information_schema``, ``pg_class``, ``duckdb_tables``),
 file paths and URLs as tables, table functions (``read_csv``, ``glob``,
-``generate_series``, ``UNNEST``...), time travel and other table clauses.
+``generate_series``, ``UNNEST``...), time travel and other table clauses, and
+positional column aliases on a table (``person AS p(a, b)``), which bind to the
+engine's columns rather than the project's.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ _TABLE_ARGS = frozenset({"this", "alias", "joins", "laterals"})
 
 def check(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
     """Refuse every table reference that is not a visible CTE or an allowlisted table."""
-    for node in expression.walk():
+    for node in expression.walk(prune=_hint):
         if isinstance(node, exp.Lateral | exp.Unnest) and not isinstance(
             node.this, exp.Subquery | exp.Query
         ):
@@ -61,6 +63,16 @@ def _check_table(table: exp.Table, ctx: RuleContext) -> None:
             f"table {qualified} is not available to project {ctx.project}: "
             "name tables without a schema or catalog",
             name=qualified,
+        )
+    alias = table.args.get("alias")
+    if isinstance(alias, exp.TableAlias) and alias.columns:
+        # Positional renames bind to the engine's columns, which need not be the
+        # project's: an extract may hold person_id for the aggregates counts.
+        raise ScopeViolation(
+            "tables.clause",
+            f"column aliases on table {name} ({alias.name}(...)) are not allowed; "
+            "name the columns and alias them in the select list",
+            name=name,
         )
     extra = sorted(k for k, v in table.args.items() if v and k not in _TABLE_ARGS)
     if extra:
@@ -104,3 +116,9 @@ def _func_name(node: exp.Expr | None) -> str:
 
 def _listing(ctx: RuleContext) -> str:
     return ", ".join(sorted(ctx.scope.tables))
+
+
+def _hint(node: exp.Expr) -> bool:
+    """Optimizer hints are refused whole by the syntax rule; their arguments are not
+    tables or functions of the query."""
+    return isinstance(node, exp.Hint)
