@@ -23,11 +23,17 @@ def test_sde_up_synthesises_queries_and_refuses(tmp_path: Path) -> None:
     text = " ".join(out.stdout.split())  # rich wraps long lines
     assert "nodes: lth, elht, umbh" in text
     assert "refused [columns.not-allowed] column person_source_value" in text
+    assert "persons with atrial fibrillation by decile and sex: status" in text
+    assert (tmp_path / "outputs" / "results.json").exists()
+    assert (tmp_path / "htn-by-imd-decile.png").stat().st_size > 10_000
+    assert "privacy budget: spent 0.5 of 3 epsilon" in text
     assert "The workbench is ready" in text
     # A second run reuses the population instead of synthesising it again.
     again = _run("-m", "sde.cli", "up", "--workdir", str(tmp_path), "--persons", "1500")
     assert again.returncode == 0, again.stderr
-    assert "reusing the demo population" in " ".join(again.stdout.split())
+    again_text = " ".join(again.stdout.split())
+    assert "reusing the demo population" in again_text
+    assert "privacy budget: spent 0.5 of 3 epsilon" in again_text  # the repeat was free
 
 
 def test_researcher_quickstart_runs(tmp_path: Path) -> None:

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pandas as pd
 import typer
+
+import sde
+
+if TYPE_CHECKING:
+    from sde.connection import Connection
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -64,14 +69,40 @@ DEMO_QUERIES: tuple[tuple[str, str], ...] = (
 
 REFUSED_QUERY = "SELECT person_source_value FROM person LIMIT 5"
 
+#: Record-level rows (pseudonymised) for a table the researcher checks before export.
+CHECKED_ROWS = (
+    "SELECT DISTINCT p.person_id, imd.value_as_number::int AS decile,\n"
+    "       CASE p.gender_concept_id WHEN 8507 THEN 'male' ELSE 'female' END AS sex\n"
+    "FROM person p\n"
+    "JOIN observation imd ON imd.person_id = p.person_id\n"
+    "     AND imd.observation_concept_id = 2000000001\n"
+    "JOIN condition_occurrence co ON co.person_id = p.person_id\n"
+    "JOIN concept_ancestor ca ON ca.descendant_concept_id = co.condition_concept_id\n"
+    "WHERE ca.ancestor_concept_id = 313217  -- atrial fibrillation: some small cells"
+)
+
+#: A differentially private count, charged to the project's budget.
+DP_QUERY = (
+    "SELECT value_as_number AS decile, COUNT(*) AS persons FROM observation\n"
+    "WHERE observation_concept_id = 2000000001 GROUP BY value_as_number ORDER BY decile"
+)
+
 
 def _render(console: Console, title: str, frame: pd.DataFrame) -> None:
     table = Table(title=f"[bold]{escape(title)}[/]", title_justify="left")
     for col in frame.columns:
         table.add_column(str(col), justify="right")
     for row in frame.head(12).itertuples(index=False):
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(_cell(v) for v in row))
     console.print(table)
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _synthesise(console: Console, data: Path, persons: int, seed: int) -> dict[str, object]:
@@ -96,7 +127,6 @@ def up(
     seed: Annotated[int, typer.Option(help="Seed of the demo population.")] = 1,
 ) -> None:
     """Set up and start the workbench on the embedded default (DuckDB)."""
-    import sde
     from sde.errors import SDEError
 
     console = Console()
@@ -110,15 +140,23 @@ def up(
     console.print(f"approved demo project: htn-deprivation (scope file {scope_path})\n")
 
     conn = sde.connect(str(data), scope=str(scope_path))
+    frames = {}
     for title, sql in DEMO_QUERIES:
         console.print(f"[dim]{escape(sql)}[/]")
-        _render(console, title, conn.sql(sql))
+        frames[title] = conn.sql(sql)
+        _render(console, title, frames[title])
+    plot = _plot_prevalence(frames[DEMO_QUERIES[1][0]], workdir / "htn-by-imd-decile.png")
+    console.print(f"plot: {plot}\n")
+
     console.print(f"[bold]A query outside the project's scope[/]\n[dim]{REFUSED_QUERY}[/]")
     try:
         conn.sql(REFUSED_QUERY)
         raise SystemExit("the demo refusal was not refused: the proxy is broken")
     except SDEError as err:
         console.print(f"[red]refused[/] {escape(f'[{err.rule}] {err.message}')}\n")
+
+    _show_output_check(console, conn, workdir / "outputs")
+    _show_dp(console, conn)
 
     console.print(
         "[bold]The workbench is ready on the embedded default.[/]\n"
@@ -127,6 +165,55 @@ def up(
         "  try:  .venv/bin/python examples/researcher_quickstart.py  (a tour of sde.connect)\n"
         "  The hosted JupyterHub, airlock and access committee arrive in the next milestone;"
         " until then this command is the workbench's front door."
+    )
+
+
+def _plot_prevalence(frame: pd.DataFrame, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar(frame["decile"].astype(int), frame["pct"].astype(float), color="#005eb8")
+    ax.set_xticks(range(1, 11))
+    ax.set_xlabel("IMD 2019 decile (1 = most deprived)")
+    ax.set_ylabel("% with hypertension")
+    ax.set_title("Hypertension by deprivation, synthetic Lancashire & South Cumbria")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path.resolve()
+
+
+def _show_output_check(console: Console, conn: Connection, outputs: Path) -> None:
+    from sde import sdc
+
+    console.print(f"[bold]Checking a table before it leaves[/]\n[dim]{escape(CHECKED_ROWS)}[/]")
+    rows = conn.sql(CHECKED_ROWS)
+    checked = sdc.crosstab(rows["decile"], rows["sex"], persons=rows["person_id"])
+    flagged = int(checked.flags.map(bool).to_numpy().sum())
+    console.print(
+        f"persons with atrial fibrillation by decile and sex: status [bold]{checked.status}[/], "
+        f"{flagged} cell(s) flagged; the protected table:"
+    )
+    _render(
+        console,
+        "atrial fibrillation by IMD decile and sex (suppressed cells blank)",
+        checked.safe.reset_index(),
+    )
+    folder = checked.write(outputs)
+    console.print(f"report (ACRO results.json shape, SACRO-Viewer can open it): {folder}\n")
+
+
+def _show_dp(console: Console, conn: Connection) -> None:
+    console.print(f"[bold]A differentially private answer[/]\n[dim]{escape(DP_QUERY)}[/]")
+    noisy = conn.sql_dp(DP_QUERY, epsilon=0.5)
+    _render(console, "persons by IMD decile, epsilon 0.5", noisy)
+    budget = conn.budget()
+    console.print(
+        f"privacy budget: spent {budget.epsilon_spent:g} of {budget.epsilon_total:g} epsilon "
+        "(asking the same query again is free)\n"
     )
 
 
