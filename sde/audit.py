@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session
 from sde.registry.audit_log import AuditEntry
 
 GENESIS = "0" * 64
-_FIELDS = (
+#: The fields of an entry its hash covers, in the canonical order.
+HASHED_FIELDS = (
     "seq",
     "at",
     "user",
@@ -77,7 +78,9 @@ class Verification:
 
 
 def entry_hash(prev_hash: str, values: dict[str, object]) -> str:
-    canonical = json.dumps({k: values[k] for k in _FIELDS}, sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(
+        {k: values[k] for k in HASHED_FIELDS}, sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
@@ -131,7 +134,7 @@ class AuditLog:
                 problems.append(f"entries {expected_seq}..{entry.seq - 1} are missing")
             if entry.prev_hash != prev:
                 problems.append(f"entry {entry.seq} does not follow the entry before it")
-            values = {k: getattr(entry, k) for k in _FIELDS}
+            values = {k: getattr(entry, k) for k in HASHED_FIELDS}
             if entry_hash(entry.prev_hash, values) != entry.entry_hash:
                 problems.append(f"entry {entry.seq} was changed after it was written")
             prev = entry.entry_hash

@@ -9,7 +9,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from sde.audit import AuditLog, AuditRecord
+from sde.audit import HASHED_FIELDS, AuditLog, AuditRecord
 from sde.cli import app
 from sde.registry import open_registry
 from sde.registry.audit_log import AuditEntry
@@ -77,24 +77,7 @@ def test_rehashed_entry_breaks_the_next_link(tmp_path: Path) -> None:
         entry = session.get(AuditEntry, 2)
         assert entry is not None
         entry.sql = "SELECT 'forged'"
-        values = {
-            k: getattr(entry, k)
-            for k in (
-                "seq",
-                "at",
-                "user",
-                "project",
-                "scope_version",
-                "action",
-                "sql",
-                "rewritten_sha256",
-                "outcome",
-                "rule",
-                "detail",
-                "rows",
-                "duration_ms",
-            )
-        }
+        values = {k: getattr(entry, k) for k in HASHED_FIELDS}
         entry.entry_hash = entry_hash(entry.prev_hash, values)
         session.commit()
     result = log.verify()
