@@ -20,6 +20,7 @@ def _sde(*args: str) -> subprocess.CompletedProcess[str]:
         (("bogus",), "No such command 'bogus'"),
         (("synth", "--persons", "abc", "--out", "x"), "Invalid value for '--persons'"),
         (("synth", "--nope"), "No such option: --nope"),
+        (("bench", "nope"), "unknown benchmark 'nope'; choose one of dp, proxy, sdc, synth"),
     ],
 )
 def test_usage_errors_are_one_line(args: tuple[str, ...], expected: str) -> None:
