@@ -179,7 +179,7 @@ def _plot_prevalence(frame: pd.DataFrame, path: Path) -> Path:
     ax.set_xticks(range(1, 11))
     ax.set_xlabel("IMD 2019 decile (1 = most deprived)")
     ax.set_ylabel("% with hypertension")
-    ax.set_title("Hypertension by deprivation, synthetic Lancashire & South Cumbria")
+    ax.set_title("Hypertension by deprivation (synthetic LSC data)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
