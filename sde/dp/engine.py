@@ -24,6 +24,7 @@ import hashlib
 import json
 import math
 import sys
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,9 @@ from sde.dp.release import privatise, render
 from sde.dp.rewrite import slots_of
 
 RunExact = Callable[[str, str], pd.DataFrame]
+
+#: Prepared (analysed and planned) queries kept per engine.
+PREPARED_CACHE = 256
 
 #: Output kinds whose half-width is known before the data (so ``accuracy=`` can target them).
 TARGETABLE = {"count", "count_persons", "count_value", "sum"}
@@ -114,6 +118,7 @@ class DPEngine:
         self.confirm = confirm
         if budget is not None:
             self.ledger.ensure_project(project, float(budget[0]), float(budget[1]))
+        self._prepared: OrderedDict[str, tuple[Analysis, Plan, str]] = OrderedDict()
 
     # -- public API ------------------------------------------------------------------------
 
@@ -154,8 +159,10 @@ class DPEngine:
             self._confirm(self._quote(a, plan, alpha), confirm)
         self.ledger.check(self.project, plan.epsilon, plan.delta)
         d = a.dialect
-        exact = self.run_exact(plan.exact.sql, d)
-        hists = {j: self.run_exact(h, d) for j, (h, _) in plan.exact.histograms.items()}
+        if plan.exact.combined is not None:  # totals and histograms in one pass
+            exact, hists = plan.exact.split(self.run_exact(plan.exact.combined, d))
+        else:
+            exact, hists = self.run_exact(plan.exact.sql, d), {}
         record = privatise(plan, exact, hists)
         release = self.ledger.record(
             self.project,
@@ -223,6 +230,50 @@ class DPEngine:
         if not 0 < alpha < 1:
             raise refuse("alpha", "alpha must lie strictly between 0 and 1")
         d = dialect or self.dialect
+        # Analysis and plan depend only on these arguments (never on data or the ledger), so
+        # a repeated query (a quote, then the query; a cached release) is prepared once.
+        ckey = json.dumps(
+            [sql, d, epsilon, delta, accuracy, bounds, keys, rows, groups, noise],
+            sort_keys=True,
+            default=lambda v: list(v) if isinstance(v, tuple | list | set) else repr(v),
+        )
+        hit = self._prepared.get(ckey)
+        if hit is not None:
+            self._prepared.move_to_end(ckey)
+            return hit
+        out = self._prepare_new(
+            sql,
+            d,
+            epsilon=epsilon,
+            delta=delta,
+            accuracy=accuracy,
+            alpha=alpha,
+            bounds=bounds,
+            keys=keys,
+            rows=rows,
+            groups=groups,
+            noise=noise,
+        )
+        self._prepared[ckey] = out
+        if len(self._prepared) > PREPARED_CACHE:
+            self._prepared.popitem(last=False)
+        return out
+
+    def _prepare_new(
+        self,
+        sql: str,
+        d: str,
+        *,
+        epsilon: float | None,
+        delta: float | None,
+        accuracy: float | Mapping[str, float] | None,
+        alpha: float,
+        bounds: Mapping[str, Sequence[float]] | None,
+        keys: Mapping[str, Sequence[Any]] | None,
+        rows: int | None,
+        groups: int | None,
+        noise: str,
+    ) -> tuple[Analysis, Plan, str]:
         a = analyse(sql, d, metadata=self.metadata, bounds=bounds, keys=keys)
         r = int(rows) if rows is not None else self.metadata.rows_per_person(a.tables)
         g = int(groups) if groups is not None else self._default_groups(a)

@@ -11,6 +11,7 @@ l1, linf)`` for maps of counts, ``linf`` for vectors of quantile scores.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -116,6 +117,7 @@ def _rho_probe(delta: float) -> Callable[[float], Any]:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def zcdp_to_approx(rho: float, delta: float) -> float:
     """Epsilon of rho-zCDP at ``delta``, by OpenDP's conversion."""
     m = _rho_probe(delta)(1.0)
@@ -123,6 +125,7 @@ def zcdp_to_approx(rho: float, delta: float) -> float:
     return float(eps)
 
 
+@functools.lru_cache(maxsize=1024)
 def rho_for(epsilon: float, delta: float) -> float:
     """The largest rho whose OpenDP conversion at ``delta`` costs at most ``epsilon``."""
     return float(
@@ -217,3 +220,33 @@ class QuantileSelect:
 
     def __call__(self, histogram: np.ndarray) -> int:
         return int(self.meas([int(s) for s in self.scores(histogram)]))
+
+
+# -- built once per parameters ---------------------------------------------------------------
+# A measurement is a pure function of its parameters and holds no state between calls (each
+# call samples fresh noise), so one instance serves every query with the same parameters:
+# building it (OpenDP's map, the scale search, the threshold search) is then paid once.
+
+
+@functools.lru_cache(maxsize=4096)
+def vector_laplace(l1: int, epsilon: float) -> VectorLaplace:
+    """:class:`VectorLaplace`, built once per ``(l1, epsilon)``."""
+    return VectorLaplace(l1, epsilon)
+
+
+@functools.lru_cache(maxsize=4096)
+def vector_gaussian(l2: float, rho: float) -> VectorGaussian:
+    """:class:`VectorGaussian`, built once per ``(l2, rho)``."""
+    return VectorGaussian(l2, rho)
+
+
+@functools.lru_cache(maxsize=1024)
+def threshold(l0: int, linf: int, epsilon: float, delta: float) -> Threshold:
+    """:class:`Threshold`, built once per parameters."""
+    return Threshold(l0, linf, epsilon, delta)
+
+
+@functools.lru_cache(maxsize=1024)
+def quantile_select(q: float, rows: int, epsilon_per_cell: float) -> QuantileSelect:
+    """:class:`QuantileSelect`, built once per parameters."""
+    return QuantileSelect(q, rows, epsilon_per_cell)

@@ -119,6 +119,8 @@ class Metadata:
             clamped_report_weight=float(d.get("clamped_report_weight", 0.1)),
             quantile_candidates=int(d.get("quantile_candidates", 1000)),
         )
+        if not self.defaults.clamped_report_weight >= 0:
+            raise ValueError("defaults.clamped_report_weight must be >= 0 (0: no report)")
         self._rows: dict[str, int] = {
             str(k): int(v) for k, v in (doc.get("rows_per_person") or {}).items()
         }

@@ -34,7 +34,11 @@ from sde.dp.mechanisms import (
     Threshold,
     VectorGaussian,
     VectorLaplace,
+    quantile_select,
     rho_for,
+    threshold,
+    vector_gaussian,
+    vector_laplace,
     zcdp_to_approx,
 )
 from sde.dp.metadata import Defaults
@@ -144,9 +148,10 @@ def build(
     needed = {n for n in stats if n not in reported} | _needed_counts(a, by_agg)
     vector_stats = [s for s in stats if s in needed and not (thresholded and s == "n_persons")]
     quantile_aggs = [i for i, g in enumerate(a.aggregates) if g.kind == "quantile"]
-    bounded = [s for s in slots if s.bounds is not None]
-
     w_clamp = defaults.clamped_report_weight
+    # A weight of 0 turns the clamped-values report off (every epsilon to the statistics).
+    bounded = [s for s in slots if s.bounds is not None] if w_clamp > 0 else []
+
     weights = len(vector_stats) + len(quantile_aggs) + int(thresholded) + w_clamp * len(bounded)
     share = epsilon / weights
     d_q = delta if delta is not None else defaults.threshold_delta
@@ -171,12 +176,12 @@ def build(
     # With both a threshold and Gaussian noise, each gets half of delta.
     d_each = d_q / 2 if thresholded and noise == "gaussian" and vector_stats else d_q
     if thresholded:
-        plan.threshold = Threshold(groups, 1, share, d_each)
+        plan.threshold = threshold(groups, 1, share, d_each)
     _vectors(plan, vector_stats, share, d_each)
     for i in quantile_aggs:
-        plan.quantiles[i] = QuantileSelect(a.aggregates[i].q or 0.5, rows, share / groups)
+        plan.quantiles[i] = quantile_select(a.aggregates[i].q or 0.5, rows, share / groups)
     for s in bounded:
-        plan.clamp_reports[s.index] = VectorLaplace(2 * groups * rows, share * w_clamp)
+        plan.clamp_reports[s.index] = vector_laplace(2 * groups * rows, share * w_clamp)
     _check_total(plan, d_each)
     return plan
 
@@ -187,10 +192,10 @@ def _vectors(plan: Plan, stats: list[str], share: float, delta: float) -> None:
         rho = rho_for(share * len(stats), delta) / len(stats)
         for s in stats:
             l2 = math.sqrt(groups) * _linf(s, plan.slots, rows)
-            plan.vectors[s] = VectorGaussian(l2, rho)
+            plan.vectors[s] = vector_gaussian(l2, rho)
         return
     for s in stats:
-        plan.vectors[s] = VectorLaplace(groups * _linf(s, plan.slots, rows), share)
+        plan.vectors[s] = vector_laplace(groups * _linf(s, plan.slots, rows), share)
 
 
 def _needed_counts(a: Analysis, by_agg: dict[int, int]) -> set[str]:

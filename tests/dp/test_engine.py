@@ -204,3 +204,23 @@ def test_rewritten_sql_agrees_on_every_engine(engines) -> None:  # type: ignore[
         }
         for name, frame in results.items():
             pd.testing.assert_frame_equal(frame, results["duckdb"], obj=name)
+
+
+def test_clamped_report_weight_zero_gives_every_epsilon_to_the_statistics(
+    dp_engine: Callable[..., DPEngine], tmp_path: Path
+) -> None:
+    """``clamped_report_weight: 0`` turns the report off: SUM then costs what SmartNoise's
+    does (sensitivity / epsilon, nothing kept back)."""
+    (tmp_path / "md.yaml").write_text("defaults:\n  clamped_report_weight: 0\n")
+    sql = "SELECT SUM(value_as_number) AS s FROM measurement WHERE measurement_concept_id = 3004249"
+    off = dp_engine(metadata=Metadata.load(tmp_path / "md.yaml"), project="off").sql_dp(
+        sql, epsilon=1.0, max_rows_per_person=3
+    )
+    on = dp_engine(project="on").sql_dp(sql, epsilon=1.0, max_rows_per_person=3)
+    assert off.attrs["dp"]["clamped"] == {}
+    assert set(off.attrs["dp"]["statistics"]) == {"s_0"}
+    assert off.attrs["dp"]["statistics"]["s_0"]["epsilon"] == pytest.approx(1.0)
+    assert on.attrs["dp"]["statistics"]["s_0"]["epsilon"] == pytest.approx(1 / 1.1)
+    (tmp_path / "bad.yaml").write_text("defaults:\n  clamped_report_weight: -1\n")
+    with pytest.raises(ValueError, match="clamped_report_weight"):
+        Metadata.load(tmp_path / "bad.yaml")
