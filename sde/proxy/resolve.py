@@ -1,4 +1,4 @@
-"""Name resolution shared by the rules: which CTE a table name refers to."""
+"""Tree helpers shared by the rules: which CTE a table name refers to, AND-ed conditions."""
 
 from __future__ import annotations
 
@@ -43,3 +43,14 @@ def visible_cte(table: exp.Table) -> exp.CTE | None:
                     return cte
         child, parent = parent, parent.parent
     return None
+
+
+def conjuncts(node: exp.Expr | None) -> list[exp.Expr]:
+    """The AND-ed parts of a condition, parentheses removed (``[]`` for no condition)."""
+    if node is None:
+        return []
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.And):
+        return conjuncts(node.left) + conjuncts(node.right)
+    return [node]

@@ -39,6 +39,7 @@ from sqlglot.optimizer.scope import Scope, build_scope
 from sde.errors import ScopeViolation
 from sde.proxy.allowlists import SAFE_AGGREGATES, function_name
 from sde.proxy.context import RuleContext, is_person_table
+from sde.proxy.resolve import conjuncts
 
 #: Prefix of the hidden person-count outputs the connection reads and drops.
 HIDDEN_PREFIX = "__sde_persons_"
@@ -407,25 +408,15 @@ def _unwrap(scope: Scope) -> Scope:
     return scope
 
 
-def _conjuncts(node: exp.Expr | None) -> list[exp.Expr]:
-    if node is None:
-        return []
-    while isinstance(node, exp.Paren):
-        node = node.this
-    if isinstance(node, exp.And):
-        return _conjuncts(node.left) + _conjuncts(node.right)
-    return [node]
-
-
 def _person_equalities(scope: Scope) -> list[tuple[str, str]]:
     """``(a, b)`` for each top-level ``a.person_id = b.person_id`` in WHERE or a join's ON."""
     select = scope.expression
     if not isinstance(select, exp.Select):
         return []
     where = select.args.get("where")
-    conditions = _conjuncts(where.this if where is not None else None)
+    conditions = conjuncts(where.this if where is not None else None)
     for join in select.args.get("joins") or []:
-        conditions += _conjuncts(join.args.get("on"))
+        conditions += conjuncts(join.args.get("on"))
     out = []
     for cond in conditions:
         if not isinstance(cond, exp.EQ):

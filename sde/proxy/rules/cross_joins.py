@@ -15,6 +15,7 @@ from sqlglot import exp
 
 from sde.errors import ScopeViolation
 from sde.proxy.context import RuleContext
+from sde.proxy.resolve import conjuncts
 
 
 def check(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
@@ -37,7 +38,7 @@ def check(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
 def _constrained(join: exp.Join) -> bool:
     if join.args.get("using"):
         return True
-    for eq in _conjuncts(join.args.get("on")):
+    for eq in conjuncts(join.args.get("on")):
         if not isinstance(eq, exp.EQ | exp.NullSafeEQ):
             continue
         left, right = eq.left, eq.right
@@ -46,16 +47,6 @@ def _constrained(join: exp.Join) -> bool:
         if left.table and right.table and left.table != right.table:
             return True
     return False
-
-
-def _conjuncts(node: exp.Expr | None) -> list[exp.Expr]:
-    if node is None:
-        return []
-    while isinstance(node, exp.Paren):
-        node = node.this
-    if isinstance(node, exp.And):
-        return _conjuncts(node.left) + _conjuncts(node.right)
-    return [node]
 
 
 def _one_row(node: exp.Expr) -> bool:
