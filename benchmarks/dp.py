@@ -531,8 +531,10 @@ def markdown(results: dict[str, Any]) -> str:
         "the proxy, fresh query text each run; `engine` = the DP engine alone on the same "
         "extract). MAE: against the exact untruncated answer, mean over cells, timed runs "
         "and extra noise draws, ± standard error; noise MAE: against the system's own "
-        "truncated, clamped exact answer. 2 shared cores. `benchmarks/dp.py` writes this "
-        "file; the method is in its docstring.",
+        "truncated, clamped exact answer. SmartNoise and Polars read denormalised tables "
+        "(they cannot join): their `count_by_imd` is also set beside our "
+        "`count_by_imd_one_table`, the same question on one table. 2 shared cores. "
+        "`benchmarks/dp.py` writes this file; the method is in its docstring.",
         "",
     ]
     names = list(dict.fromkeys([*OURS, *SMARTNOISE]))
@@ -548,8 +550,8 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         for name in names:
             o = per["ours"].get(name)
-            s = per["smartnoise"].get(name)
-            p = per["polars"].get(name)
+            s = per["smartnoise"].get(SAME_TRUTH.get(name, name) if o else name)
+            p = per["polars"].get(SAME_TRUTH.get(name, name) if o else name)
             speed = ""
             if o and s and "error" not in s and "error" not in o:
                 speed = f"{s['latency_s'] / o['latency_s']:.1f}"
