@@ -56,12 +56,13 @@ def fail(message: str, code: int = 2) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``sde`` script."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode click returns a command's exit status instead of
+        # exiting: it must be passed on, or `sde audit verify` on a broken log exits 0.
+        status = app(args=argv, standalone_mode=False)
     except _UsageError as err:
         ctx = getattr(err, "ctx", None)
-        if type(err).__name__ == "NoArgsIsHelpError" and ctx is not None:
-            # Bare `sde` or a bare group: print the help, as click would.
-            typer.echo(ctx.get_help())
+        if type(err).__name__ == "NoArgsIsHelpError":
+            # Bare `sde` or a bare group: click has already printed the help.
             sys.exit(0)
         # Bad arguments: one line naming what was wrong, like every other error here.
         command = ctx.command_path if ctx is not None else "sde"
@@ -83,3 +84,4 @@ def main(argv: list[str] | None = None) -> None:
         where = f" {err.filename}" if err.filename else ""
         typer.echo(f"error: {err.strerror or err}{where and ':'}{where}", err=True)
         sys.exit(2)
+    sys.exit(status if isinstance(status, int) else 0)

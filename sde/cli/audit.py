@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from sde.audit import AuditLog
+from sde.errors import InvalidInput
 from sde.registry.db import open_registry, registry_url_beside
 
 audit_app = typer.Typer(help="The audit log of every query.", no_args_is_help=True)
@@ -32,6 +33,7 @@ def verify(
         typer.echo("error: give --registry URL or a data path", err=True)
         raise typer.Exit(2)
     url = registry or registry_url_beside(data_path or Path("."))
+    _require_existing(url)
     result = AuditLog(open_registry(url)).verify(expect_head=expect_head)
     if result.ok:
         typer.echo(f"audit log intact: {result.entries} entries, head {result.head}")
@@ -40,6 +42,16 @@ def verify(
     for problem in result.problems:
         typer.echo(f"  - {problem}")
     raise typer.Exit(1)
+
+
+def _require_existing(url: str) -> None:
+    """Refuse a SQLite registry that is not there (verifying must never create one)."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not Path(url[len(prefix) :]).is_file():
+        raise InvalidInput(
+            "audit.no-registry",
+            f"there is no registry at {url[len(prefix) :]}: nothing to verify",
+        )
 
 
 def register(app: typer.Typer) -> None:

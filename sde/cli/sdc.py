@@ -22,7 +22,9 @@ EXIT = {"pass": 0, "fail": 1, "review": 3}
 
 def register(app: typer.Typer) -> None:
     """Add the ``sdc`` command group."""
-    group = typer.Typer(help="Output checking (statistical disclosure control).")
+    group = typer.Typer(
+        help="Output checking (statistical disclosure control).", no_args_is_help=True
+    )
     group.command("check")(check)
     app.add_typer(group, name="sdc")
 
@@ -49,7 +51,7 @@ def check(
     """Check a table built from FILE's records."""
     from sde import sdc
 
-    data = pd.read_csv(file)
+    data = _read_records(file)
     wanted = [*index, *(columns or []), *([values] if values else []), *([persons])]
     missing = [c for c in wanted if c and c not in data.columns]
     if missing:
@@ -86,3 +88,17 @@ def check(
         if out is not None:
             typer.echo(f"written: {out / 'results.json'}")
     raise typer.Exit(EXIT[checked.status])
+
+
+def _read_records(file: Path) -> pd.DataFrame:
+    """FILE as a table of records, or an error naming the file and what is wrong with it."""
+    try:
+        data = pd.read_csv(file)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InvalidInput(
+            "sdc.cli-file", f"{file} is not a CSV table of records ({reason})"
+        ) from None
+    if data.empty:
+        raise InvalidInput("sdc.cli-file", f"{file} holds no records")
+    return data
