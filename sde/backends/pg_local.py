@@ -36,8 +36,10 @@ _READY_TIMEOUT = 30.0
 
 def find_bindir() -> Path:
     """The folder holding ``initdb``, ``pg_ctl`` and ``postgres`` (newest version first)."""
-    configured = os.environ.get("SDE_PG_BINDIR")
-    candidates = [configured] if configured else []
+    from sde.settings import get_settings
+
+    configured = get_settings().pg_bindir
+    candidates = [str(configured)] if configured else []
     candidates += sorted(
         (os.path.dirname(p) for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")),
         key=lambda d: [int(n) for n in re.findall(r"\d+", d)],

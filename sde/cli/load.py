@@ -9,7 +9,6 @@ A folder loads every ``*.duckdb`` node in it, each into its own schema
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -38,11 +37,12 @@ def _nodes(node: Path | None, schema: str | None) -> list[tuple[Path, str]]:
 
 def _target(backend: str, name: str, url: str | None, warehouse: Path | None) -> Backend:
     from sde.backends import open_backend
+    from sde.settings import get_settings
 
     if backend == "postgresql":
         if warehouse is not None:
             raise ConfigurationError("load.bad-option", "--warehouse is for --backend spark")
-        url = url or os.environ.get("SDE_PG_URL")
+        url = url or get_settings().pg_url
         if not url:
             raise ConfigurationError(
                 "load.no-url", "--url is required for postgresql (or set SDE_PG_URL)"

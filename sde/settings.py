@@ -1,0 +1,126 @@
+"""Every setting of the workbench, declared once: typed, with help text, read from the environment.
+
+Settings come from ``SDE_*`` environment variables (``SDE_ROW_CAP=5000``), or from keyword
+arguments in code and tests; nothing reads ``os.environ`` for a setting anywhere else.
+:func:`get_settings` is the factory: it builds the object when asked (never at import time),
+so a test or a service can set the environment first.
+
+A bad value is one :class:`~sde.errors.ConfigurationError` naming the variable:
+
+>>> import os
+>>> os.environ["SDE_ROW_CAP"] = "many"
+>>> try:
+...     get_settings()
+... except ConfigurationError as err:
+...     print(err.rule, "|", err.message)  # doctest: +ELLIPSIS
+settings.invalid | SDE_ROW_CAP: Input should be a valid integer, ...
+>>> del os.environ["SDE_ROW_CAP"]
+>>> get_settings().row_cap
+1000000
+
+``docs/settings.md`` lists every setting; a test fails when one is missing there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sde.errors import ConfigurationError
+
+ENV_PREFIX = "SDE_"
+
+#: The secret a demo runs with. Anything that is not a demo must set its own.
+DEMO_SECRET = "sde-demo-secret-not-for-production"  # noqa: S105 (refused outside the demo)
+
+
+class Settings(BaseSettings):
+    """The workbench's settings. Field descriptions are the help text shown in the docs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, validate_default=True
+    )
+
+    demo: bool = Field(
+        False,
+        description="Run as the demo (`sde up`): allows the built-in secret and demo users.",
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(DEMO_SECRET),
+        description="Secret for signing cookies and service requests. Must be set, and "
+        "at least 32 characters, outside the demo.",
+    )
+    registry_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the registry (people, projects, keys, budgets, audit "
+        "log). Default: a SQLite file beside the data.",
+    )
+    pg_url: str | None = Field(
+        None,
+        description="PostgreSQL URL that `sde load --backend postgresql` loads into when "
+        "--url is not given.",
+    )
+    pg_bindir: Path | None = Field(
+        None,
+        description="Folder holding PostgreSQL's initdb, pg_ctl and postgres, for the "
+        "throwaway servers of the tests. Default: the newest /usr/lib/postgresql/*/bin.",
+    )
+    row_cap: int = Field(
+        1_000_000, gt=0, description="Rows one query returns at most; a cut is reported."
+    )
+    timeout_s: float = Field(
+        60.0, gt=0, description="Seconds a statement may run before the engine stops it."
+    )
+    extract_cache_dir: Path | None = Field(
+        None,
+        description="Folder for the cached project extracts of DuckDB nodes. Default: a "
+        "folder beside the data.",
+    )
+    gateway_url: str | None = Field(
+        None,
+        description="URL of the query gateway; set in every notebook server so that "
+        "`sde.connect()` needs no arguments.",
+    )
+    project: str | None = Field(
+        None, description="The project a notebook server works for (set at spawn)."
+    )
+    hub_api_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("JUPYTERHUB_API_TOKEN", "SDE_HUB_API_TOKEN"),
+        description="The notebook's JupyterHub API token (JupyterHub sets "
+        "JUPYTERHUB_API_TOKEN); the gateway client sends it.",
+    )
+
+    def secret(self) -> str:
+        """The secret key, refused if it is the demo's default outside the demo."""
+        value = self.secret_key.get_secret_value()
+        if not self.demo and (value == DEMO_SECRET or len(value) < 32):
+            raise ConfigurationError(
+                "settings.default-secret",
+                f"{ENV_PREFIX}SECRET_KEY must be set to a secret of at least 32 characters "
+                "(the built-in one is for the demo only)",
+            )
+        return value
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with ``overrides`` on top; errors name the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        where = env_name(field) if field in Settings.model_fields else field
+        raise ConfigurationError("settings.invalid", f"{where}: {first['msg']}") from None
