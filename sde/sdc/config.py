@@ -43,6 +43,14 @@ class SDCConfig:
     check_missing_values: bool = True
     #: Survival tables: steps where fewer than this many units leave the risk set.
     survival_threshold: int = 10
+    #: Suppression: the narrowest interval (in units) an attacker may narrow a hidden
+    #: count to by linear programming; ``None`` means ``threshold``.
+    protection_width: float | None = None
+
+    @property
+    def width(self) -> float:
+        """The protection width in force (``protection_width``, else ``threshold``)."""
+        return float(self.threshold if self.protection_width is None else self.protection_width)
 
     def __post_init__(self) -> None:
         if self.threshold < 1:
@@ -58,6 +66,10 @@ class SDCConfig:
         if self.survival_threshold < 1:
             raise ConfigurationError(
                 "sdc.survival_threshold", "sdc survival_threshold must be at least 1"
+            )
+        if self.protection_width is not None and not self.protection_width > 0:
+            raise ConfigurationError(
+                "sdc.protection_width", "sdc protection_width must be greater than 0"
             )
 
     @classmethod
@@ -87,7 +99,7 @@ class SDCConfig:
                 raise ConfigurationError(
                     f"sdc.{key}", f"sdc {key} must be a whole number", setting=key
                 )
-            clean[key] = type(default)(value)
+            clean[key] = float(value) if default is None else type(default)(value)
         return replace(cls(), **clean)
 
 

@@ -36,18 +36,45 @@ from sde.errors import InvalidInput
 from sde.sdc.ledger_tables import SdcRelease
 
 
+def _norm_text(text: str) -> Any:
+    """A string label: a number or a date when it spells one, else trimmed and case-folded."""
+    clean = text.strip()
+    try:
+        return _norm(float(clean))
+    except ValueError:
+        pass
+    try:
+        return _norm(datetime.fromisoformat(clean))
+    except ValueError:
+        return clean.casefold()
+
+
 def _norm(label: Any) -> Any:
-    """A label in a form that compares across releases (numbers as float, dates as ISO)."""
+    """A label in a form that compares across releases, whatever type described it.
+
+    Numbers (and strings that spell one) become floats, dates ISO strings (a
+    midnight timestamp is its date), other strings are trimmed and case-folded.
+
+    >>> _norm(2015) == _norm("2015") == _norm(" 2015.0 "), _norm(True), _norm(" HTN ")
+    (True, 'true', 'htn')
+    """
     if isinstance(label, bool | np.bool_):
-        return str(bool(label))
+        return str(bool(label)).casefold()
     if isinstance(label, int | float | np.integer | np.floating):
         value = float(label)
         return "nan" if math.isnan(value) else value
-    if isinstance(label, datetime | date):
+    if isinstance(label, datetime):
+        midnight = label.time() == datetime.min.time() and label.tzinfo is None
+        return label.date().isoformat() if midnight else label.isoformat()
+    if isinstance(label, date):
         return label.isoformat()
-    if hasattr(label, "isoformat"):
-        return str(label.isoformat())
-    return str(label)
+    text = label.isoformat() if hasattr(label, "isoformat") else label
+    return _norm_text(str(text))
+
+
+def _norm_dim(name: Any) -> str:
+    """A dimension's name as compared across releases (trimmed, case-folded)."""
+    return str(name).strip().casefold()
 
 
 @dataclass(frozen=True)
@@ -107,7 +134,23 @@ def subset(a: Constraint | None, b: Constraint | None) -> bool:  # noqa: PLR0911
         return all(_within(x, b.low, b.high) for x in a.labels)
     if isinstance(a, Between) and isinstance(b, Between):
         return _within(a.low, b.low, b.high) and _within(a.high, b.low, b.high)
+    if isinstance(a, Between) and isinstance(b, In):
+        return _whole_range_listed(a, b)
     return False
+
+
+def _whole_range_listed(a: Between, b: In) -> bool:
+    """``Between(2015, 2020)`` lies in ``In({2015, ..., 2020})``: whole-number ranges.
+
+    This assumes the dimension takes whole numbers (years, ages in years). When
+    it does not, the answer errs towards "nested", which can only add findings.
+    """
+    if not all(isinstance(x, float) and x.is_integer() for x in (a.low, a.high)):
+        return False
+    low, high = int(a.low), int(a.high)
+    if high - low > 10_000:
+        return False
+    return all(float(x) in b.labels for x in range(low, high + 1))
 
 
 @dataclass(frozen=True)
@@ -119,6 +162,10 @@ class Cell:
     published: bool = True
     #: Position in the table it came from ((row, column), margins included).
     position: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        names = {_norm_dim(k): v for k, v in self.constraints.items()}
+        object.__setattr__(self, "constraints", names)
 
 
 @dataclass(frozen=True)
@@ -160,7 +207,11 @@ def _subset_matrix(new: Sequence[Cell], old: Sequence[Cell]) -> tuple[np.ndarray
 def find_differences(
     new: Sequence[Cell], earlier: Sequence[tuple[str, Sequence[Cell]]], threshold: int
 ) -> list[Finding]:
-    """Published new cells nested with a published earlier cell, differing by 1..threshold-1."""
+    """Published new cells nested with (or equal to) a published earlier cell, 1..threshold-1 apart.
+
+    Equal descriptions with different counts count too: the difference is a
+    group some undescribed filter (or another unit) left out.
+    """
     findings: list[Finding] = []
     new_pub = [c for c in new if c.published]
     if not new_pub:
@@ -172,7 +223,7 @@ def find_differences(
             continue
         old_counts = np.array([c.count for c in old_pub], dtype=np.int64)
         fwd, back = _subset_matrix(new_pub, old_pub)
-        nested = fwd ^ back  # strictly nested one way or the other (equal groups reveal nothing)
+        nested = fwd | back  # nested one way or the other, or described alike
         diff = np.abs(old_counts[None, :] - new_counts[:, None])
         risky = nested & (diff > 0) & (diff < threshold)
         for i, j in np.argwhere(risky):
@@ -180,6 +231,26 @@ def find_differences(
                 Finding(new_pub[i].position, name, old_pub[j].position, int(diff[i, j]))
             )
     return findings
+
+
+def find_known(new: Sequence[Cell], earlier: Sequence[tuple[str, Sequence[Cell]]]) -> list[Cell]:
+    """New cells an earlier release already published: same description, same count.
+
+    Hiding such a cell now hides nothing, so the suppression audit treats it as
+    published (the same table twice with two suppression patterns).
+    """
+    if not new:
+        return []
+    counts = np.array([c.count for c in new], dtype=np.int64)
+    seen = np.zeros(len(new), dtype=bool)
+    for _, cells in earlier:
+        old_pub = [c for c in cells if c.published]
+        if not old_pub:
+            continue
+        fwd, back = _subset_matrix(new, old_pub)
+        same = np.array([c.count for c in old_pub], dtype=np.int64)[None, :] == counts[:, None]
+        seen |= (fwd & back & same).any(axis=1)
+    return [c for c, s in zip(new, seen, strict=True) if s]
 
 
 def _encode(c: Constraint) -> dict[str, Any]:
@@ -241,25 +312,33 @@ class DifferencingLedger:
         default_factory=dict, repr=False
     )
 
-    def releases(self, population: str, units: str) -> list[tuple[str, list[Cell]]]:
-        """Earlier releases over ``population`` counted in ``units``, oldest first."""
+    def releases(self, population: str, units: str | None = None) -> list[tuple[str, list[Cell]]]:
+        """Earlier releases over ``population`` (counted in ``units`` if given), oldest first."""
         with Session(self.engine) as session:
-            rows = session.scalars(
-                select(SdcRelease)
-                .where(
-                    SdcRelease.project == self.project,
-                    SdcRelease.population == population,
-                    SdcRelease.units == units,
-                )
-                .order_by(SdcRelease.id)
-            ).all()
+            query = select(SdcRelease).where(
+                SdcRelease.project == self.project, SdcRelease.population == population
+            )
+            if units is not None:
+                query = query.where(SdcRelease.units == units)
+            rows = session.scalars(query.order_by(SdcRelease.id)).all()
             return [(row.name, cells_from_json(row.cells)) for row in rows]
 
     def check(
         self, cells: Sequence[Cell], population: str, units: str, threshold: int
     ) -> list[Finding]:
-        """Findings for ``cells`` against every earlier release."""
-        return find_differences(cells, self.releases(population, units), threshold)
+        """Findings for ``cells`` against every earlier release over the population.
+
+        Releases in other units are compared too: with one record per person a
+        records table and a persons table count the same people, and when
+        counts of the same cells differ, the difference is a small group of
+        repeated records. ``units`` is kept for the caller's report.
+        """
+        del units
+        return find_differences(cells, self.releases(population), threshold)
+
+    def known(self, cells: Sequence[Cell], population: str) -> list[Cell]:
+        """``cells`` that an earlier release already published (see :func:`find_known`)."""
+        return find_known(cells, self.releases(population))
 
     def record(self, name: str, cells: Sequence[Cell], population: str, units: str) -> int:
         """Add a release; returns its id."""

@@ -61,6 +61,7 @@ def table_report(
     hidden: np.ndarray,
     findings: list[dict[str, Any]],
     dropped: int,
+    audit: dict[str, Any] | None = None,
     margins: bool,
     dims: dict[str, list[str]],
 ) -> dict[str, Any]:
@@ -84,7 +85,7 @@ def table_report(
         }
     secondary = hidden & ~failing if protection == "suppression" else np.zeros_like(hidden)
     width = len(per_agg)
-    protection_report = {
+    protection_report: dict[str, Any] = {
         "method": protection,
         "primary": [p for b in range(width) for p in _positions(hidden & failing, b * block_width)]
         if protection == "suppression"
@@ -92,6 +93,8 @@ def table_report(
         "secondary": [p for b in range(width) for p in _positions(secondary, b * block_width)],
         "hidden": [p for b in range(width) for p in _positions(hidden, b * block_width)],
     }
+    if audit is not None:
+        protection_report["audit"] = audit
     parts = [
         f"{rid}: {info['count']} cells" for rid, info in rules.items() if info["count"] and rid
     ]

@@ -161,6 +161,16 @@ def _complement(hidden: np.ndarray, cost: np.ndarray, i: int, j: int) -> bool:
     return True
 
 
+def cell_costs(
+    units: np.ndarray, suppressible: np.ndarray, is_margin: np.ndarray | None = None
+) -> np.ndarray:
+    """The cost of hiding each cell: its units plus one, shown margins last, inf if not allowed."""
+    cost = units.astype(float) + 1.0
+    if is_margin is not None:
+        cost = np.where(is_margin, cost * MARGIN_PENALTY, cost)
+    return np.where(suppressible, cost, np.inf)
+
+
 def protect(
     primary: np.ndarray,
     units: np.ndarray,
@@ -175,10 +185,7 @@ def protect(
     not show, assumed known) are never chosen.
     """
     hidden = primary.copy()
-    cost = units.astype(float) + 1.0
-    if is_margin is not None:
-        cost = np.where(is_margin, cost * MARGIN_PENALTY, cost)
-    cost = np.where(suppressible, cost, np.inf)
+    cost = cell_costs(units, suppressible, is_margin)
     for _ in range(hidden.size + 1):
         while _line_pass(hidden, cost, lines):
             pass

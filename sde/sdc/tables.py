@@ -46,7 +46,7 @@ from sde.sdc.evidence import (
 )
 from sde.sdc.report import table_report
 from sde.sdc.rules import BY_ID, LEDGER_RULE, RULES, rules_for
-from sde.sdc.suppression import Lines, protect
+from sde.sdc.suppress_table import Layout, suppress
 
 _RULE_BIT = {rule.id: 1 << i for i, rule in enumerate(RULES)}
 
@@ -217,7 +217,7 @@ def _flag_frames(
     return bits, lookup[inverse.reshape(shape)]
 
 
-def _positions_mask(findings: list[Finding], shape: tuple[int, int]) -> np.ndarray:
+def _positions_mask(findings: Sequence[Finding | Cell], shape: tuple[int, int]) -> np.ndarray:
     mask = np.zeros(shape, dtype=bool)
     for f in findings:
         if f.position is not None:
@@ -230,13 +230,6 @@ def _status(masks: dict[str, np.ndarray]) -> Status:
     if "fail" in severities:
         return "fail"
     return "review" if "review" in severities else "pass"
-
-
-def _extended(arr: np.ndarray, grid: tuple[int, int], fill: Any) -> np.ndarray:
-    """Pad a displayed grid to the full grid with margins (virtual margins get ``fill``)."""
-    out = np.full(grid, fill, dtype=arr.dtype)
-    out[: arr.shape[0], : arr.shape[1]] = arr
-    return out
 
 
 def _check(
@@ -291,6 +284,7 @@ def _check(
         )
 
     findings: list[Finding] = []
+    known: np.ndarray | None = None
     if ledger is not None:
         spec_cells = _cells(
             grouping=grouping,
@@ -303,6 +297,7 @@ def _check(
             hidden=np.zeros(shape, dtype=bool),
         )
         findings = ledger.check(spec_cells, population, units_name, cfg.threshold)
+        known = _positions_mask(ledger.known(spec_cells, population), shape)
         diff_mask = _positions_mask(findings, shape)
         for masks in per_agg:
             masks[LEDGER_RULE] = diff_mask
@@ -322,7 +317,7 @@ def _check(
     for rule_id, mask in union.items():
         if BY_ID[rule_id].severity == "fail":
             failing |= mask
-    method_name, hidden_grid, published = _protect(
+    method_name, hidden_grid, published, audit = _protect(
         protection=protection,
         aggs=aggs,
         stat_grids=stat_grids,
@@ -331,6 +326,8 @@ def _check(
         grouping=grouping,
         margins=margins,
         shape=shape,
+        cfg=cfg,
+        known=known,
     )
 
     def frame(grid: np.ndarray) -> pd.DataFrame:
@@ -359,6 +356,7 @@ def _check(
         failing=failing,
         hidden=hidden_grid,
         findings=[f.to_dict() for f in findings],
+        audit=audit,
         dropped=grouping.n_dropped,
         margins=margins,
         dims={
@@ -379,29 +377,20 @@ def _protect(
     grouping: Grouping,
     margins: bool,
     shape: tuple[int, int],
-) -> tuple[str, np.ndarray, list[np.ndarray]]:
-    """The protection method's name, the hidden-cell grid and the published grids."""
+    cfg: SDCConfig,
+    known: np.ndarray | None,
+) -> tuple[str, np.ndarray, list[np.ndarray], dict[str, Any] | None]:
+    """The protection method's name, the hidden cells, the published grids, the audit."""
     if protection == "none":
-        return "none", np.zeros(shape, dtype=bool), [g.astype(float) for g in stat_grids]
+        return "none", np.zeros(shape, dtype=bool), [g.astype(float) for g in stat_grids], None
     if protection == "suppress":
         rows, cols = grouping.shape
-        has_row_totals = grouping.has_columns
-        full = (rows + 1, cols + int(has_row_totals))
-        units = _extended(ev.n.astype(float), full, 0.0)
-        primary = _extended(failing, full, False)
-        suppressible = _extended(np.ones(shape, dtype=bool), full, False)
-        is_margin = np.zeros(full, dtype=bool)
-        is_margin[rows, :] = True
-        if has_row_totals:
-            is_margin[:, cols] = True
-        lines = Lines(
-            row_lines=has_row_totals and (cols > 1 or margins),
-            col_lines=rows > 1 or margins,
+        layout = Layout(rows, cols, grouping.has_columns, margins)
+        hidden, audit = suppress(
+            ev=ev, aggs=aggs, failing=failing, layout=layout, cfg=cfg, known=known
         )
-        hidden_full = protect(primary, units, lines, suppressible, is_margin)
-        hidden = hidden_full[: shape[0], : shape[1]]
         published = [np.where(hidden, np.nan, g.astype(float)) for g in stat_grids]
-        return "suppression", hidden, published
+        return "suppression", hidden, published, audit
     policy = rounding.policy_named(protection) if isinstance(protection, str) else protection
     if any(a not in (None, "count") for a in aggs):
         raise InvalidInput(
@@ -413,7 +402,7 @@ def _protect(
         for g in stat_grids
     ]
     hidden = np.isnan(published[0]) & ~np.isnan(stat_grids[0].astype(float))
-    return policy.name, hidden, published
+    return policy.name, hidden, published, None
 
 
 def _cells(

@@ -144,3 +144,82 @@ def test_ledger_lives_in_the_registry(tmp_path: Path) -> None:
     ledger.record("t", [sdc.Cell({"sex": sdc.In({"F"})}, 12)], "default", "records")
     assert [name for name, _ in ledger.releases("default", "records")] == ["t"]
     assert sdc.open_ledger(url, "other").releases("default", "records") == []
+
+
+def test_records_then_persons_of_the_same_table_is_caught(
+    ledger: sdc.DifferencingLedger, people: pd.DataFrame
+) -> None:
+    # Three people have a second record in their cell: the records table and the
+    # persons table of the same cells differ by a small group.
+    df = people.assign(pid=np.arange(len(people)))
+    repeat = df[(df.age == "18-39") & (df.sex == "F")].head(3)
+    df = pd.concat([df, repeat], ignore_index=True)
+    ledger.record_table("records", sdc.crosstab(df.age, df.sex))
+    t = sdc.crosstab(df.age, df.sex, persons=df.pid, ledger=ledger)
+    assert t.flags.loc["18-39", "F"] == ("differencing",)
+    assert t.flags.loc["40-64", "M"] == ()
+    assert [(f["release"], f["difference"]) for f in t.report["differencing"]] == [("records", 3)]
+
+
+def test_records_then_persons_with_a_filter_is_caught(
+    ledger: sdc.DifferencingLedger, people: pd.DataFrame
+) -> None:
+    df = people.assign(pid=np.arange(len(people)))
+    ledger.record_table("records", sdc.crosstab(df.age, df.sex))
+    rest = df[df.diagnosis != "COPD"]
+    t = sdc.crosstab(
+        rest.age,
+        rest.sex,
+        persons=rest.pid,
+        ledger=ledger,
+        filters={"diagnosis": {"HTN", "T2D", "asthma"}},
+    )
+    assert t.flags.loc["65+", "F"] == ("differencing",)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (sdc.Between(2015, 2020), sdc.Between("2015", "2021")),
+        (sdc.Between("2015", "2020"), sdc.Between(2015, 2021)),
+        ({"2015", "2016", "2017", "2018", "2019", "2020"}, sdc.Between(2015, 2021)),
+        (sdc.Between(2015.0, 2020.0), {str(y) for y in range(2015, 2022)}),
+    ],
+)
+def test_the_same_filter_with_another_label_type_is_caught(
+    ledger: sdc.DifferencingLedger, people: pd.DataFrame, first: object, second: object
+) -> None:
+    people = people[people.diagnosis != "COPD"]
+    early = people[people.year <= 2020]
+    ledger.record_table(
+        "2015-2020", sdc.crosstab(early.diagnosis, early.sex, filters={"year": first})
+    )
+    t = sdc.crosstab(people.diagnosis, people.sex, ledger=ledger, filters={"Year ": second})
+    assert t.flags.loc["HTN", "F"] == ("differencing",)
+    assert t.flags.loc["T2D", "F"] == ()
+
+
+def test_row_labels_of_another_type_are_the_same_labels(
+    ledger: sdc.DifferencingLedger, people: pd.DataFrame
+) -> None:
+    people = people[people.year <= 2020]  # nothing suppressed in the first release
+    ledger.record_table("by year", sdc.crosstab(people.year, people.sex))
+    rest = people.drop(index=people.index[people.year == 2016][:1])
+    t = sdc.crosstab(rest.year.astype(str), rest.sex, ledger=ledger)
+    assert t.status == "fail"
+    assert [f["difference"] for f in t.report["differencing"]] == [1]
+
+
+def test_equal_descriptions_with_a_smaller_count_are_caught(
+    ledger: sdc.DifferencingLedger, people: pd.DataFrame
+) -> None:
+    # An undescribed filter: the second table drops one person and says nothing.
+    ledger.record_table("by age", sdc.crosstab(people.age, people.sex, margins=True))
+    one = people.index[(people.age == "40-64") & (people.sex == "M")][0]
+    rest = people.drop(index=one)
+    t = sdc.crosstab(rest.age, rest.sex, margins=True, ledger=ledger)
+    assert t.status == "fail"
+    flagged = {tuple(f["cell"]) for f in t.report["differencing"]}
+    assert (1, 1) in flagged  # 40-64, M
+    assert (0, 0) not in flagged
+    assert {f["difference"] for f in t.report["differencing"]} == {1}

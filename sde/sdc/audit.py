@@ -1,0 +1,139 @@
+"""Secondary suppression audited by linear programming, until every interval is wide enough.
+
+:func:`protect_audited` starts from the linear pattern of
+:func:`sde.sdc.suppression.protect` and audits it (:mod:`sde.sdc.intervals`):
+every hidden cell's interval over the tables consistent with the published
+ones must be at least as wide as required. While one is narrower, the
+narrowest cell gets a complementary suppression: the cheapest cell (fewest
+units, shown margins last) in the line through it whose hidden cells add up to
+the least (that line's slack is what pins the cell), then the linear pass runs
+again. When neither line has a cell left, every suppressible cell is hidden;
+if even that is not enough (totals assumed known that are themselves smaller
+than the width) the cells are reported as ``unmet``.
+
+Hiding a cell only removes a constraint, so an interval never narrows when
+more cells are hidden: a cell that passed once is not audited again.
+
+>>> from sde.sdc.suppression import Lines
+>>> grid = np.array([[0, 0, 50, 50], [4, 30, 40, 74], [25, 35, 45, 105], [29, 65, 135, 229]])
+>>> primary = np.zeros(grid.shape, dtype=bool); primary[0, :2] = primary[1, 0] = True
+>>> problem = Problem(primary, grid, Lines(True, True), np.ones(grid.shape, dtype=bool))
+>>> found = protect_audited(problem, [AuditGrid("count", grid, np.full(grid.shape, 10.0))])
+>>> bool(found.unmet.any()), bool(found.hidden[1, 0])
+(False, True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sde.sdc.intervals import TOLERANCE, cell_intervals
+from sde.sdc.suppression import Lines, cell_costs, protect
+
+
+@dataclass(frozen=True)
+class AuditGrid:
+    """One statistic the attacker can reason about: true values and required widths."""
+
+    name: str
+    #: The full grid (margins included), true values.
+    values: np.ndarray
+    #: The narrowest interval each hidden cell may have.
+    required: np.ndarray
+    #: Values cannot be negative (counts; sums of a non-negative measure).
+    nonnegative: bool = True
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The suppression problem on a full grid (see :func:`sde.sdc.suppression.protect`)."""
+
+    primary: np.ndarray
+    units: np.ndarray
+    lines: Lines
+    suppressible: np.ndarray
+    is_margin: np.ndarray | None = None
+    #: Cells the attacker already knows (published in an earlier release): constants.
+    known: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """The cells to hide, the hidden cells still too narrow, and the programs solved."""
+
+    hidden: np.ndarray
+    unmet: np.ndarray
+    programs: int
+    grids: list[str] = field(default_factory=list)
+
+
+def _short(
+    hidden: np.ndarray, known: np.ndarray, lines: Lines, grid: AuditGrid, passed: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """Width / required for hidden cells narrower than required (NaN elsewhere)."""
+    unknown = hidden & ~known
+    found = cell_intervals(grid.values, unknown, lines, grid.nonnegative, targets=~passed)
+    width = found.width
+    audited = unknown & ~passed
+    slack = TOLERANCE * np.maximum(1.0, grid.required)
+    short = audited & (width < grid.required - slack)
+    passed |= audited & ~short
+    ratio = np.where(short, width / np.maximum(grid.required, TOLERANCE), np.nan)
+    return ratio, found.programs
+
+
+def _next_cell(
+    hidden: np.ndarray, cost: np.ndarray, ratio: np.ndarray, values: np.ndarray, lines: Lines
+) -> tuple[int, int] | None:
+    """The complementary cell for the narrowest short cell that has a candidate."""
+    order = np.argsort(np.where(np.isnan(ratio), np.inf, ratio), axis=None)
+    for flat in order[: int(np.isfinite(ratio).sum())]:
+        i, j = np.unravel_index(int(flat), ratio.shape)
+        through: list[np.ndarray] = []
+        if lines.row_lines:
+            through.append(np.zeros(hidden.shape, dtype=bool))
+            through[-1][i, :] = True
+        if lines.col_lines:
+            through.append(np.zeros(hidden.shape, dtype=bool))
+            through[-1][:, j] = True
+        through.sort(key=lambda line: float(np.abs(values[line & hidden]).sum()))
+        for line in through:
+            candidates = np.where(line & ~hidden, cost, np.inf)
+            if np.isfinite(candidates).any():
+                r, c = np.unravel_index(int(np.argmin(candidates)), candidates.shape)
+                return int(r), int(c)
+    return None
+
+
+def protect_audited(problem: Problem, grids: list[AuditGrid]) -> Pattern:
+    """Hide ``problem.primary`` and enough other cells that every interval is wide enough."""
+    p = problem
+    known = np.zeros(p.primary.shape, dtype=bool) if p.known is None else p.known
+    allowed = p.suppressible & ~known
+    cost = cell_costs(p.units, allowed, p.is_margin)
+    hidden = protect(p.primary, p.units, p.lines, allowed | p.primary, p.is_margin)
+    passed = [np.zeros(hidden.shape, dtype=bool) for _ in grids]
+    programs = 0
+    ratio = np.full(hidden.shape, np.nan)
+    for _ in range(hidden.size + 1):
+        ratio = np.full(hidden.shape, np.nan)
+        short_grid: AuditGrid | None = None
+        for grid, done in zip(grids, passed, strict=True):
+            ratio, n = _short(hidden, known, p.lines, grid, done)
+            programs += n
+            if np.isfinite(ratio).any():
+                short_grid = grid
+                break
+        if short_grid is None:
+            break
+        cell = _next_cell(hidden, cost, ratio, short_grid.values, p.lines)
+        if cell is None:
+            if not (allowed & ~hidden).any():
+                break
+            hidden = hidden | allowed
+            continue
+        hidden[cell] = True
+        hidden = protect(hidden, p.units, p.lines, allowed | hidden, p.is_margin)
+    return Pattern(hidden, np.isfinite(ratio), programs, [g.name for g in grids])
