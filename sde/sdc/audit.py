@@ -74,7 +74,9 @@ def _short(
 ) -> tuple[np.ndarray, int]:
     """Width / required for hidden cells narrower than required (NaN elsewhere)."""
     unknown = hidden & ~known
-    found = cell_intervals(grid.values, unknown, lines, grid.nonnegative, targets=~passed)
+    found = cell_intervals(
+        grid.values, unknown, lines, grid.nonnegative, targets=~passed, enough=grid.required
+    )
     width = found.width
     audited = unknown & ~passed
     slack = TOLERANCE * np.maximum(1.0, grid.required)

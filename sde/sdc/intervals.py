@@ -120,17 +120,54 @@ def _system(values: np.ndarray, unknown: np.ndarray, lines: Lines) -> _System:
     )
 
 
+def _segments(x0: np.ndarray, system: _System, nonnegative: bool) -> tuple[np.ndarray, np.ndarray]:
+    """For each unknown, a feasible segment through the true table: ``[low, high]``.
+
+    Moving along ``d``, the shortest direction of the equations' null space
+    with ``d_k = 1``, keeps every line's sum; it stops where a cell would turn
+    negative. The segment lies inside the cell's interval, so a long enough
+    segment proves a cell safe without solving a program.
+    """
+    n = x0.size
+    if system.a_ub.size:  # inequalities: no shortcut
+        return x0.copy(), x0.copy()
+    if system.a_eq.size:
+        _, sv, vt = np.linalg.svd(system.a_eq, full_matrices=True)
+        rank = int((sv > 1e-9 * max(1.0, float(sv[0]) if sv.size else 1.0)).sum())
+        basis = vt[rank:]
+    else:
+        basis = np.eye(n)
+    proj = basis.T @ basis
+    diag = np.diag(proj).copy()
+    free = diag > 1e-9
+    d = np.where(free[None, :], proj / np.where(free, diag, 1.0)[None, :], 0.0)  # column k: d
+    if not nonnegative:
+        inf = np.where(free, np.inf, 0.0)
+        return x0 - inf, x0 + inf
+    with np.errstate(divide="ignore", invalid="ignore"):
+        up = np.where(d < -1e-12, x0[:, None] / -d, np.inf).min(axis=0)
+        down = np.where(d > 1e-12, x0[:, None] / d, np.inf).min(axis=0)
+    up = np.where(free, up, 0.0)
+    down = np.where(free, down, 0.0)
+    return x0 - down, x0 + up
+
+
 def cell_intervals(
     values: np.ndarray,
     unknown: np.ndarray,
     lines: Lines,
     nonnegative: bool = True,
     targets: np.ndarray | None = None,
+    enough: np.ndarray | None = None,
 ) -> Intervals:
     """The interval of each ``unknown`` cell of a full grid (margins last) given the rest.
 
     ``targets`` (unknown cells) limits which intervals are computed; all
-    ``unknown`` cells remain unknowns of the programs.
+    ``unknown`` cells remain unknowns of the programs. With ``enough`` (a
+    width per cell) only the verdict "at least that wide" is exact: a cell
+    whose feasible segment through the true table is that wide gets the
+    segment (an inner bound) and no program; the maximum is solved first and
+    the minimum only when the maximum alone does not settle the verdict.
     """
     low = np.full(values.shape, np.nan)
     high = np.full(values.shape, np.nan)
@@ -141,28 +178,54 @@ def cell_intervals(
     system = _system(values, unknown, lines)
     bounds = (0.0, None) if nonnegative else (None, None)
     programs = 0
+    if enough is not None:
+        x0 = values.ravel()[cells].astype(float)
+        seg_low, seg_high = _segments(x0, system, nonnegative)
+        wide = seg_high - seg_low >= enough.ravel()[cells]
+        low.ravel()[cells[wide]] = seg_low[wide]
+        high.ravel()[cells[wide]] = seg_high[wide]
+        wanted = wanted.copy()
+        wanted.ravel()[cells[wide]] = False
     for k, cell in enumerate(cells):
         if not wanted.ravel()[cell]:
             continue
-        objective = np.zeros(cells.size)
-        objective[k] = 1.0
-        ends = []
-        for sense in (1.0, -1.0):
-            res = linprog(
-                sense * objective,
-                A_ub=system.a_ub if system.a_ub.size else None,
-                b_ub=system.b_ub if system.b_ub.size else None,
-                A_eq=system.a_eq if system.a_eq.size else None,
-                b_eq=system.b_eq if system.b_eq.size else None,
-                bounds=bounds,
-                method="highs",
-            )
+        truth = float(values.ravel()[cell])
+        hi = _extreme(system, k, cells.size, -1.0, bounds, truth)
+        programs += 1
+        need = None if enough is None else float(enough.ravel()[cell])
+        if need is not None and hi - truth >= need:  # settled: at least [truth, hi]
+            lo = truth
+        elif need is not None and nonnegative and hi < need:  # settled: at most [0, hi]
+            lo = 0.0
+        else:
+            lo = _extreme(system, k, cells.size, 1.0, bounds, truth)
             programs += 1
-            if res.status == 3:  # unbounded in this direction
-                ends.append(-sense * np.inf)
-            elif res.status == 0:
-                ends.append(sense * float(res.fun))
-            else:  # numerically troubled: assume the attacker learns the true value
-                ends.append(float(values.ravel()[cell]))
-        low.ravel()[cell], high.ravel()[cell] = ends
+        low.ravel()[cell], high.ravel()[cell] = lo, hi
     return Intervals(low, high, programs)
+
+
+def _extreme(
+    system: _System,
+    k: int,
+    n: int,
+    sense: float,
+    bounds: tuple[float | None, float | None],
+    truth: float,
+) -> float:
+    """The minimum (``sense`` 1) or maximum (-1) of unknown ``k`` over the attacker's tables."""
+    objective = np.zeros(n)
+    objective[k] = sense
+    res = linprog(
+        objective,
+        A_ub=system.a_ub if system.a_ub.size else None,
+        b_ub=system.b_ub if system.b_ub.size else None,
+        A_eq=system.a_eq if system.a_eq.size else None,
+        b_eq=system.b_eq if system.b_eq.size else None,
+        bounds=bounds,
+        method="highs",
+    )
+    if res.status == 3:  # unbounded in this direction
+        return -sense * np.inf
+    if res.status == 0:
+        return sense * float(res.fun)
+    return truth  # numerically troubled: assume the attacker learns the true value

@@ -9,6 +9,8 @@ at a time, exactly as tau-Argus audits a pattern.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from hypothesis import given, settings
@@ -201,3 +203,48 @@ def test_tables_with_nothing_hidden_solve_no_linear_program() -> None:
     df = records_for(np.full((3, 3), 20))
     t = sdc.crosstab(df.r, df.c, margins=True)
     assert t.report["protection"]["audit"]["programs"] == 0
+
+
+def _union(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """What an attacker holding both releases knows (``second`` shows the margins)."""
+    known = second.copy()
+    r, c = first.shape
+    known[:r, :c] = np.where(np.isnan(first), second[:r, :c], first)
+    return known
+
+
+def test_the_same_table_twice_with_another_pattern_is_audited_together(tmp_path: Path) -> None:
+    counts = np.array([[11, 21], [29, 15], [17, 0], [39, 0]])
+    df = records_for(counts)
+    ledger = sdc.open_ledger(f"sqlite:///{tmp_path / 'r.sqlite'}", "p")
+    first = sdc.crosstab(df.r, df.c, ledger=ledger)
+    ledger.record_table("without margins", first)
+    s1 = first.safe.to_numpy(dtype=float)
+    # Without the ledger, the table with margins hides other cells: together they
+    # give r2 and r3 away (column c1's hidden cells must add up to 0).
+    alone = sdc.crosstab(df.r, df.c, margins=True).safe.to_numpy(dtype=float)
+    leaked = attacker_intervals(_union(s1, alone))
+    assert leaked[(3, 0)] == (39.0, 39.0)
+    # With it, cells the first release published are known, and the audit works around them.
+    second = sdc.crosstab(df.r, df.c, margins=True, ledger=ledger)
+    assert second.report["protection"]["audit"]["known_from_earlier_releases"] == [[1, 0], [1, 1]]
+    found = attacker_intervals(_union(s1, second.safe.to_numpy(dtype=float)))
+    assert min(hi - lo for lo, hi in found.values()) >= 10
+
+
+@settings(max_examples=40, deadline=None)
+@given(counts=count_tables.filter(lambda c: c.shape[0] * c.shape[1] > 1), seed=st.integers(0, 9))
+def test_sum_tables_keep_every_hidden_sum_uncertain(counts: np.ndarray, seed: int) -> None:
+    if (counts.sum(axis=0) == 0).any() or (counts.sum(axis=1) == 0).any():
+        return
+    df = records_for(counts)
+    rng = np.random.default_rng(seed)
+    df["v"] = np.where(rng.random(len(df)) < 0.3, 0.0, rng.gamma(2.0, 5.0, len(df)).round(1))
+    t = sdc.pivot_table(df, values="v", index="r", columns="c", aggfunc="sum", margins=True)
+    found = attacker_intervals(t.safe.to_numpy(dtype=float))
+    unmet = {tuple(p) for p in t.report["protection"]["audit"]["unmet"]}
+    assert not unmet
+    for (i, j), (lo, hi) in found.items():
+        value = float(np.nan_to_num(t.table.iloc[i, j]))
+        assert hi - lo >= 0.1 * abs(value) - 1e-6, (i, j, lo, hi, value)
+        assert hi - lo > 0, (i, j)
