@@ -30,6 +30,7 @@ from sqlglot.errors import ParseError
 
 from sde.dp.locality import Locality, Relation, Scope, refuse
 from sde.dp.metadata import CONCEPT_COLUMNS, Bounds, Metadata, ValueRef
+from sde.dp.totality import Checker
 from sde.omop.cdm import CDM
 
 #: Aggregate kinds and what they need.
@@ -193,6 +194,9 @@ def analyse(
     )
     analysis.order_by = _order_by(tree, analysis)
     analysis.limit = _limit(tree)
+    # Last, so that the rules above name what they refuse; rewrites in place (the keys
+    # and values above are nodes of ``tree``), so the exact SQL runs the total forms.
+    Checker(tree).query(tree)
     return analysis
 
 

@@ -34,14 +34,22 @@ from sqlalchemy import Engine
 
 from sde.dp import accuracy as acc
 from sde.dp.analyse import Analysis, analyse
+from sde.dp.arguments import check_all
 from sde.dp.ledger import BudgetStatus, Ledger
 from sde.dp.locality import refuse
 from sde.dp.metadata import Metadata
 from sde.dp.plan import Plan, build
 from sde.dp.release import privatise, render
 from sde.dp.rewrite import slots_of
+from sde.errors import QueryFailed, ScopeViolation
 
 RunExact = Callable[[str, str], pd.DataFrame]
+
+#: The one message of a DP query whose exact run failed: it never varies with the data.
+ENGINE_ERROR = (
+    "the database could not run this DP query; it was charged like an answer (a failure "
+    "can depend on data, so it is never free). The details are in the audit log."
+)
 
 #: Prepared (analysed and planned) queries kept per engine.
 PREPARED_CACHE = 256
@@ -158,11 +166,7 @@ class DPEngine:
         if accuracy is not None:
             self._confirm(self._quote(a, plan, alpha), confirm)
         self.ledger.check(self.project, plan.epsilon, plan.delta)
-        d = a.dialect
-        if plan.exact.combined is not None:  # totals and histograms in one pass
-            exact, hists = plan.exact.split(self.run_exact(plan.exact.combined, d))
-        else:
-            exact, hists = self.run_exact(plan.exact.sql, d), {}
+        exact, hists = self._run(plan, qhash, sql)
         record = privatise(plan, exact, hists)
         release = self.ledger.record(
             self.project,
@@ -174,6 +178,30 @@ class DPEngine:
             result=record,
         )
         return self._answer(a, release.result, alpha, qhash, release.id, cached=release.reused)
+
+    def _run(
+        self, plan: Plan, qhash: str, sql: str
+    ) -> tuple[pd.DataFrame, Mapping[int, pd.DataFrame]]:
+        """Exact totals; a failure is charged and reported with one fixed message.
+
+        Every expression of a DP query is total (:mod:`sde.dp.totality`), so an engine error
+        should not depend on data; if one happens anyway (a bug, a resource limit) its
+        outcome is still a bit about the data, so it costs the planned epsilon and delta like
+        an answer, and its message never varies. A refusal by the proxy reads no data and
+        is passed on unchanged and free.
+        """
+        d = plan.analysis.dialect
+        try:
+            if plan.exact.combined is not None:  # totals and histograms in one pass
+                return plan.exact.split(self.run_exact(plan.exact.combined, d))
+            return self.run_exact(plan.exact.sql, d), {}
+        except ScopeViolation:
+            raise
+        except Exception:  # any failure is charged and reported alike
+            self.ledger.record_failure(
+                self.project, qhash, user=self.user, sql=sql, epsilon=plan.epsilon, delta=plan.delta
+            )
+            raise QueryFailed("dp.engine-error", ENGINE_ERROR) from None
 
     def quote(
         self,
@@ -227,8 +255,17 @@ class DPEngine:
         noise: str,
         dialect: str | None,
     ) -> tuple[Analysis, Plan, str]:
-        if not 0 < alpha < 1:
-            raise refuse("alpha", "alpha must lie strictly between 0 and 1")
+        check_all(
+            epsilon=epsilon,
+            delta=delta,
+            accuracy=accuracy,
+            alpha=alpha,
+            bounds=bounds,
+            keys=keys,
+            rows=rows,
+            groups=groups,
+            noise=noise,
+        )
         d = dialect or self.dialect
         # Analysis and plan depend only on these arguments (never on data or the ledger), so
         # a repeated query (a quote, then the query; a cached release) is prepared once.

@@ -19,8 +19,10 @@ round down, so float rounding can never let the sum of many small costs exceed t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -217,9 +219,7 @@ class Ledger:
         payload = json.dumps(result, separators=(",", ":"), allow_nan=True)
         with self.engine.connect() as conn:
             self._begin(conn)
-            budget = self._lock_budget(conn, project)
-            if budget is None:
-                raise ConfigurationError("dp.no-budget", f"project {project} has no DP budget")
+            budget = self._locked(conn, project)
             existing = self._find(conn, project, query_hash)
             if existing is not None:
                 conn.rollback()
@@ -230,29 +230,73 @@ class Ledger:
                 (eps, dlt),
                 units=True,
             )
-            now = datetime.now(UTC)
-            new_id = conn.execute(
-                insert(DPRelease).values(
-                    project=project,
-                    query_hash=query_hash,
-                    user=user,
-                    sql=sql,
-                    epsilon=eps,
-                    delta=dlt,
-                    created_at=now,
-                    result=payload,
-                )
-            ).inserted_primary_key
-            conn.execute(
-                update(DPBudget)
-                .where(DPBudget.project == project)
-                .values(
-                    epsilon_spent=DPBudget.epsilon_spent + eps,
-                    delta_spent=DPBudget.delta_spent + dlt,
-                    updated_at=now,
-                )
-            )
+            release = self._insert(conn, project, query_hash, user, sql, (eps, dlt), payload)
             conn.commit()
+        return release
+
+    def record_failure(
+        self, project: str, query_hash: str, *, user: str, sql: str, epsilon: float, delta: float
+    ) -> Release:
+        """Charge a query whose exact run failed, atomically, and store the failure.
+
+        A failure is never free (an error that depends on data would otherwise be a free,
+        exact bit) and never refused: when a concurrent query left less than the cost, what
+        remains is spent. Each failure is its own release (its hash is salted), so asking
+        again runs, and is charged, again.
+        """
+        eps = to_units(epsilon, EPS_UNIT, up=True)
+        dlt = to_units(delta, DELTA_UNIT, up=True)
+        salted = hashlib.sha256(f"failed:{query_hash}:{uuid.uuid4()}".encode()).hexdigest()
+        payload = json.dumps({"failed": True, "rule": "dp.engine-error", "query": query_hash})
+        with self.engine.connect() as conn:
+            self._begin(conn)
+            budget = self._locked(conn, project)
+            eps = min(eps, max(budget.epsilon_total - budget.epsilon_spent, 0))
+            dlt = min(dlt, max(budget.delta_total - budget.delta_spent, 0))
+            release = self._insert(conn, project, salted, user, sql, (eps, dlt), payload)
+            conn.commit()
+        return release
+
+    def _locked(self, conn: Connection, project: str) -> DPBudget:
+        budget = self._lock_budget(conn, project)
+        if budget is None:
+            raise ConfigurationError("dp.no-budget", f"project {project} has no DP budget")
+        return budget
+
+    def _insert(
+        self,
+        conn: Connection,
+        project: str,
+        query_hash: str,
+        user: str,
+        sql: str,
+        cost: tuple[int, int],
+        payload: str,
+    ) -> Release:
+        """Insert a release and add its cost (in units), inside the caller's transaction."""
+        eps, dlt = cost
+        now = datetime.now(UTC)
+        new_id = conn.execute(
+            insert(DPRelease).values(
+                project=project,
+                query_hash=query_hash,
+                user=user,
+                sql=sql,
+                epsilon=eps,
+                delta=dlt,
+                created_at=now,
+                result=payload,
+            )
+        ).inserted_primary_key
+        conn.execute(
+            update(DPBudget)
+            .where(DPBudget.project == project)
+            .values(
+                epsilon_spent=DPBudget.epsilon_spent + eps,
+                delta_spent=DPBudget.delta_spent + dlt,
+                updated_at=now,
+            )
+        )
         if new_id is None:
             raise RuntimeError("the registry did not return the new release id")
         return Release(

@@ -283,6 +283,7 @@ class Locality:
                             break
             link(join.args.get("on"))
         link(select.args.get("where", exp.Where()).this if select.args.get("where") else None)
+        _check_person_side(select, scope)
         roots = {find(r.alias) for r in persons}
         if len(roots) > 1:
             raise refuse(
@@ -324,6 +325,32 @@ class Locality:
         ):
             return
         raise refuse("subquery-not-person-local", _SUBQUERY_RULE)
+
+
+def _check_person_side(select: exp.Select, scope: Scope) -> None:
+    """Some person relation must be in FROM or INNER-joined: its person_id is never NULL.
+
+    In ``concept c LEFT JOIN person p`` every unmatched row gets a NULL person, and whether
+    a concept row is unmatched depends on every person's data: the rows of that NULL
+    "person" are nobody's, so truncating per person would not bound what one person
+    changes. Person tables LEFT-joined to a person relation are fine (their rows belong to
+    the row's person, whose id comes from the non-NULL side).
+    """
+    persons = scope.persons
+    if not persons:
+        return
+    if scope.relations[0].person:
+        return
+    joins = select.args.get("joins") or []
+    for join, rel in zip(joins, scope.relations[1:], strict=True):
+        if rel.person and (join.side or "").upper() not in {"LEFT", "RIGHT", "FULL"}:
+            return
+    raise refuse(
+        "outer-join-person",
+        "a LEFT JOIN to person data from a table that is not person data gives rows with no "
+        "person (NULL person_id), which truncation cannot bound; start FROM the person table "
+        "or use an INNER JOIN",
+    )
 
 
 _SUBQUERY_RULE = (

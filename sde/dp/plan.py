@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sde.dp.analyse import Analysis
+from sde.dp.arguments import check_grid
 from sde.dp.locality import refuse
 from sde.dp.mechanisms import (
     QuantileSelect,
@@ -117,6 +118,27 @@ def _check_request(epsilon: float, rows: int, groups: int, noise: str) -> None:
         raise refuse("contribution", "max_rows_per_person and max_groups_per_person must be >= 1")
 
 
+#: Persons in one node, at most (the UK has fewer than 2^27): with the per-person row cap
+#: this bounds every exact sum statically, so no SUM can overflow a BIGINT on any engine.
+MAX_PERSONS = 2**27
+
+
+def _check_sums(slots: list[Slot], rows: int) -> None:
+    """Every grid value and every sum of them fits a BIGINT on any data (static bounds)."""
+    for s in slots:
+        if s.bounds is None:
+            continue
+        check_grid(s.b.lower, s.b.upper, s.b.resolution, rule="bounds")
+        per_row = max(s.abs_u, s.half_u**2)
+        if per_row * rows * MAX_PERSONS > 2**63 - 1:
+            raise refuse(
+                "bounds",
+                f"{s.expr.sql()}: bounds [{s.b.lower:g}, {s.b.upper:g}] at resolution "
+                f"{s.b.resolution:g} with {rows} rows per person could overflow an exact sum; "
+                "choose a coarser resolution or fewer rows per person",
+            )
+
+
 def build(
     a: Analysis,
     *,
@@ -143,6 +165,7 @@ def build(
         cap_groups=cells is None or groups < len(cells),
     )
     slots, by_agg = slots_of(a)
+    _check_sums(slots, rows)
     stats = [s for s in exact.stats if not s.startswith("clamped_")]
     reported = {f"n_{s.index}" for s in slots if s.bounds is not None}
     needed = {n for n in stats if n not in reported} | _needed_counts(a, by_agg)

@@ -291,8 +291,14 @@ def _chain(
     numeric = {n for k, n in zip(a.keys, keys, strict=True) if k.numeric}
 
     def txt(c: str) -> str:
-        inner = f"CAST({c} AS DECIMAL(38, 6))" if c in numeric else c
-        return f"COALESCE(CAST({inner} AS TEXT), '')"
+        if c not in numeric:
+            return f"COALESCE(CAST({c} AS TEXT), '')"
+        # DECIMAL text is the same on every engine; the cast cannot fail inside +-1e30
+        # (NaN, infinities and huge values are hashed as plain text instead).
+        return (
+            f"COALESCE(CASE WHEN {c} BETWEEN -1e30 AND 1e30 THEN CAST(CAST({c} AS "
+            f"DECIMAL(38, 6)) AS TEXT) ELSE CAST({c} AS TEXT) END, '')"
+        )
 
     # Clamp and round first, so the row hash sees grid integers (identical text on every
     # engine) rather than engine-specific renderings of floats.
@@ -306,11 +312,18 @@ def _chain(
             hashed.append(v)
             continue
         b = s.bounds
+        # Total on every engine: NaN and infinities become NULL (NaN compares above every
+        # number), the value is clamped before it is divided and rounded, so the BIGINT
+        # cast is within range (|bound| / resolution <= 2^52: sde.dp.arguments.check_grid).
+        dbl = f"CAST({v} AS DOUBLE)"
+        clamped = f"LEAST(GREATEST({dbl}, {b.lower!r}), {b.upper!r})"
         q = (
-            f"LEAST(GREATEST(CAST(ROUND(CAST({v} AS DOUBLE) / {b.resolution!r}) AS BIGINT), "
+            f"LEAST(GREATEST(CAST(ROUND({clamped} / {b.resolution!r}) AS BIGINT), "
             f"{s.lo_u}), {s.hi_u})"
         )
-        derived.append(f"CASE WHEN {v} IS NULL THEN NULL ELSE {q} END AS _dp_q{s.index}")
+        derived.append(
+            f"CASE WHEN {dbl} BETWEEN -1e308 AND 1e308 THEN {q} ELSE NULL END AS _dp_q{s.index}"
+        )
         derived.append(
             f"CASE WHEN {v} < {b.lower!r} OR {v} > {b.upper!r} THEN 1 ELSE 0 END AS _dp_c{s.index}"
         )
