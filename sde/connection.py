@@ -246,24 +246,20 @@ class Connection:
             info["message"] = (
                 f"the result was cut to the first {self.limits.row_cap} rows (the row cap)"
             )
-        if prepared.hidden:
-            if not set(prepared.hidden) <= set(frame.columns):  # fail closed, never uncounted
-                raise QueryFailed(
+        if prepared.threshold is not None:
+            # Groups under the threshold were removed inside the query, before ordering,
+            # limits and the row cap (sde.proxy.rules.threshold). How many is not said:
+            # that number depends on the removed groups' contents.
+            if any(str(c).lower().startswith("__sde") for c in frame.columns):
+                raise QueryFailed(  # fail closed: an internal column must never be shown
                     "aggregates.unchecked",
                     "the persons behind this result could not be counted; rename its outputs",
                 )
-            persons = frame[list(prepared.hidden)].min(axis=1)
-            keep = (persons >= self.scope.threshold).fillna(False).to_numpy(dtype=bool)
-            suppressed = int((~keep).sum())
-            frame = frame.loc[keep].drop(columns=list(prepared.hidden)).reset_index(drop=True)
             frame.attrs["sdc"] = {
                 "rule": "aggregates.threshold",
-                "threshold": self.scope.threshold,
-                "suppressed_groups": suppressed,
-                "message": f"{suppressed} group(s) with fewer than {self.scope.threshold} "
-                "persons were suppressed"
-                if suppressed
-                else "no group was suppressed",
+                "threshold": prepared.threshold,
+                "message": f"groups of fewer than {prepared.threshold} persons are never "
+                "shown; whether any existed is not reported",
             }
         frame.attrs["sde"] = info
         return frame

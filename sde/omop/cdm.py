@@ -80,12 +80,17 @@ class CDM:
 
     #: Columns never exposed to any project, whatever its scope file says: they can
     #: hold direct identifiers (NHS number, full date of birth, professional
-    #: registration numbers, addresses, free text).
+    #: registration numbers, addresses, free text). A device's UDI and production id
+    #: name one physical device (an implant: one person) and a specimen's source id is
+    #: the laboratory's accession number: raw text identifiers with no research value
+    #: that a per-project pseudonym would keep, so they are withheld, not pseudonymised.
     NEVER_EXPOSED: ClassVar[dict[str, frozenset[str]]] = {
         "person": frozenset({"person_source_value", "day_of_birth", "birth_datetime"}),
         "provider": frozenset({"npi", "dea", "provider_source_value"}),
         "location": frozenset({"address_1", "address_2", "location_source_value"}),
         "note": frozenset({"note_text"}),
+        "device_exposure": frozenset({"unique_device_id", "production_id"}),
+        "specimen": frozenset({"specimen_source_id"}),
     }
 
     #: Vocabulary tables: public reference data, not about persons.

@@ -21,7 +21,7 @@ from sde.errors import QueryFailed, ScopeViolation, SDEError
 from sde.proxy.context import Limits, RuleContext
 from sde.proxy.parse import parse
 from sde.proxy.rules import RULES
-from sde.proxy.rules.aggregates import HIDDEN_PREFIX
+from sde.proxy.rules.threshold import is_thresholded
 from sde.proxy.transpile import for_engine
 
 
@@ -31,8 +31,9 @@ class Prepared:
 
     original: str
     expression: exp.Expression
-    #: Hidden person-count outputs (aggregates mode); the connection drops them.
-    hidden: tuple[str, ...]
+    #: Groups under this many persons were removed inside the query (aggregates mode;
+    #: ``None`` when nothing is counted). The result says so, never how many.
+    threshold: int | None
     _generated: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def sql(self, engine_dialect: str) -> str:
@@ -77,12 +78,8 @@ def prepare(sql: str, ctx: RuleContext) -> Prepared:
                 rule_function=name,
             ) from None
     expression = _typed(expression, ctx)
-    hidden = tuple(
-        p.alias_or_name
-        for p in expression.expressions
-        if isinstance(expression, exp.Select) and p.alias_or_name.startswith(HIDDEN_PREFIX)
-    )
-    return Prepared(sql, expression, hidden)
+    threshold = ctx.scope.threshold if is_thresholded(expression) else None
+    return Prepared(sql, expression, threshold)
 
 
 def _typed(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:

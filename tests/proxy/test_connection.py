@@ -157,12 +157,24 @@ def test_aggregates_mode_suppresses_small_groups(sentinel_nodes) -> None:  # typ
         frame = conn.sql("SELECT year_of_birth, COUNT(*) AS n FROM person GROUP BY year_of_birth")
         report = frame.attrs["sdc"]
         assert report["threshold"] == 10
-        assert report["suppressed_groups"] > 0
+        # Issue 8: the report says that small groups are removed, never how many (that
+        # number told a suppressed group's size); tests/proxy/test_suppression.py.
+        assert "suppressed_groups" not in report
+        assert "fewer than 10 persons" in report["message"]
         assert frame.empty or (frame.n >= 10).all()
         assert list(frame.columns) == ["year_of_birth", "n"]
         total = conn.sql("SELECT gender_concept_id, COUNT(*) AS n FROM person GROUP BY 1")
         assert total.n.sum() == 216
-        assert total.attrs["sdc"]["suppressed_groups"] == 0
+        assert len(total) == 2  # both large groups shown
+    with sde.connect(sentinel_nodes.folder, scope=SCOPE) as rows:  # the groups that were cut
+        every = rows.sql("SELECT year_of_birth, COUNT(*) AS n FROM person GROUP BY 1")
+    small = set(every.year_of_birth[every.n < 10])
+    assert small
+    assert not small & set(frame.year_of_birth)
+    assert set(frame.year_of_birth) == set(every.year_of_birth[every.n >= 10])
+    with sde.connect(
+        sentinel_nodes.folder, scope=scope_with(project="htn-agg", access="aggregates")
+    ) as conn:
         with pytest.raises(ScopeViolation) as info:
             conn.sql("SELECT person_id FROM person")
         assert info.value.rule == "aggregates.not-aggregated"
@@ -177,7 +189,13 @@ def test_aggregates_threshold_counts_every_person_source(sentinel_nodes) -> None
             "WHERE b.year_of_birth < 1935 GROUP BY 1"
         )
         assert frame.empty
-        assert frame.attrs["sdc"]["suppressed_groups"] > 0
+    # With a threshold of 1 the same query shows its groups: the threshold removed them.
+    loose = scope_with(project="htn-agg", access="aggregates", sdc={"threshold": 1})
+    with sde.connect(sentinel_nodes.folder, scope=loose) as conn:
+        assert not conn.sql(
+            "SELECT b.year_of_birth, COUNT(*) AS n FROM person a CROSS JOIN person b "
+            "WHERE b.year_of_birth < 1935 GROUP BY 1"
+        ).empty
 
 
 def test_dp_mode_refuses_plain_sql(sentinel_nodes) -> None:  # type: ignore[no-untyped-def]
