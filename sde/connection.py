@@ -128,7 +128,11 @@ class Connection:
         except SDEError as err:
             self._record("sql_dp", sql, start, err=err)
             raise
-        return self._dp().sql_dp(sql, epsilon, delta, accuracy, alpha, **options)
+        try:
+            return self._dp().sql_dp(sql, epsilon, delta, accuracy, alpha, **options)
+        except SDEError as err:  # refusals and charged failures (dp.engine-error) are audited
+            self._record("sql_dp", sql, start, err=err)
+            raise
 
     def budget(self) -> BudgetStatus:
         """The project's privacy budget: total, spent, remaining and every release."""

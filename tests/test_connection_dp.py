@@ -113,3 +113,18 @@ def test_an_aggregates_project_with_a_budget_can_publish_dp(
         epsilon=0.5,
     )
     assert 100 < float(df["sbp"].iloc[0]) < 180
+
+
+def test_the_error_channel_is_closed_end_to_end(dp_conn: Any) -> None:
+    """Issue 8: an error that depends on one person's value is refused before running."""
+    probe = (
+        "SELECT COUNT(*) AS n FROM person p JOIN measurement m ON m.person_id = p.person_id "
+        "WHERE CAST(CASE WHEN m.value_as_number > {t} THEN 'x' ELSE '1' END AS INTEGER) = 1"
+    )
+    rules = set()
+    for t in (0, 10**6):
+        with pytest.raises(ScopeViolation) as err:
+            dp_conn.sql_dp(probe.format(t=t), epsilon=0.001)
+        rules.add(err.value.rule)
+    assert rules == {"dp.not-total"}
+    assert dp_conn.budget().epsilon_spent == 0
