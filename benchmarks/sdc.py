@@ -6,7 +6,9 @@ Times (best of ``--repeat`` runs) of:
 * ``sde.sdc`` (the table, every rule, secondary suppression, the report);
 * ACRO 1.0.2 (``ACRO(suppress=False)``) in its own virtual environment
   (``benchmarks/.venvs/acro``, created on first use), on the same records
-  read from the same CSV; only its call is timed.
+  read from the same CSV; only its call is timed;
+* the cost of protection (secondary suppression and its linear-programming
+  audit) on a 20 x 10 table with margins and 3, 10 or 25 small cells.
 
 Writes ``benchmarks/results/sdc.json`` and ``sdc.md``. Goal: at most 1.5x
 pandas and faster than ACRO. Run: ``.venv/bin/python benchmarks/sdc.py``.
@@ -115,6 +117,37 @@ def cases(df: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+def audit_cost(repeat: int, small: int = 10, seed: int = 1) -> dict[str, Any]:
+    """The linear-programming audit on a 20 x 10 table with margins and ``small`` small cells.
+
+    Times the same crosstab with suppression (pattern + audit) and without
+    protection; the difference is what protecting costs.
+    """
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(15, 80, size=(20, 10))
+    where = rng.choice(counts.size, small, replace=False)
+    counts.ravel()[where] = rng.integers(0, 10, small)
+    rows, cols = np.indices(counts.shape)
+    df = pd.DataFrame(
+        {
+            "r": np.repeat(rows.ravel(), counts.ravel()),
+            "c": np.repeat(cols.ravel(), counts.ravel()),
+        }
+    )
+    protected = best_of(lambda: sdc.crosstab(df.r, df.c, margins=True), repeat)
+    plain = best_of(lambda: sdc.crosstab(df.r, df.c, margins=True, protection="none"), repeat)
+    audit = sdc.crosstab(df.r, df.c, margins=True).report["protection"]["audit"]
+    return {
+        "table": "20 x 10 with margins",
+        "small_cells": small,
+        "protected_s": protected,
+        "unprotected_s": plain,
+        "protection_s": protected - plain,
+        "programs": audit["programs"],
+        "hidden": len(sdc.crosstab(df.r, df.c, margins=True).report["protection"]["hidden"]),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -148,7 +181,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "acro_s" in row:
             row["acro_vs_sde"] = row["acro_s"] / row["sde_s"]
 
+    audits = [audit_cost(args.repeat, small) for small in (3, 10, 25)]
     result = {
+        "audit": audits,
         "records": len(df),
         "repeat": args.repeat,
         "machine": f"{platform.machine()}, Python {platform.python_version()}",
@@ -174,6 +209,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         lines.append(
             f"| {row['case']} | {row['pandas_s']:.3f} | {row['sde_s']:.3f} | {acro_s} "
             f"| {row['sde_vs_pandas']:.2f}x | {ratio} |"
+        )
+    lines += [
+        "",
+        "Protection cost (secondary suppression + linear-programming audit), "
+        "20 x 10 table with margins:",
+        "",
+        "| small cells | hidden | programs solved | protected (ms) | unprotected (ms) "
+        "| protection (ms) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for a in audits:
+        lines.append(
+            f"| {a['small_cells']} | {a['hidden']} | {a['programs']} "
+            f"| {a['protected_s'] * 1000:.1f} | {a['unprotected_s'] * 1000:.1f} "
+            f"| {a['protection_s'] * 1000:.1f} |"
         )
     (RESULTS / "sdc.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -7,9 +7,13 @@ ones must be at least as wide as required. While one is narrower, the
 narrowest cell gets a complementary suppression: the cheapest cell (fewest
 units, shown margins last) in the line through it whose hidden cells add up to
 the least (that line's slack is what pins the cell), then the linear pass runs
-again. When neither line has a cell left, every suppressible cell is hidden;
-if even that is not enough (totals assumed known that are themselves smaller
-than the width) the cells are reported as ``unmet``.
+again. When neither line has a cell left, every suppressible cell is hidden.
+
+A cell in a line whose total is never hidden (a total the table does not show
+is assumed known) cannot exceed that total: when the total is smaller than the
+width, the cell is required to keep the whole range ``[0, total]`` instead, and
+is reported as ``unmet`` (no pattern can do better; hiding the rest of the
+table would not help).
 
 Hiding a cell only removes a constraint, so an interval never narrows when
 more cells are hidden: a cell that passed once is not audited again.
@@ -69,6 +73,24 @@ class Pattern:
     grids: list[str] = field(default_factory=list)
 
 
+def ceilings(values: np.ndarray, fixed: np.ndarray, lines: Lines) -> np.ndarray:
+    """The most a non-negative cell can be: the smallest total of its lines that is never hidden.
+
+    A total the table does not show is assumed known, so a cell in a row whose
+    total is 3 lies in ``[0, 3]`` whatever is hidden: no pattern makes its
+    interval wider than that.
+    """
+    out = np.full(values.shape, np.inf)
+    rows, cols = values.shape
+    if lines.row_lines:
+        row_total = np.where(fixed[:, -1], values[:, -1], np.inf)
+        out[:, : cols - 1] = np.minimum(out[:, : cols - 1], row_total[:, None])
+    if lines.col_lines:
+        col_total = np.where(fixed[-1, :], values[-1, :], np.inf)
+        out[: rows - 1, :] = np.minimum(out[: rows - 1, :], col_total[None, :])
+    return out
+
+
 def _short(
     hidden: np.ndarray, known: np.ndarray, lines: Lines, grid: AuditGrid, passed: np.ndarray
 ) -> tuple[np.ndarray, int]:
@@ -84,6 +106,31 @@ def _short(
     passed |= audited & ~short
     ratio = np.where(short, width / np.maximum(grid.required, TOLERANCE), np.nan)
     return ratio, found.programs
+
+
+def _attainable(grid: AuditGrid, fixed: np.ndarray, lines: Lines) -> AuditGrid:
+    """``grid`` with each required width capped at what the fixed totals allow."""
+    if not grid.nonnegative:
+        return grid
+    cap = np.minimum(grid.required, ceilings(grid.values, fixed, lines))
+    return AuditGrid(grid.name, grid.values, cap, grid.nonnegative)
+
+
+def _next_cells(
+    hidden: np.ndarray, cost: np.ndarray, ratio: np.ndarray, values: np.ndarray, lines: Lines
+) -> list[tuple[int, int]]:
+    """Complementary cells for the short cells, narrowest first, one per line touched."""
+    picked: list[tuple[int, int]] = []
+    trial = hidden.copy()
+    while True:
+        cell = _next_cell(trial, cost, ratio, values, lines)
+        if cell is None:
+            return picked
+        picked.append(cell)
+        trial[cell] = True
+        ratio = ratio.copy()
+        ratio[cell[0], :] = np.nan  # the lines just widened wait for the next audit
+        ratio[:, cell[1]] = np.nan
 
 
 def _next_cell(
@@ -116,6 +163,12 @@ def protect_audited(problem: Problem, grids: list[AuditGrid]) -> Pattern:
     allowed = p.suppressible & ~known
     cost = cell_costs(p.units, allowed, p.is_margin)
     hidden = protect(p.primary, p.units, p.lines, allowed | p.primary, p.is_margin)
+    fixed = ~p.suppressible | known
+    capped = [_attainable(g, fixed, p.lines) for g in grids]
+    below = np.zeros(hidden.shape, dtype=bool)
+    for nominal, cap in zip(grids, capped, strict=True):
+        below |= cap.required < nominal.required
+    grids = capped
     passed = [np.zeros(hidden.shape, dtype=bool) for _ in grids]
     programs = 0
     ratio = np.full(hidden.shape, np.nan)
@@ -130,12 +183,14 @@ def protect_audited(problem: Problem, grids: list[AuditGrid]) -> Pattern:
                 break
         if short_grid is None:
             break
-        cell = _next_cell(hidden, cost, ratio, short_grid.values, p.lines)
-        if cell is None:
+        cells = _next_cells(hidden, cost, ratio, short_grid.values, p.lines)
+        if not cells:
             if not (allowed & ~hidden).any():
                 break
             hidden = hidden | allowed
             continue
-        hidden[cell] = True
+        for cell in cells:
+            hidden[cell] = True
         hidden = protect(hidden, p.units, p.lines, allowed | hidden, p.is_margin)
-    return Pattern(hidden, np.isfinite(ratio), programs, [g.name for g in grids])
+    unmet = np.isfinite(ratio) | (hidden & below)
+    return Pattern(hidden, unmet, programs, [g.name for g in grids])
