@@ -1,18 +1,27 @@
-"""The hash-chained audit log: every query a project runs, refusals included.
+"""The hash-chained audit log: every query and every workflow event, refusals included.
 
-Each entry records who ran what under which scope, the hash of the SQL that
+A query's entry records who ran what under which scope, the hash of the SQL that
 actually ran, the outcome (``ok``, ``refused`` with the rule id, ``error`` with
 the engine's own message, which goes nowhere else), rows returned and duration.
-Entries are numbered 1, 2, 3... and each carries
-``entry_hash = SHA-256(prev_hash || canonical JSON of the entry)``, so
-:func:`verify` detects an entry changed, deleted or inserted anywhere before
+A workflow event (a release request submitted, a vote, a download, an application
+approved) records its actor, its event name, the object it touched and its details
+(:meth:`AuditRecord.event`). Both live in one chain: entries are numbered 1, 2, 3...
+and each carries ``entry_hash = SHA-256(prev_hash || canonical JSON of the entry)``,
+so :func:`verify` detects an entry changed, deleted or inserted anywhere before
 the head. Truncating the tail is detected only against a remembered head:
 ``sde audit verify`` prints the head hash to record elsewhere (``--expect-head``).
+
+Appends are serialised, not retried: a writer takes the chain's lock (an advisory
+transaction lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) before it reads the head,
+so three services appending at once queue rather than collide. A change and its audit
+entry commit together: pass the change's open connection to :meth:`AuditLog.append`.
 
 >>> from sde.registry import open_registry
 >>> log = AuditLog(open_registry("sqlite://"))
 >>> _ = log.append(AuditRecord(user="ana", project="demo", scope_version="v1",
 ...     action="sql", sql="SELECT 1", outcome="ok", rows=1, duration_ms=2.0))
+>>> _ = log.append(AuditRecord.event("bob", "request.submit", "request:1", project="demo",
+...     details={"files": 2}))
 >>> log.verify().ok
 True
 """
@@ -22,9 +31,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -47,6 +58,10 @@ HASHED_FIELDS = (
     "rows",
     "duration_ms",
 )
+#: Hashed too, when set (entries written before workflow events existed have neither).
+OPTIONAL_HASHED_FIELDS = ("object", "details")
+#: The advisory lock key that serialises appends on PostgreSQL ("sde-audt" in ASCII).
+_PG_LOCK_KEY = 0x7364652D61756474
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,41 @@ class AuditRecord:
     rows: int | None = None
     rewritten_sha256: str | None = None
     at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
+    #: What a workflow event touched (``request:14``); None for a query.
+    object: str | None = None
+    #: A workflow event's details (canonical JSON); None for a query.
+    details: str | None = None
+
+    @classmethod
+    def event(
+        cls,
+        actor: str,
+        event: str,
+        obj: str,
+        *,
+        project: str = "",
+        details: Mapping[str, Any] | None = None,
+        outcome: str = "ok",
+        rule: str | None = None,
+    ) -> AuditRecord:
+        """A workflow event: ``actor`` did ``event`` to ``obj`` (e.g. ``request:14``)."""
+        return cls(
+            user=actor,
+            project=project,
+            scope_version="",
+            action=event,
+            sql="",
+            outcome=outcome,
+            duration_ms=0.0,
+            rule=rule,
+            object=obj,
+            details=canonical_json(details or {}),
+        )
+
+
+def canonical_json(value: Mapping[str, Any]) -> str:
+    """``value`` as the one JSON text that is hashed (sorted keys, no spaces)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 @dataclass(frozen=True)
@@ -77,10 +127,10 @@ class Verification:
     problems: tuple[str, ...] = ()
 
 
-def entry_hash(prev_hash: str, values: dict[str, object]) -> str:
-    canonical = json.dumps(
-        {k: values[k] for k in HASHED_FIELDS}, sort_keys=True, separators=(",", ":")
-    )
+def entry_hash(prev_hash: str, values: Mapping[str, object]) -> str:
+    hashed = {k: values[k] for k in HASHED_FIELDS}
+    hashed |= {k: values[k] for k in OPTIONAL_HASHED_FIELDS if values.get(k) is not None}
+    canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
@@ -90,26 +140,53 @@ class AuditLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def append(self, record: AuditRecord, *, attempts: int = 20) -> int:
-        """Append ``record``; its sequence number. Retries if another writer got there first."""
+    def append(
+        self, record: AuditRecord, *, conn: Connection | None = None, attempts: int = 20
+    ) -> int:
+        """Append ``record``; its sequence number.
+
+        With ``conn`` (an open transaction that has taken the chain's lock with
+        :meth:`lock`, or holds SQLite's write lock), the entry joins that transaction and
+        commits with it. Without, it is written and committed on its own.
+        """
+        if conn is not None:
+            return self._insert(conn, record)
         for _ in range(attempts):
-            with Session(self.engine) as session:
-                head = session.execute(
-                    select(AuditEntry.seq, AuditEntry.entry_hash)
-                    .order_by(AuditEntry.seq.desc())
-                    .limit(1)
-                ).first()
-                seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-                values: dict[str, object] = {"seq": seq, **asdict(record)}
-                values["duration_ms"] = round(float(record.duration_ms), 3)
-                entry = AuditEntry(**values, prev_hash=prev, entry_hash=entry_hash(prev, values))
-                session.add(entry)
+            with self.engine.connect() as own:
+                self.lock(own)
                 try:
-                    session.commit()
+                    seq = self._insert(own, record)
+                    own.commit()
                     return seq
-                except IntegrityError:
-                    session.rollback()
+                except IntegrityError:  # a writer that does not lock got there first
+                    own.rollback()
         raise RuntimeError("could not append to the audit log: too much contention")
+
+    @staticmethod
+    def lock(conn: Connection) -> None:
+        """Take the chain's write lock, held until ``conn``'s transaction ends.
+
+        Call it first in the transaction: on SQLite it begins the transaction as
+        ``BEGIN IMMEDIATE`` (the database's one write lock, which every registry
+        writer takes), on PostgreSQL it takes the log's advisory transaction lock.
+        """
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+
+    @staticmethod
+    def _insert(conn: Connection, record: AuditRecord) -> int:
+        head = conn.execute(
+            select(AuditEntry.seq, AuditEntry.entry_hash).order_by(AuditEntry.seq.desc()).limit(1)
+        ).first()
+        seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+        values: dict[str, object] = {"seq": seq, **asdict(record)}
+        values["duration_ms"] = round(float(record.duration_ms), 3)
+        conn.execute(
+            insert(AuditEntry).values(**values, prev_hash=prev, entry_hash=entry_hash(prev, values))
+        )
+        return seq
 
     def entries(self, project: str | None = None) -> list[AuditEntry]:
         with Session(self.engine) as session:
@@ -134,7 +211,7 @@ class AuditLog:
                 problems.append(f"entries {expected_seq}..{entry.seq - 1} are missing")
             if entry.prev_hash != prev:
                 problems.append(f"entry {entry.seq} does not follow the entry before it")
-            values = {k: getattr(entry, k) for k in HASHED_FIELDS}
+            values = {k: getattr(entry, k) for k in (*HASHED_FIELDS, *OPTIONAL_HASHED_FIELDS)}
             if entry_hash(entry.prev_hash, values) != entry.entry_hash:
                 problems.append(f"entry {entry.seq} was changed after it was written")
             prev = entry.entry_hash

@@ -1,4 +1,4 @@
-"""Registry table ``audit_log``: one hash-chained row per query (see :mod:`sde.audit`)."""
+"""Registry table ``audit_log``: one hash-chained row per query or workflow event."""
 
 from __future__ import annotations
 
@@ -28,5 +28,9 @@ class AuditEntry(Base):
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     rows: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     duration_ms: Mapped[float] = mapped_column(Float)
+    #: What a workflow event touched (``request:14``, ``application:3``); None for queries.
+    object: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    #: A workflow event's details as canonical JSON; None for queries.
+    details: Mapped[str | None] = mapped_column(Text, nullable=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))

@@ -1,9 +1,10 @@
 """The registry's database: one SQLAlchemy metadata, SQLite by default, PostgreSQL in production.
 
 Each part of the registry (project keys, audit log, budget ledger, users...)
-declares its tables in its own module on :class:`Base`; :func:`open_registry`
-creates what is missing. In embedded mode the registry is a SQLite file beside
-the data, so a researcher needs no set-up.
+declares its tables in its own module on :class:`Base`; the schema itself is made
+and changed only by the Alembic migrations in ``sde/registry/migrations/``, which
+:func:`open_registry` applies once per database per process. In embedded mode the
+registry is a SQLite file beside the data, so a researcher needs no set-up.
 """
 
 from __future__ import annotations
@@ -27,8 +28,24 @@ def registry_url_beside(data_path: str | Path) -> str:
     return f"sqlite:///{(folder / DEFAULT_FILENAME).resolve()}"
 
 
+#: Registries already brought to the newest revision by this process.
+_UPGRADED: set[str] = set()
+
+
 def open_registry(url: str) -> Engine:
-    """An engine for the registry at ``url`` with every registry table created."""
+    """An engine for the registry at ``url``, its schema at the newest revision."""
+    from sde.registry import migrate
+
+    engine = registry_engine(url)
+    key = engine.url.render_as_string(hide_password=False)
+    if key not in _UPGRADED or url in {"sqlite://", "sqlite:///:memory:"}:
+        migrate.upgrade(engine)
+        _UPGRADED.add(key)
+    return engine
+
+
+def registry_engine(url: str) -> Engine:
+    """An engine for ``url`` with the registry's connection settings; no schema change."""
     # Import the table modules so their classes are on Base.metadata.
     import sde.registry.tables  # noqa: F401
 
@@ -44,5 +61,4 @@ def open_registry(url: str) -> Engine:
 
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    Base.metadata.create_all(engine)
     return engine
