@@ -107,3 +107,26 @@ def test_a_database_holding_some_other_schema_is_refused(tmp_path: Path) -> None
         open_registry(url)
     assert info.value.rule == "registry.unknown-schema"
     assert "project_keys" in info.value.message
+
+
+def test_registry_commands(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+
+    def sde_(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sde.cli", "registry", *args, "--registry", url],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    behind = sde_("status")
+    assert behind.returncode == 1
+    assert "not managed yet" in behind.stdout
+    up = sde_("upgrade")
+    assert up.returncode == 0, up.stderr
+    assert f"to {head()}" in up.stdout
+    assert sde_("status").returncode == 0
