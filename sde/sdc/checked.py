@@ -49,6 +49,24 @@ class CheckedTable:
         """True where at least one rule flags the cell."""
         return self.flags.map(bool)
 
+    @property
+    def public_flags(self) -> pd.DataFrame:
+        """The reasons that may be published with ``safe`` (see :mod:`sde.sdc.report`)."""
+        from sde.sdc.report import public_flags
+
+        return public_flags(self.flags, self.hidden, self.report["protection"]["method"])
+
+    @property
+    def public_report(self) -> dict[str, Any]:
+        """``report`` as ``write()`` publishes it: no reason that narrows a hidden cell.
+
+        ``report`` is the checker's record (every reason, differencing findings with
+        the size of each difference); do not release it as is.
+        """
+        from sde.sdc.report import public_report
+
+        return public_report(self.report, self.flags, self.hidden)
+
     def release_cells(self) -> ReleaseSpec:
         """The published cells as the differencing ledger records them."""
         return self._release()

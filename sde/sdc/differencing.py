@@ -72,6 +72,15 @@ def _norm(label: Any) -> Any:
     return _norm_text(str(text))
 
 
+def _norm_population(name: str) -> str:
+    """A population's name as compared across releases (spaces collapsed, case-folded).
+
+    >>> _norm_population("  HTN   Cohort ") == _norm_population("htn cohort")
+    True
+    """
+    return " ".join(str(name).split()).casefold()
+
+
 def _norm_dim(name: Any) -> str:
     """A dimension's name as compared across releases (trimmed, case-folded)."""
     return str(name).strip().casefold()
@@ -314,14 +323,17 @@ class DifferencingLedger:
 
     def releases(self, population: str, units: str | None = None) -> list[tuple[str, list[Cell]]]:
         """Earlier releases over ``population`` (counted in ``units`` if given), oldest first."""
+        wanted = _norm_population(population)
         with Session(self.engine) as session:
-            query = select(SdcRelease).where(
-                SdcRelease.project == self.project, SdcRelease.population == population
-            )
+            query = select(SdcRelease).where(SdcRelease.project == self.project)
             if units is not None:
                 query = query.where(SdcRelease.units == units)
             rows = session.scalars(query.order_by(SdcRelease.id)).all()
-            return [(row.name, cells_from_json(row.cells)) for row in rows]
+            return [
+                (row.name, cells_from_json(row.cells))
+                for row in rows
+                if _norm_population(row.population) == wanted
+            ]
 
     def check(
         self, cells: Sequence[Cell], population: str, units: str, threshold: int

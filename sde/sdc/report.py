@@ -95,17 +95,6 @@ def table_report(
     }
     if audit is not None:
         protection_report["audit"] = audit
-    parts = [
-        f"{rid}: {info['count']} cells" for rid, info in rules.items() if info["count"] and rid
-    ]
-    summary = status + ("; " + "; ".join(parts) if parts else "")
-    if protection == "suppression" and protection_report["hidden"]:
-        summary += (
-            f"; suppressed {len(protection_report['primary'])} flagged and "
-            f"{len(protection_report['secondary'])} complementary cells"
-        )
-    elif protection not in ("none", "suppression"):
-        summary += f"; rounded ({protection})"
     notes = []
     if dropped:
         notes.append(f"{dropped} records with a missing label were left out, as pandas does")
@@ -113,7 +102,7 @@ def table_report(
         "method": method,
         "aggfunc": [a or "count" for a in aggs],
         "status": status,
-        "summary": summary,
+        "summary": _summary(status, rules, protection_report),
         "units": units,
         "dimensions": dims,
         "margins": margins,
@@ -122,6 +111,102 @@ def table_report(
         "protection": protection_report,
         "differencing": findings,
         "records_left_out": dropped,
+        "notes": notes,
+    }
+
+
+def _summary(status: str, rules: Mapping[str, Any], protection: Mapping[str, Any]) -> str:
+    parts = [f"{rid}: {info['count']} cells" for rid, info in rules.items() if info["count"]]
+    summary = status + ("; " + "; ".join(parts) if parts else "")
+    if protection["method"] == "suppression" and protection["hidden"]:
+        summary += (
+            f"; suppressed {len(protection['primary'])} flagged and "
+            f"{len(protection['secondary'])} complementary cells"
+        )
+    elif protection["method"] not in ("none", "suppression"):
+        summary += f"; rounded ({protection['method']})"
+    return summary
+
+
+#: The only reason published for a hidden cell. Any other would narrow it down:
+#: ``zeros`` says it is 0, ``p-ratio`` without ``nk-dominance`` that every
+#: contribution is 0, ``differencing`` that it is 1-9 away from an earlier cell.
+PUBLIC_HIDDEN_REASON = "threshold"
+
+
+def public_flags(flags: pd.DataFrame, hidden: pd.DataFrame, protection: str) -> pd.DataFrame:
+    """The reasons that may travel with the protected table.
+
+    A hidden cell keeps ``threshold`` (which it is known to fail anyway: the cell
+    describes 0-9 units) and nothing else; the other hidden cells read as
+    complementary. A rounded cell keeps no reason (``zeros`` on a rounded 0, or
+    ``threshold`` on a rounded 10, would undo the rounding).
+    """
+    if protection == "none":
+        return flags
+    rounded = protection != "suppression"
+    keep = (PUBLIC_HIDDEN_REASON,)
+    values = flags.to_numpy(dtype=object).copy()
+    hide = hidden.to_numpy(dtype=bool)
+    for i, j in np.argwhere(hide | rounded):
+        values[i, j] = () if rounded or keep[0] not in values[i, j] else keep
+    return pd.DataFrame(values, index=flags.index, columns=flags.columns)
+
+
+def public_report(
+    report: Mapping[str, Any], flags: pd.DataFrame, hidden: pd.DataFrame
+) -> dict[str, Any]:
+    """``report`` as it may travel with the protected table (what ``write()`` publishes).
+
+    The checker's report (``CheckedTable.report``) holds every reason, the
+    differencing findings (with the size of each difference) and the number of
+    records left out; published, those give hidden cells away. Here hidden
+    cells carry only the reasons of :func:`public_flags`, differencing findings
+    are left out, and a number of records left out below the threshold is not
+    given.
+    """
+    method = report["protection"]["method"]
+    shown = public_flags(flags, hidden, method).to_numpy(dtype=object)
+    hide = hidden.to_numpy(dtype=bool)
+    rules: dict[str, dict[str, Any]] = {}
+    for rid, info in report["rules"].items():
+        cells = [
+            [i, j]
+            for i in range(shown.shape[0])
+            for j in range(shown.shape[1])
+            if rid in shown[i, j]
+        ]
+        rules[rid] = {
+            **info,
+            "status": BY_ID[rid].severity if cells else "pass",
+            "count": len(cells),
+            "cells": cells,
+        }
+    protection = dict(report["protection"])
+    if method == "suppression":
+        flagged = np.array([[bool(x) for x in row] for row in shown], dtype=bool).reshape(
+            hide.shape
+        )
+        protection["primary"] = _positions(hide & flagged)
+        protection["secondary"] = _positions(hide & ~flagged)
+    threshold = int(report["parameters"]["threshold"])
+    left_out = int(report.get("records_left_out") or 0)
+    notes = [n for n in report.get("notes", []) if "missing label" not in n]
+    public_left_out: int | None = left_out
+    if 0 < left_out < threshold:
+        public_left_out = None
+        notes.append(
+            f"fewer than {threshold} records with a missing label were left out, as pandas does"
+        )
+    elif left_out:
+        notes.append(f"{left_out} records with a missing label were left out, as pandas does")
+    return {
+        **report,
+        "summary": _summary(report["status"], rules, protection),
+        "rules": rules,
+        "protection": protection,
+        "differencing": [],
+        "records_left_out": public_left_out,
         "notes": notes,
     }
 
@@ -153,10 +238,10 @@ def outcome_frame(flags: pd.DataFrame) -> pd.DataFrame:
 
 
 def _output_entry(uid: str, item: CheckedTable | CheckedOutput, files: list[str]) -> dict[str, Any]:
-    report = item.report
+    report = getattr(item, "public_report", item.report)
     sdc = sdc_block(report)
-    if hasattr(item, "flags"):
-        outcome = json.loads(outcome_frame(item.flags).to_json())
+    if hasattr(item, "public_flags"):
+        outcome = json.loads(outcome_frame(item.public_flags).to_json())
         kind = "table"
     else:
         outcome = {}
@@ -262,7 +347,7 @@ def _cell_text(value: Any) -> str:
 def _annotated(table: CheckedTable) -> list[list[tuple[str, str, str]]]:
     """Per cell of ``safe``: (text, css class, why) with flags and hiding explained."""
     safe = table.safe.to_numpy()
-    flags = table.flags.to_numpy()
+    flags = table.public_flags.to_numpy()
     hidden = table.hidden.to_numpy()
     rows: list[list[tuple[str, str, str]]] = []
     for i in range(safe.shape[0]):
@@ -288,8 +373,8 @@ def _rules_lines(report: Mapping[str, Any]) -> list[str]:
 
 
 def markdown_summary(table: CheckedTable) -> str:
-    """Status, rule results, and the protected table with flagged cells marked."""
-    report = table.report
+    """Status, rule results, and the protected table with flagged cells marked (public)."""
+    report = table.public_report
     cols = [_flat(c) for c in table.safe.columns]
     lines = [
         f"**Status: {table.status}** ({report['method']}, {', '.join(report['aggfunc'])}, "
@@ -337,7 +422,7 @@ def _page(title: str, body: str) -> str:
 
 def html_summary(table: CheckedTable) -> str:
     """An HTML fragment: status, rules, and the protected table with flagged cells coloured."""
-    report = table.report
+    report = table.public_report
     esc = html.escape
     head = "".join(f"<th>{esc(_flat(c))}</th>" for c in table.safe.columns)
     body_rows = []
@@ -369,6 +454,8 @@ __all__ = [
     "BY_ID",
     "html_summary",
     "markdown_summary",
+    "public_flags",
+    "public_report",
     "results_document",
     "rules_known",
     "sdc_block",

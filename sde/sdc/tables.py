@@ -389,6 +389,9 @@ def _protect(
         hidden, audit = suppress(
             ev=ev, aggs=aggs, failing=failing, layout=layout, cfg=cfg, known=known
         )
+        if margins:
+            extremes = [g for a, g in zip(aggs, stat_grids, strict=True) if a in EXTREMES]
+            hidden = hide_unattained_margins(hidden, extremes, grouping.has_columns)
         published = [np.where(hidden, np.nan, g.astype(float)) for g in stat_grids]
         return "suppression", hidden, published, audit
     policy = rounding.policy_named(protection) if isinstance(protection, str) else protection
@@ -403,6 +406,49 @@ def _protect(
     ]
     hidden = np.isnan(published[0]) & ~np.isnan(stat_grids[0].astype(float))
     return policy.name, hidden, published, None
+
+
+#: Statistics whose margin is one of its line's cells' values (the line's extreme).
+EXTREMES = frozenset({"min", "max"})
+
+
+def hide_unattained_margins(
+    hidden: np.ndarray, grids: Sequence[np.ndarray], has_row_totals: bool
+) -> np.ndarray:
+    """Hide each margin of a min/max table that no published cell of its line attains.
+
+    A row's max is the max of its cells: when no published cell equals it, a
+    hidden cell does, and the other margins often say which (a hidden cell
+    whose column max is lower cannot hold it). Such a margin is hidden, then
+    the grand total is checked against what is still published; repeat.
+
+    >>> g = np.array([[9.0, 2.0, 9.0], [1.0, 3.0, 3.0], [9.0, 3.0, 9.0]])
+    >>> h = np.zeros((3, 3), dtype=bool); h[0, 0] = h[0, 1] = True
+    >>> hide_unattained_margins(h, [g], True).astype(int).tolist()
+    [[1, 1, 1], [0, 0, 0], [1, 0, 1]]
+    """
+    if not grids:
+        return hidden
+    out = hidden.copy()
+    last_row = out.shape[0] - 1
+    cols = out.shape[1] - int(has_row_totals)
+    lines = [((last_row, j), np.arange(last_row), np.full(last_row, j)) for j in range(cols)]
+    if has_row_totals:
+        lines += [((i, cols), np.full(cols, i), np.arange(cols)) for i in range(last_row)]
+        rest = np.argwhere(np.ones(out.shape, dtype=bool))[:-1]  # all but the grand total
+        lines.append(((last_row, cols), rest[:, 0], rest[:, 1]))
+    changed = True
+    while changed:
+        changed = False
+        for grid in grids:
+            for cell, rows, columns in lines:
+                if out[cell] or np.isnan(grid[cell]):
+                    continue
+                shown = ~out[rows, columns]
+                if not (grid[rows, columns][shown] == grid[cell]).any():
+                    out[cell] = True
+                    changed = True
+    return out
 
 
 def _cells(
