@@ -29,23 +29,15 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Connection,
-    DateTime,
     Engine,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
     insert,
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, mapped_column
 
 from sde.errors import BudgetExhausted, ConfigurationError
-from sde.registry.db import Base
+from sde.registry.budget import DPBudget, DPRelease
 
 EPS_UNIT = Decimal("1e-12")
 DELTA_UNIT = Decimal("1e-18")
@@ -65,33 +57,6 @@ def to_units(value: float, unit: Decimal, *, up: bool) -> int:
 
 def from_units(units: int, unit: Decimal) -> float:
     return float(Decimal(units) * unit)
-
-
-class DPBudget(Base):
-    __tablename__ = "dp_budget"
-
-    project: Mapped[str] = mapped_column(String(200), primary_key=True)
-    epsilon_total: Mapped[int] = mapped_column(BigInteger)
-    delta_total: Mapped[int] = mapped_column(BigInteger)
-    epsilon_spent: Mapped[int] = mapped_column(BigInteger, default=0)
-    delta_spent: Mapped[int] = mapped_column(BigInteger, default=0)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class DPRelease(Base):
-    __tablename__ = "dp_release"
-    __table_args__ = (UniqueConstraint("project", "query_hash", name="uq_dp_release_query"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    project: Mapped[str] = mapped_column(ForeignKey("dp_budget.project"), index=True)
-    query_hash: Mapped[str] = mapped_column(String(64))
-    user: Mapped[str] = mapped_column(String(200))
-    sql: Mapped[str] = mapped_column(Text)
-    epsilon: Mapped[int] = mapped_column(BigInteger)
-    delta: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    #: The released noisy result (JSON): answers are rebuilt from it, never from memory.
-    result: Mapped[str] = mapped_column(Text)
 
 
 @dataclass(frozen=True)

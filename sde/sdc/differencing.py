@@ -33,7 +33,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from sde.errors import InvalidInput
-from sde.sdc.ledger_tables import SdcRelease
+from sde.registry.disclosure import SdcRelease
 
 
 def _norm_text(text: str) -> Any:

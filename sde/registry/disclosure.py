@@ -1,4 +1,4 @@
-"""The differencing ledger's registry table: one row per released table.
+"""Registry table ``sdc_releases``: the differencing ledger, one row per released table.
 
 Cells are stored as JSON (their descriptions and true unit counts): the
 registry lives inside the TRE, and the true counts are what differencing must
