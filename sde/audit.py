@@ -66,7 +66,7 @@ _PG_LOCK_KEY = 0x7364652D61756474
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """What the connection reports about one query."""
+    """One entry: a query (what the connection reports) or a workflow event (:meth:`event`)."""
 
     user: str
     project: str
@@ -125,6 +125,8 @@ class Verification:
     entries: int
     head: str
     problems: tuple[str, ...] = ()
+    #: Of ``entries``, how many are workflow events (the rest are queries).
+    events: int = 0
 
 
 def entry_hash(prev_hash: str, values: Mapping[str, object]) -> str:
@@ -204,9 +206,10 @@ class AuditLog:
         problems: list[str] = []
         prev = GENESIS
         expected_seq = 1
-        n = 0
+        n = events = 0
         for entry in self.entries():
             n += 1
+            events += entry.object is not None
             if entry.seq != expected_seq:
                 problems.append(f"entries {expected_seq}..{entry.seq - 1} are missing")
             if entry.prev_hash != prev:
@@ -218,4 +221,4 @@ class AuditLog:
             expected_seq = entry.seq + 1
         if expect_head is not None and expect_head != prev:
             problems.append("the log's head is not the expected one (entries removed at the end?)")
-        return Verification(not problems, n, prev, tuple(problems))
+        return Verification(not problems, n, prev, tuple(problems), events)

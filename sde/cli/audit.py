@@ -11,7 +11,9 @@ from sde.audit import AuditLog
 from sde.errors import InvalidInput
 from sde.registry.db import open_registry, registry_url_beside
 
-audit_app = typer.Typer(help="The audit log of every query.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The audit log of every query and workflow event.", no_args_is_help=True
+)
 
 
 @audit_app.command("verify")
@@ -36,7 +38,8 @@ def verify(
     _require_existing(url)
     result = AuditLog(open_registry(url)).verify(expect_head=expect_head)
     if result.ok:
-        typer.echo(f"audit log intact: {result.entries} entries, head {result.head}")
+        kinds = f"{result.entries - result.events} queries, {result.events} workflow events"
+        typer.echo(f"audit log intact: {result.entries} entries ({kinds}), head {result.head}")
         return
     typer.echo(f"audit log BROKEN ({result.entries} entries):")
     for problem in result.problems:
