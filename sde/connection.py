@@ -38,6 +38,10 @@ if TYPE_CHECKING:
     from sde.dp.engine import DPEngine
     from sde.dp.ledger import BudgetStatus
 
+#: Rows a DP exact run may return (Spark's LIMIT is a 32-bit integer); more is a failure,
+#: which the DP engine charges, never a silent cut.
+EXACT_ROWS = 2**31 - 2
+
 _ENGINE_ERROR = (
     "the database could not run this query (for example a value that cannot be cast, "
     "or a division by zero); the details are in the audit log, ask your data custodian"
@@ -220,9 +224,10 @@ class Connection:
                 )
             prepared = self._prepare(sql, dialect, enforce_access=enforce_access)
             engine_sql = prepared.sql(self._extract.dialect)
-            raw = self._extract.run(
-                engine_sql, timeout_s=self.limits.timeout_s, max_rows=self.limits.row_cap + 1
-            )
+            # The DP engine's exact totals are never cut at the row cap (sde.dp bounds the
+            # release by its keys): a cut would silently drop totals.
+            cap = self.limits.row_cap if enforce_access else EXACT_ROWS
+            raw = self._extract.run(engine_sql, timeout_s=self.limits.timeout_s, max_rows=cap + 1)
         except SDEError as err:
             self._record(action, sql, start, prepared=prepared, err=err)
             raise
@@ -235,21 +240,21 @@ class Connection:
                 ) from None
             raise QueryFailed("engine.error", _ENGINE_ERROR) from None
         try:
-            frame = self._finish(normalise(raw), prepared)
+            frame = self._finish(normalise(raw), prepared, cap)
         except SDEError as err:
             self._record(action, sql, start, prepared=prepared, err=err)
             raise
         self._record(action, sql, start, prepared=prepared, rows=len(frame))
         return frame
 
-    def _finish(self, frame: pd.DataFrame, prepared: Prepared) -> pd.DataFrame:
+    def _finish(self, frame: pd.DataFrame, prepared: Prepared, cap: int) -> pd.DataFrame:
         info: dict[str, Any] = {"project": self.project, "nodes": list(self.nodes)}
-        if len(frame) > self.limits.row_cap:
-            frame = frame.iloc[: self.limits.row_cap]
+        if len(frame) > cap and cap == EXACT_ROWS:
+            raise QueryFailed("limits.exact-rows", f"more than {cap} exact totals")
+        if len(frame) > cap:
+            frame = frame.iloc[:cap]
             info["truncated"] = True
-            info["message"] = (
-                f"the result was cut to the first {self.limits.row_cap} rows (the row cap)"
-            )
+            info["message"] = f"the result was cut to the first {cap} rows (the row cap)"
         if prepared.threshold is not None:
             # Groups under the threshold were removed inside the query, before ordering,
             # limits and the row cap (sde.proxy.rules.threshold). How many is not said:

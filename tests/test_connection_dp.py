@@ -128,3 +128,32 @@ def test_the_error_channel_is_closed_end_to_end(dp_conn: Any) -> None:
         rules.add(err.value.rule)
     assert rules == {"dp.not-total"}
     assert dp_conn.budget().epsilon_spent == 0
+
+
+def test_the_row_cap_never_cuts_the_exact_totals_of_a_dp_query(
+    synth_dir: Path, tmp_path: Path
+) -> None:
+    """The row cap bounds what a researcher sees; the DP engine's exact run used to be cut
+    at it too (``LIMIT cap + 1`` in its SQL, then the cut), so a query with more groups than
+    the cap silently lost totals: their keys were released as noise around zero."""
+    registry = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    sql = "SELECT year_of_birth, COUNT(*) AS n FROM person GROUP BY year_of_birth"
+    with sde.connect(
+        synth_dir, scope=_scope("rows", None), registry=registry, cache_dir=tmp_path / "c"
+    ) as rows:
+        exact = rows.sql(sql).set_index("year_of_birth")["n"]
+    years = sorted(int(y) for y in exact.index[exact >= 50])
+    assert len(years) > 10  # many more groups than the cap
+    capped = sde.connect(
+        synth_dir,
+        scope=_scope("dp", {"epsilon": 10.0, "delta": 1e-6}),
+        registry=registry,
+        cache_dir=tmp_path / "c",
+        row_cap=3,
+    )
+    with capped:
+        df = capped.sql_dp(sql, epsilon=5.0, keys={"year_of_birth": years})
+    got = df.set_index("year_of_birth")["n"]
+    assert sorted(int(y) for y in got.index) == years
+    for year in years:  # Laplace noise at epsilon 5 is a few persons, not a whole group
+        assert abs(float(got[year]) - int(exact[year])) < 25, (year, got[year], exact[year])

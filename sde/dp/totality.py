@@ -51,6 +51,7 @@ Env = dict[str, dict[str, T]]
 
 
 def not_total(what: str, why: str) -> ScopeViolation:
+    """A ``dp.not-total`` refusal (see :meth:`Checker.not_total` for other modes)."""
     return refuse(
         "not-total",
         f"{what} is not available in DP mode: {why}. An error that depends on data would "
@@ -66,13 +67,41 @@ def make_total(tree: exp.Select) -> exp.Select:
 
 
 class Checker:
-    """Types every expression (with ranges), refusing or rewriting what could fail."""
+    """Types every expression (with ranges), refusing or rewriting what could fail.
+
+    This is the DP mode's checker; a subclass generalises it to the broader SQL of
+    another mode (:mod:`sde.proxy.rules.totality` for aggregates mode) through the hooks
+    below: ``mode`` (the rule id prefix), :meth:`handlers`, :meth:`guarded`,
+    ``set_operations``, ``max_count`` and ``max_rows``.
+    """
+
+    #: Prefix of the refusal's rule id (``dp.not-total``).
+    mode = "dp"
+    #: Set operations whose branches are checked (any other is refused).
+    set_operations: tuple[type[exp.SetOperation], ...] = (exp.Union,)
+    #: Largest value of a COUNT.
+    max_count = 2.0**62
+    #: Rows one SUM inside a subquery adds up at most (a per-person SUM in a CTE).
+    max_rows = ROWS_PER_PERSON
 
     def __init__(self, top: exp.Select) -> None:
         self.top = top
         self.ctes: dict[str, dict[str, T]] = {}
         self.envs: list[Env] = []
         self.outputs: list[dict[str, T]] = []
+
+    def not_total(self, what: str, why: str) -> ScopeViolation:
+        return not_total(what, why)
+
+    def handlers(self) -> tuple[tuple[Any, Callable[[Checker, Any], T]], ...]:
+        """(node classes, handler) pairs, first match wins."""
+        return _HANDLERS
+
+    def guarded(self, agg: exp.Expr, *, windows: bool = True) -> bool:
+        """Whether a later rewrite guards this aggregate's value itself (DP: the outermost
+        query's aggregates, which :mod:`sde.dp.rewrite` clamps)."""
+        top = agg.find_ancestor(exp.Select) is self.top
+        return top and (not windows or agg.find_ancestor(exp.Window) is None)
 
     # -- queries and relations ------------------------------------------------------------
 
@@ -81,17 +110,17 @@ class Checker:
         if isinstance(q, exp.Subquery):
             return self.query(q.this)
         self._ctes(q)
-        if isinstance(q, exp.Union):
+        if isinstance(q, self.set_operations):
             left, right = self.query(q.left), self.query(q.right)
             out = {}
             for (name, a), b in zip(left.items(), right.values(), strict=False):
                 u = unify(a, b)
                 if u is None:
-                    raise not_total("UNION of different types", "the engine would cast one")
+                    raise self.not_total("UNION of different types", "the engine would cast one")
                 out[name] = u
             return out
         if not isinstance(q, exp.Select):
-            raise not_total(type(q).__name__, "only SELECT queries are checked")
+            raise self.not_total(type(q).__name__, "only SELECT queries are checked")
         return self._select(q)
 
     def _ctes(self, q: exp.Expr) -> None:
@@ -111,7 +140,7 @@ class Checker:
             return {c: cdm_column(node.name, c) or ANY for c in table.column_names}
         if isinstance(node, exp.Subquery):
             return self.query(node.this)
-        raise not_total(node.sql()[:60], "only tables and subqueries can be read")
+        raise self.not_total(node.sql()[:60], "only tables and subqueries can be read")
 
     def _select(self, sel: exp.Select) -> dict[str, T]:
         env: Env = {}
@@ -159,14 +188,14 @@ class Checker:
     def condition(self, e: exp.Expr) -> None:
         t = self.expr(e)
         if t.family not in {"bool", "null"}:
-            raise not_total(e.sql()[:80], "a condition must be a comparison or a boolean")
+            raise self.not_total(e.sql()[:80], "a condition must be a comparison or a boolean")
 
     def expr(self, e: exp.Expr) -> T:
-        for kinds, handler in _HANDLERS:
+        for kinds, handler in self.handlers():
             if isinstance(e, kinds):
                 return handler(self, e)
         name = _fname(e)
-        raise not_total(name.upper(), "it is not on the list of constructs that cannot fail")
+        raise self.not_total(name.upper(), "it is not on the list of constructs that cannot fail")
 
     def column(self, c: exp.Column) -> T:
         for env, outputs in zip(reversed(self.envs), reversed(self.outputs), strict=True):
@@ -186,7 +215,7 @@ class Checker:
     def numeric(self, e: exp.Expr, what: str) -> T:
         t = self.expr(e)
         if not t.numeric and t.family != "null":
-            raise not_total(what, f"it needs numbers, and {e.sql()[:60]} is not a number")
+            raise self.not_total(what, f"it needs numbers, and {e.sql()[:60]} is not a number")
         return t
 
     def sanitised(self, e: exp.Expr, t: T, limit: float = BIG) -> T:
@@ -216,7 +245,7 @@ def _binary(c: Checker, e: exp.Binary) -> T:
     if a.family == b.family == "int":
         return _int_arith(c, e, a, b)
     if isinstance(e, exp.Mod | exp.IntDiv):
-        raise not_total("% on non-integers", "use integers")
+        raise c.not_total("% on non-integers", "use integers")
     a = c.sanitised(e.this, a)
     if isinstance(e, exp.Div):
         return _float_div(c, e, a, b)
@@ -248,7 +277,7 @@ def _int_arith(c: Checker, e: exp.Binary, a: T, b: T) -> T:
         return T("int", -a.mag, a.mag)
     lo, hi = _interval(e, a, b)
     if max(abs(lo), abs(hi)) > BIGINT_MAX:
-        raise not_total(
+        raise c.not_total(
             f"integer arithmetic {e.sql()[:60]}",
             "its result could overflow; compute it in DOUBLE (CAST(x AS DOUBLE)) instead",
         )
@@ -282,7 +311,7 @@ def _neg(c: Checker, e: exp.Neg) -> T:
 def _comparison(c: Checker, e: exp.Binary) -> T:
     a, b = c.expr(e.this), c.expr(e.expression)
     if "any" in (a.family, b.family) or not _comparable(a, b):
-        raise not_total(
+        raise c.not_total(
             f"comparing {e.this.sql()[:40]} with {e.expression.sql()[:40]}",
             "the two sides have different types, so the engine would cast one (which can fail)",
         )
@@ -309,18 +338,18 @@ def _in(c: Checker, e: exp.In) -> T:
     options += [c.expr(x) for x in e.expressions]
     for b in options:
         if "any" in (a.family, b.family) or not _comparable(a, b):
-            raise not_total(f"IN on {e.this.sql()[:40]}", "the values have a different type")
+            raise c.not_total(f"IN on {e.this.sql()[:40]}", "the values have a different type")
     if e.args.get("unnest") is not None or e.args.get("field") is not None:
-        raise not_total("IN UNNEST", "only lists and subqueries are checked")
+        raise c.not_total("IN UNNEST", "only lists and subqueries are checked")
     return BOOL
 
 
 def _like(c: Checker, e: exp.Binary) -> T:
     pattern = e.expression
     if c.expr(e.this).family not in {"text", "null"}:
-        raise not_total("LIKE", "it needs text")
+        raise c.not_total("LIKE", "it needs text")
     if not (isinstance(pattern, exp.Literal) and pattern.is_string) or "\\" in pattern.this:
-        raise not_total("LIKE", "the pattern must be a string literal without backslashes")
+        raise c.not_total("LIKE", "the pattern must be a string literal without backslashes")
     return BOOL
 
 
@@ -331,7 +360,7 @@ def _case(c: Checker, e: exp.Expr) -> T:
         branches = [e.args["true"], e.args.get("false")]
     else:
         if e.this is not None:
-            raise not_total("CASE x WHEN ...", "write CASE WHEN x = ... THEN")
+            raise c.not_total("CASE x WHEN ...", "write CASE WHEN x = ... THEN")
         for i in e.args.get("ifs") or []:
             c.condition(i.this)
             branches.append(i.args["true"])
@@ -344,7 +373,7 @@ def _unify_all(c: Checker, nodes: list[exp.Expr], what: str) -> T:
     for n in nodes:
         u = unify(out, c.expr(n))
         if u is None or u.family == "any":
-            raise not_total(what, "values of different types would be cast by the engine")
+            raise c.not_total(what, "values of different types would be cast by the engine")
         out = u
     return out
 
@@ -373,7 +402,7 @@ def _cast(c: Checker, e: exp.Cast) -> T:
     to = e.to
     target = _cast_target(to)
     if target is None:
-        raise not_total(f"CAST to {to.sql()}", "only DOUBLE, BIGINT, INTEGER, TEXT, DATE casts")
+        raise c.not_total(f"CAST to {to.sql()}", "only DOUBLE, BIGINT, INTEGER, TEXT, DATE casts")
     if target.family == "text" and t.family != "any":
         return TEXT
     if t.family == "null":
@@ -388,7 +417,7 @@ def _cast(c: Checker, e: exp.Cast) -> T:
         return target
     if t.literal is not None and _fits(t.literal, target):
         return target
-    raise not_total(
+    raise c.not_total(
         f"CAST({e.this.sql()[:40]} AS {to.sql()})",
         "this cast can fail on some values (only numbers to DOUBLE, numbers within range to "
         "integers, anything to TEXT and dates to dates cannot)",
@@ -428,7 +457,7 @@ def _rounding(c: Checker, e: exp.Expr) -> T:
     t = c.numeric(e.this, _fname(e))
     digits = e.args.get("decimals") or e.args.get("expression")
     if digits is not None and not (isinstance(digits, exp.Literal) and not digits.is_string):
-        raise not_total(_fname(e), "the number of digits must be a literal")
+        raise c.not_total(_fname(e), "the number of digits must be a literal")
     if t.family == "float":
         t = c.sanitised(e.this, t, EXACT)
     return t.span(t.lo - 1, t.hi + 1) if t.numeric else t
@@ -437,11 +466,11 @@ def _rounding(c: Checker, e: exp.Expr) -> T:
 def _text_fn(c: Checker, e: exp.Expr) -> T:
     for arg in [e.this, *e.expressions]:
         if c.expr(arg).family not in {"text", "null"}:
-            raise not_total(_fname(e), "it needs text")
+            raise c.not_total(_fname(e), "it needs text")
     for name in ("start", "length", "expression"):
         v = e.args.get(name)
         if v is not None and not (isinstance(v, exp.Literal) and v.is_int and int(v.this) >= 0):
-            raise not_total(_fname(e), "positions and lengths must be non-negative literals")
+            raise c.not_total(_fname(e), "positions and lengths must be non-negative literals")
     if isinstance(e, exp.Length):
         return T("int", 0, 2.0**31)
     return TEXT
@@ -450,14 +479,14 @@ def _text_fn(c: Checker, e: exp.Expr) -> T:
 def _concat(c: Checker, e: exp.Expr) -> T:
     for arg in e.expressions if not isinstance(e, exp.DPipe) else [e.this, e.expression]:
         if c.expr(arg).family == "any":
-            raise not_total("concatenation", f"the type of {arg.sql()[:40]} is unknown")
+            raise c.not_total("concatenation", f"the type of {arg.sql()[:40]} is unknown")
     return TEXT
 
 
 def _date_part(c: Checker, e: exp.Expr) -> T:
     arg = e.expression if isinstance(e, exp.Extract) else e.this
     if c.expr(arg).family not in {"date", "timestamp", "null"}:
-        raise not_total(_fname(e), "it needs a date or timestamp")
+        raise c.not_total(_fname(e), "it needs a date or timestamp")
     if isinstance(e, exp.Extract) and e.this.name.lower() == "epoch":
         return FLOAT.span(-1e12, 1e12)
     return T("int", -1e6, 1e6)
@@ -465,7 +494,7 @@ def _date_part(c: Checker, e: exp.Expr) -> T:
 
 def _trunc(c: Checker, e: exp.Expr) -> T:
     if c.expr(e.this).family not in {"date", "timestamp", "null"}:
-        raise not_total(_fname(e), "it needs a date or timestamp")
+        raise c.not_total(_fname(e), "it needs a date or timestamp")
     return T("timestamp")
 
 
@@ -473,22 +502,21 @@ def _aggregate(c: Checker, e: exp.AggFunc) -> T:
     if isinstance(e, exp.Count):
         if e.this is not None and not isinstance(e.this, exp.Star):
             c.expr(e.this)
-        return T("int", 0, 2.0**62)
+        return T("int", 0, c.max_count)
     t = c.expr(e.this)
     if isinstance(e, exp.Min | exp.Max):
         return t
     if not t.numeric and t.family != "null":
-        raise not_total(_fname(e), f"{e.this.sql()[:40]} is not a number")
-    top = e.find_ancestor(exp.Select) is c.top and e.find_ancestor(exp.Window) is None
-    if top:  # the DP rewrite guards the aggregated value itself
+        raise c.not_total(_fname(e), f"{e.this.sql()[:40]} is not a number")
+    if c.guarded(e):  # the DP rewrite guards the aggregated value itself
         return FLOAT
     if t.family == "int" and isinstance(e, exp.Sum):
-        m = t.mag * ROWS_PER_PERSON
+        m = t.mag * c.max_rows
         if m > BIGINT_MAX:
-            raise not_total("SUM of these integers", "it could overflow; SUM(CAST(x AS DOUBLE))")
+            raise c.not_total("SUM of these integers", "it could overflow; SUM(CAST(x AS DOUBLE))")
         return T("int", -m, m)
     t = c.sanitised(e.this, t)
-    return FLOAT.span(-t.mag * ROWS_PER_PERSON, t.mag * ROWS_PER_PERSON)
+    return FLOAT.span(-t.mag * c.max_rows, t.mag * c.max_rows)
 
 
 def _percentile(c: Checker, e: exp.Expr) -> T:
@@ -499,11 +527,11 @@ def _percentile(c: Checker, e: exp.Expr) -> T:
     else:
         q, value = e.args.get("expression"), e.this
     if not (isinstance(q, exp.Literal) and not q.is_string and 0 <= float(q.this) <= 1):
-        raise not_total("a percentile", "its fraction must be a literal between 0 and 1")
+        raise c.not_total("a percentile", "its fraction must be a literal between 0 and 1")
     if value is None:
-        raise not_total("a percentile", "it needs one ORDER BY value")
+        raise c.not_total("a percentile", "it needs one ORDER BY value")
     t = c.numeric(value, "a percentile")
-    if e.find_ancestor(exp.Select) is not c.top:
+    if not c.guarded(e, windows=False):
         c.sanitised(value, t)
     return FLOAT
 
@@ -516,15 +544,15 @@ def _window(c: Checker, e: exp.Window) -> T:
         c.expr(o.this)
     fn = e.this
     if isinstance(fn, exp.RowNumber | exp.Rank | exp.DenseRank):
-        return T("int", 0, 2.0**62)
+        return T("int", 0, c.max_count)
     if isinstance(fn, exp.Lag | exp.Lead | exp.FirstValue | exp.LastValue):
         off = fn.args.get("offset")
         if off is not None and not (isinstance(off, exp.Literal) and off.is_int):
-            raise not_total(_fname(fn), "the offset must be a literal")
+            raise c.not_total(_fname(fn), "the offset must be a literal")
         return c.expr(fn.this)
     if isinstance(fn, exp.AggFunc):
         return _aggregate(c, fn)
-    raise not_total(_fname(fn) if isinstance(fn, exp.Func) else "this window", "not checked")
+    raise c.not_total(_fname(fn) if isinstance(fn, exp.Func) else "this window", "not checked")
 
 
 def _scalar_subquery(c: Checker, e: exp.Subquery) -> T:
@@ -540,7 +568,7 @@ def _exists(c: Checker, e: exp.Exists) -> T:
 def _is(c: Checker, e: exp.Is) -> T:
     c.expr(e.this)
     if not isinstance(e.expression, exp.Null | exp.Boolean):
-        raise not_total("IS", "only IS [NOT] NULL / TRUE / FALSE")
+        raise c.not_total("IS", "only IS [NOT] NULL / TRUE / FALSE")
     return BOOL
 
 
@@ -605,4 +633,4 @@ _HANDLERS: tuple[tuple[Any, Callable[[Checker, Any], T]], ...] = (
     (exp.Star, _leaf(ANY)),
 )
 
-__all__ = ["BIG", "TINY", "Checker", "make_total", "math", "not_total"]
+__all__ = ["BIG", "TINY", "Checker", "Env", "make_total", "math", "not_total"]

@@ -4,7 +4,7 @@ Each rule is a pure function ``(expression, ctx) -> expression`` in its own
 module: it returns the (possibly rewritten) tree or raises
 :class:`~sde.errors.ScopeViolation` with its rule id and a sentence naming the
 offending thing. Checks that give the most specific message run first; the
-rewrites (qualification, person counts, threshold, row cap) run last, on a tree every
+rewrites (qualification, person counts, total forms, threshold, row cap) run last, on a tree every
 check has accepted.
 
 | order | module | rule ids |
@@ -19,9 +19,10 @@ check has accepted.
 | 7 | cross_joins | ``limits.cross-join`` |
 | 8 | aggregates | ``aggregates.shape``, ``.not-aggregated``, ``.function``, ``.no-person`` |
 | | | ``aggregates.cross-person``, ``.unbound`` |
-| 9 | threshold | ``aggregates.shape`` (removes groups under the threshold in SQL) |
-| 10 | row_cap | ``limits.limit`` (and injects the cap) |
-| 11 | recheck | rules 1, 3, 4, 5 again on the rewritten tree |
+| 9 | totality | ``aggregates.not-total`` (every expression cannot fail; rewrites the fixable) |
+| 10 | threshold | ``aggregates.shape`` (removes groups under the threshold in SQL) |
+| 11 | row_cap | ``limits.limit`` (and injects the cap) |
+| 12 | recheck | rules 1, 3, 4, 5 again on the rewritten tree |
 
 The parse stage before them (:mod:`sde.proxy.parse`) owns ``parse.*`` and the
 barrier after them owns ``limits.timeout`` and ``engine.error``.
@@ -46,6 +47,7 @@ from sde.proxy.rules import (
     statement,
     tables,
     threshold,
+    totality,
 )
 
 Rule = Callable[[exp.Expression, RuleContext], exp.Expression]
@@ -59,6 +61,7 @@ RULES: tuple[Rule, ...] = (
     columns.qualify,
     cross_joins.check,
     aggregates.rewrite,
+    totality.check,
     threshold.rewrite,
     row_cap.rewrite,
     recheck.check,

@@ -4,6 +4,10 @@ The outermost query gets ``LIMIT row_cap + 1`` (or keeps a smaller literal
 LIMIT of its own); the connection cuts the extra row and reports the cut, so a
 researcher always knows when a result is incomplete. LIMIT and OFFSET must be
 whole-number literals.
+
+The DP engine's exact-total queries (``enforce_access=False``) are not capped: the
+researcher never sees them, the release is bounded by its keys, and a cut would
+silently drop totals.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ def rewrite(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
                 "limits.limit",
                 f"{node.key.upper()} must be a whole number written in the query",
             )
-    if not isinstance(expression, exp.Query):
-        return expression  # statement.read-only refused anything else already
+    if not isinstance(expression, exp.Query) or not ctx.enforce_access:
+        return expression  # statement.read-only refused anything else; DP exact runs
     cap = ctx.limits.row_cap + 1
     limit = expression.args.get("limit")
     if isinstance(limit, exp.Limit) and int(limit.expression.this) <= cap:
