@@ -27,10 +27,11 @@ from sde.audit import AuditLog, AuditRecord
 from sde.errors import AccessDenied, ConfigurationError, QueryFailed, ScopeViolation, SDEError
 from sde.proxy.barrier import EngineError, Extract
 from sde.proxy.barrier.plan import ExtractPlan
+from sde.proxy.barrier.sources import ExtractRequest, source_for
 from sde.proxy.context import DIALECTS, Limits, RuleContext
 from sde.proxy.frames import normalise
 from sde.proxy.pipeline import Prepared, prepare
-from sde.registry.db import open_registry, registry_url_beside
+from sde.registry.db import open_registry
 from sde.registry.keys import project_key
 from sde.scope import Scope
 
@@ -355,6 +356,8 @@ def connect(
     the warehouse folder holding ``<node>/<table>/*.parquet``.
     ``registry``: SQLAlchemy URL of the registry (default: a SQLite file beside the
     data). ``dialect``: the SQL dialect you write (postgres, duckdb or spark).
+    The engine is the one entry of :data:`sde.proxy.barrier.sources.SOURCES` that
+    claims the input; an input two entries claim is refused (``connect.ambiguous``).
     """
     if path is None and spark is None:
         raise ConfigurationError(
@@ -372,89 +375,18 @@ def connect(
         )
     limits = Limits(row_cap=row_cap, timeout_s=timeout_s)
     user = user or getpass.getuser()
-    plan = ExtractPlan.of(the_scope)
-    text = str(path) if path is not None else ""
-    if spark is not None:
-        from sde.proxy.barrier.spark import SparkExtract
-
-        if path is None or node is None:
-            raise ConfigurationError(
-                "connect.spark", "a Spark node needs its warehouse folder (path) and node="
-            )
-        engine = open_registry(_require_registry(registry, "Spark"))
-        name = _node_name(node, the_scope)
-        extract: Extract = SparkExtract(
-            spark, Path(text), name, plan, project_key(engine, the_scope.project)
-        )
-    elif _is_postgres(text):
-        from sde.proxy.barrier.postgres import PostgresExtract
-
-        engine = open_registry(_require_registry(registry, "PostgreSQL"))
-        dsn = text.replace("postgresql+psycopg://", "postgresql://")
-        name = _node_name(node or (schema if schema != "public" else _dbname(dsn)), the_scope)
-        extract = PostgresExtract(
-            dsn, name, schema, plan, project_key(engine, the_scope.project), refresh=refresh
-        )
-    else:
-        from sde.proxy.barrier.duckdb import DuckDBExtract
-
-        data = Path(text)
-        nodes = _duckdb_nodes(data, the_scope)
-        engine = open_registry(registry or registry_url_beside(data))
-        extract = DuckDBExtract(
-            nodes,
-            plan,
-            project_key(engine, the_scope.project),
-            cache_dir=Path(cache_dir) if cache_dir is not None else None,
-        )
-    return Connection(the_scope, extract, engine, user=user, dialect=dialect, limits=limits)
-
-
-def _is_postgres(text: str) -> bool:
-    return text.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")) or (
-        "dbname=" in text and not Path(text).exists()
+    request = ExtractRequest(
+        path=str(path) if path is not None else None,
+        scope=the_scope,
+        plan=ExtractPlan.of(the_scope),
+        registry=registry,
+        cache_dir=Path(cache_dir) if cache_dir is not None else None,
+        node=node,
+        schema=schema,
+        spark=spark,
+        refresh=refresh,
     )
-
-
-def _dbname(dsn: str) -> str:
-    from psycopg.conninfo import conninfo_to_dict
-
-    return str(conninfo_to_dict(dsn).get("dbname", "postgres"))
-
-
-def _require_registry(registry: str | None, what: str) -> str:
-    if not registry:
-        raise ConfigurationError(
-            "connect.registry", f"a {what} node needs registry=URL (where project keys live)"
-        )
-    return registry
-
-
-def _node_name(name: str, scope: Scope) -> str:
-    if scope.nodes is not None and name not in scope.nodes:
-        raise AccessDenied(
-            "nodes.not-allowed",
-            f"node {name} is not in the scope of project {scope.project}",
-            node=name,
-        )
-    return name
-
-
-def _duckdb_nodes(data: Path, scope: Scope) -> dict[str, Path]:
-    if data.is_file():
-        return {_node_name(data.stem, scope): data}
-    if not data.is_dir():
-        raise ConfigurationError("connect.path", f"{data} is neither a node file nor a folder")
-    found = {
-        p.stem: p for p in sorted(data.glob("*.duckdb")) if not p.name.startswith((".", "sde-"))
-    }
-    if scope.nodes is not None:
-        missing = [n for n in scope.nodes if n not in found]
-        if missing:
-            raise ConfigurationError(
-                "nodes.missing", f"node {missing[0]} of the project's scope is not in {data}"
-            )
-        found = {n: p for n, p in found.items() if n in scope.nodes}
-    if not found:
-        raise ConfigurationError("nodes.none", f"no node files (*.duckdb) in {data}")
-    return found
+    registry_url, build = source_for(request).open(request)
+    engine = open_registry(registry_url)
+    extract = build(project_key(engine, the_scope.project))
+    return Connection(the_scope, extract, engine, user=user, dialect=dialect, limits=limits)

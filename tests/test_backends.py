@@ -1,4 +1,5 @@
-"""Backends without a server: open_backend, result normalisation, DuckDB, the dialect fixes."""
+"""Backends without a server: open_backend, result normalisation, DuckDB, the dialect
+fixes, and what the proxy asks of a backend (row limits, timeouts, engine sources)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ import pyarrow as pa
 import pytest
 
 from sde.backends import open_backend
-from sde.backends.dialect import transpile
 from sde.backends.duckdb import DuckDBBackend
 from sde.backends.failures import EngineFailure
-from sde.backends.frames import arrow_to_frame, rows_to_frame
+from sde.backends.frames import arrow_to_frame, normalise, rows_to_frame
 from sde.backends.load import load_node
 from sde.errors import BackendUnavailable, ConfigurationError, InvalidInput, QueryFailed
 from sde.omop.ddl import all_tables, create_table_sql
+from sde.proxy.barrier import BackendExtract, EngineError
+from sde.proxy.barrier.sources import SOURCES, is_postgres_address
+from sde.proxy.context import RuleContext
+from sde.proxy.pipeline import prepare
+from sde.proxy.transpile import FIXES, transpile
+from sde.scope import Scope
 
 EXPECTED_DTYPES = {
     "i": "Int64",
@@ -249,7 +255,31 @@ def test_load_node_needs_a_node_file(tmp_path: Path) -> None:
         load_node(tmp_path / "nope.duckdb", DuckDBBackend(), progress=False)
 
 
-# -- dialect fixes -----------------------------------------------------------------
+# -- dialect fixes (the proxy's transpiler) ---------------------------------------
+
+
+def test_there_is_one_transpiler() -> None:
+    import sde.backends.dialect
+
+    assert sde.backends.dialect.transpile is transpile
+    assert sde.backends.dialect.FIXES is FIXES
+
+
+@pytest.mark.parametrize(
+    ("sql", "dialect"),
+    [
+        ("SELECT percentile_disc(0.9) WITHIN GROUP (ORDER BY year_of_birth DESC) AS p "
+         "FROM person", "postgres"),
+        ("SELECT quantile_disc(year_of_birth, 0.9) AS p FROM person", "duckdb"),
+    ],
+)  # fmt: skip
+def test_the_proxy_sends_spark_exact_percentiles(sql: str, dialect: str) -> None:
+    scope = Scope.from_dict(
+        {"project": "demo", "access": "rows", "tables": {"person": ["year_of_birth"]}}
+    )
+    spark_sql = prepare(sql, RuleContext(scope, dialect)).sql("spark")
+    assert "APPROX" not in spark_sql.upper()
+    assert "PERCENTILE_DISC(0.9) WITHIN GROUP (ORDER BY" in spark_sql
 
 
 def test_spark_keeps_exact_percentiles() -> None:
@@ -289,3 +319,80 @@ def test_missing_java_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(spark.shutil, "which", lambda name: None)
     with pytest.raises(BackendUnavailable, match="Java 17"):
         spark.local_session()
+
+
+# -- what the proxy asks of a backend --------------------------------------------------
+
+
+def test_query_stops_reading_at_max_rows(duck: DuckDBBackend) -> None:
+    frame = duck.query("SELECT range AS n FROM range(10) ORDER BY n DESC", max_rows=3)
+    assert frame["n"].tolist() == [9, 8, 7]
+
+
+def test_query_timeout_overrides_the_backend_default() -> None:
+    backend = DuckDBBackend()  # no statement_timeout of its own
+    with pytest.raises(QueryFailed) as caught:
+        backend.query("SELECT COUNT(*) AS n FROM range(100000000000) a", timeout_s=0.2)
+    assert caught.value.rule == "engine.timeout"
+
+
+def test_an_extract_hands_engine_failures_to_the_connection(duck: DuckDBBackend) -> None:
+    extract = BackendExtract(duck, ("lth",))
+    assert extract.dialect == "duckdb"
+    with pytest.raises(EngineError) as caught:
+        extract.run("SELECT COUNT(*) AS n FROM range(100000000000) a", timeout_s=0.2, max_rows=5)
+    assert caught.value.timeout
+    assert caught.value.rule == "engine.timeout"
+    with pytest.raises(EngineError) as caught:
+        extract.run("SELECT CAST('NHS 999' AS INTEGER) AS x", timeout_s=5, max_rows=5)
+    assert not caught.value.timeout
+    assert "999" in caught.value.detail  # for the audit log only
+    assert "999" not in str(caught.value)
+
+
+def test_normalise_keeps_conforming_frames_and_maps_the_rest() -> None:
+    frame = arrow_to_frame(pa.table({"n": pa.array([1, None], pa.int64())}))
+    assert normalise(frame) is frame
+    raw = pd.DataFrame(
+        {
+            "i": [1, 2],
+            "f": pd.array([1.5, 2.5], dtype="float32"),
+            "t": pd.to_datetime(["2020-01-01", "2020-01-02"]).tz_localize("Europe/London"),
+            "b": [True, False],
+        }
+    )
+    out = normalise(raw)
+    assert [str(t) for t in out.dtypes] == ["Int64", "float64", "datetime64[ns]", "boolean"]
+    assert out["t"].iloc[0] == pd.Timestamp("2020-01-01 00:00")
+
+
+def _scope() -> dict[str, object]:
+    return {"project": "demo", "access": "rows", "tables": {"person": ["person_id"]}}
+
+
+def test_connect_refuses_an_input_two_engines_could_mean(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sde
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dbname=sde").mkdir()  # a folder, and a libpq DSN
+    with pytest.raises(ConfigurationError) as caught:
+        sde.connect("dbname=sde", scope=_scope())
+    assert caught.value.rule == "connect.ambiguous"
+    assert "duckdb or postgresql" in caught.value.message
+    with pytest.raises(ConfigurationError) as caught:
+        sde.connect("postgresql://sde@db/sde", scope=_scope(), spark=object(), node="lth")
+    assert caught.value.rule == "connect.ambiguous"
+
+
+def test_connect_names_what_it_can_open(tmp_path: Path) -> None:
+    import sde
+
+    with pytest.raises(ConfigurationError) as caught:
+        sde.connect(tmp_path / "missing", scope=_scope())
+    assert caught.value.rule == "connect.path"
+    assert [s.engine for s in SOURCES] == ["duckdb", "postgresql", "spark"]
+    assert is_postgres_address("host=db port=5432 dbname=sde user=ana")
+    assert is_postgres_address("postgres://db/sde")
+    assert not is_postgres_address(str(tmp_path / "run=1"))

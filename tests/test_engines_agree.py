@@ -1,11 +1,15 @@
 """The three engines give the same answers to the same research questions.
 
 Each query in ``tests/research_queries/`` is written once in PostgreSQL (the
-researcher's dialect), transpiled by :func:`sde.backends.dialect.transpile` to
-each engine's dialect (PostgreSQL included: the proxy regenerates SQL from its
-parse tree, so the round trip must hold too), and run on the same node loaded
-into DuckDB, PostgreSQL and Spark. The results must be equal: same columns, same
-dtypes, same rows once sorted, floats within a relative 1e-9.
+researcher's dialect) and goes down the proxy's own path on each engine: the
+parsed tree is written by :meth:`sde.proxy.pipeline.Prepared.sql` (the
+transpiler of :mod:`sde.proxy.transpile` with its fixes, identifiers quoted;
+PostgreSQL included: the proxy regenerates SQL from its parse tree, so the round
+trip must hold too) and run by :meth:`sde.proxy.barrier.BackendExtract.run` on
+the engine's backend, over the same node loaded into DuckDB, PostgreSQL and
+Spark. The scope rules are left out (these queries read the raw node, opt-out
+list included). The results must be equal: same columns, same dtypes, same rows
+once sorted, floats within a relative 1e-9.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlglot
 
 from sde.backends.base import Backend
-from sde.backends.dialect import transpile
+from sde.proxy.barrier import BackendExtract
+from sde.proxy.pipeline import Prepared
 from tests.fixtures.engines import TIMINGS
 
 QUERIES = sorted((Path(__file__).parent / "research_queries").glob("*.sql"))
@@ -39,9 +45,12 @@ def canonical(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def run(backend: Backend, sql: str) -> pd.DataFrame:
+    """``sql`` as the proxy writes and runs it on ``backend``'s engine."""
+    prepared = Prepared(sql, sqlglot.parse_one(sql, read="postgres"), threshold=None)
+    extract = BackendExtract(backend, ("synth",))
     started = time.perf_counter()
     try:
-        return backend.query(transpile(sql, backend.dialect))
+        return extract.run(prepared.sql(extract.dialect), timeout_s=300, max_rows=1_000_000)
     finally:
         label = f"research queries on {backend.name}"
         TIMINGS[label] = TIMINGS.get(label, 0.0) + time.perf_counter() - started

@@ -9,7 +9,11 @@ answers can be compared.
 
 Every engine error surfaces as :class:`~sde.errors.QueryFailed` with a generic
 message; the engine's own text stays on its ``engine_message`` attribute for the
-audit log (:mod:`sde.backends.failures`). ``query`` runs exactly one statement.
+audit log (:mod:`sde.backends.failures`). ``query`` runs exactly one statement;
+``timeout_s`` cancels it after that many seconds (overriding the backend's
+``statement_timeout``) and ``max_rows`` stops reading after that many rows. The
+project extracts of the proxy (:mod:`sde.proxy.barrier`) run every researcher
+query through this method of their engine's backend.
 
 Beyond querying, a backend can receive a node's data: ``create_table`` makes an
 empty CDM or custodian table from :func:`sde.omop.ddl.create_table_sql` (or, on
@@ -35,7 +39,9 @@ class Backend(Protocol):
     #: sqlglot dialect the engine speaks: duckdb | postgres | spark.
     dialect: ClassVar[str]
 
-    def query(self, sql: str) -> pd.DataFrame:
+    def query(
+        self, sql: str, *, timeout_s: float | None = None, max_rows: int | None = None
+    ) -> pd.DataFrame:
         """Run one SELECT in the engine's dialect; the result as a normalised DataFrame."""
         ...
 

@@ -9,9 +9,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import duckdb
 import pandas as pd
@@ -27,12 +28,14 @@ from sde.omop.ddl import create_table_sql
 
 #: Settings that close DuckDB's doors to the outside: no files, no network, no
 #: extension downloads, then the configuration is locked so SQL cannot reopen them.
-HARDENING = (
-    "SET enable_external_access = false",
-    "SET autoinstall_known_extensions = false",
-    "SET autoload_known_extensions = false",
-    "SET lock_configuration = true",
-)
+#: (Python replacement scans are off on every connection.)
+HARDENED: dict[str, Any] = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "lock_configuration": True,
+}
+HARDENING = tuple(f"SET {name} = {str(value).lower()}" for name, value in HARDENED.items())
 
 
 class DuckDBBackend:
@@ -49,7 +52,8 @@ class DuckDBBackend:
         harden: bool = False,
         statement_timeout: float | None = None,
     ) -> None:
-        """Open ``path``; ``harden`` locks out files, network and extensions.
+        """Open ``path``; ``harden`` locks out files, network and extensions from the start
+        (or call :meth:`harden` after setting up, as the proxy does after building).
 
         ``statement_timeout`` (seconds) interrupts a query that runs longer.
         """
@@ -57,44 +61,60 @@ class DuckDBBackend:
         if read_only and self.path != ":memory:" and not Path(self.path).is_file():
             raise ConfigurationError("duckdb.no-file", f"there is no DuckDB file at {self.path}")
         self.statement_timeout = statement_timeout
+        # Replacement scans would let SQL read Python variables of the caller.
+        config: dict[str, Any] = {"python_enable_replacements": False}
+        if harden:
+            config |= HARDENED
         try:
-            # Replacement scans would let SQL read Python variables of the caller.
-            self._con = duckdb.connect(
-                self.path, read_only=read_only, config={"python_enable_replacements": False}
-            )
+            self._con = duckdb.connect(self.path, read_only=read_only, config=config)
         except duckdb.Error as err:
             raise ConfigurationError(
                 "duckdb.cannot-open", f"the DuckDB file {self.path} cannot be opened"
             ) from err
-        if harden:
-            for statement in HARDENING:
-                self._con.execute(statement).fetchall()
+        # One statement at a time: a DuckDB connection is not for concurrent use.
+        self._lock = threading.RLock()
         self._closed = False
+
+    def harden(self) -> None:
+        """Close the doors now (:data:`HARDENING`); the locked configuration cannot reopen."""
+        for statement in HARDENING:
+            self.execute(statement)
 
     # -- queries ---------------------------------------------------------------
 
-    def query(self, sql: str) -> pd.DataFrame:
+    def query(
+        self,
+        sql: str,
+        params: Sequence[Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        max_rows: int | None = None,
+    ) -> pd.DataFrame:
         try:
             statements = self._con.extract_statements(sql)
         except duckdb.Error as err:
             raise query_failed(self.name, err) from None
         if len(statements) != 1:
             raise query_failed(self.name, None, "engine.one-statement")
-        with Watchdog(self.statement_timeout, self._con.interrupt) as dog:
+        seconds = self.statement_timeout if timeout_s is None else timeout_s
+        with self._lock, Watchdog(seconds, self._con.interrupt) as dog:
             try:
-                relation = self._con.sql(sql)
+                relation = self._con.sql(sql, params=params)
+                if relation is not None and max_rows is not None:
+                    relation = relation.limit(max_rows)
                 table = relation.to_arrow_table() if relation is not None else pa.table({})
             except duckdb.Error as err:
                 rule = "engine.timeout" if dog.fired else "engine.error"
                 raise query_failed(self.name, err, rule) from None
         return arrow_to_frame(table)
 
-    def execute(self, sql: str) -> None:
-        try:
-            # Drain the result: DuckDB refuses other work while a result is unfinished.
-            self._con.execute(sql).fetchall()
-        except duckdb.Error as err:
-            raise query_failed(self.name, err) from None
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        with self._lock:
+            try:
+                # Drain the result: DuckDB refuses other work while a result is unfinished.
+                self._con.execute(sql, params).fetchall()
+            except duckdb.Error as err:
+                raise query_failed(self.name, err) from None
 
     def table_names(self) -> set[str]:
         rows = self._con.execute(

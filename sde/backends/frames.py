@@ -24,6 +24,15 @@ other         NULL-typed, intervals, arrays, ...   ``object``
 ['Int64', 'object']
 >>> frame["s"].tolist()
 ['a', None]
+
+Every engine result goes through :func:`arrow_to_frame` (DuckDB, Spark) or
+:func:`rows_to_frame` (PostgreSQL) inside its backend, so the proxy receives frames
+already in this convention; :func:`normalise` brings any other DataFrame to it
+through the same mapping (and returns a conforming frame as it is).
+
+>>> import pandas as pd
+>>> [str(t) for t in normalise(pd.DataFrame({"n": [1, 2], "f": [0.5, 1.0]})).dtypes]
+['Int64', 'float64']
 """
 
 from __future__ import annotations
@@ -150,6 +159,26 @@ def _python_series(values: list[Any], kind: Kind) -> pd.Series:
     if arrow_type is None:
         return pd.Series(values, dtype=object)
     return _arrow_series(pa.chunked_array([pa.array(values, arrow_type)]))
+
+
+#: The pandas dtype of each kind; a frame whose columns all have one of them conforms.
+_CONFORMING = frozenset({"Int64", "float64", "datetime64[ns]", "object", "boolean"})
+
+
+def normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` in the common convention: a conforming frame is returned unchanged, other
+    columns are mapped through Arrow exactly as an engine's result would be."""
+    if all(str(dtype) in _CONFORMING for dtype in frame.dtypes):
+        return frame
+    series = [
+        col if str(col.dtype) in _CONFORMING else _arrow_series(_to_arrow(col))
+        for _, col in frame.items()
+    ]
+    return _assemble(list(frame.columns), series)
+
+
+def _to_arrow(col: pd.Series) -> pa.ChunkedArray:
+    return pa.chunked_array([pa.array(col, from_pandas=True)])
 
 
 def rows_to_frame(

@@ -8,14 +8,19 @@ node's schema, in the UTC time zone. Options:
 - ``statement_timeout`` (seconds): the server cancels a statement that runs longer.
 
 Queries use the extended protocol (binary results), which also means the
-server refuses more than one statement in a query.
+server refuses more than one statement in a query. Each query runs in its own
+transaction that is always rolled back (a query never changes anything, even
+if something with a side effect slipped through), with ``SET LOCAL
+statement_timeout`` when ``query(..., timeout_s=)`` asks for one.
 """
 
 from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
 import pandas as pd
@@ -23,6 +28,8 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import errors as pgerrors
+from psycopg import sql as pgsql
+from psycopg.abc import Query
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from sde.backends.base import frame_batches
@@ -76,6 +83,12 @@ def _integral(exponent: int | str) -> bool:
     return isinstance(exponent, int) and exponent >= 0
 
 
+def _own(sql: Query) -> Any:
+    """Typed as psycopg's ``LiteralString`` query: the SQL comes from the workbench (the
+    proxy's rewritten tree, the extract plan, the DDL), never from a caller unchecked."""
+    return sql
+
+
 class PostgresBackend:
     """A node stored in one schema of a PostgreSQL database."""
 
@@ -114,6 +127,7 @@ class PostgresBackend:
                 f"no PostgreSQL server accepted the connection to {self.target}: "
                 f"check the URL and that the server runs ({INSTALL_HINT})",
             ) from None
+        self._lock = threading.RLock()
 
     def as_role(
         self,
@@ -139,14 +153,31 @@ class PostgresBackend:
 
     # -- queries ---------------------------------------------------------------
 
-    def query(self, sql: str) -> pd.DataFrame:
+    def query(
+        self,
+        sql: str,
+        params: Sequence[Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        max_rows: int | None = None,
+    ) -> pd.DataFrame:
         try:
-            with self._con.cursor(binary=True) as cur:
-                cur.execute(sql)
+            with (
+                self._lock,
+                self._con.transaction(force_rollback=True),
+                self._con.cursor(binary=True) as cur,
+            ):
+                if timeout_s is not None:
+                    cur.execute(
+                        pgsql.SQL("SET LOCAL statement_timeout = {}").format(
+                            max(1, int(timeout_s * 1000))
+                        )
+                    )
+                cur.execute(_own(sql), params)
                 if cur.description is None:
                     return pd.DataFrame()
                 names = [c.name for c in cur.description]
-                rows = cur.fetchall()
+                rows = cur.fetchall() if max_rows is None else cur.fetchmany(max_rows)
                 kinds = [self._kind(c, rows, i) for i, c in enumerate(cur.description)]
         except pgerrors.QueryCanceled as err:
             raise query_failed(self.name, err, "engine.timeout") from None
@@ -157,6 +188,11 @@ class PostgresBackend:
             ) from None
         return rows_to_frame(names, kinds, rows)
 
+    def transaction(self) -> AbstractContextManager[psycopg.Transaction]:
+        """A transaction around several :meth:`execute` calls (committed at the end of the
+        ``with`` block, rolled back on an error); the proxy builds an extract in one."""
+        return self._con.transaction()
+
     def _kind(self, column: Any, rows: list[tuple[Any, ...]], index: int) -> Kind:
         info = self._con.adapters.types.get(column.type_code)
         type_name = info.name if info is not None else ""
@@ -164,9 +200,10 @@ class PostgresBackend:
             return _numeric_kind(column.scale, [row[index] for row in rows])
         return _KIND_OF_TYPE.get(type_name, "other")
 
-    def execute(self, sql: str) -> None:
+    def execute(self, sql: Query, params: Sequence[Any] | None = None) -> None:
         try:
-            self._con.execute(sql)
+            with self._lock:
+                self._con.execute(_own(sql), params)
         except pgerrors.QueryCanceled as err:
             raise query_failed(self.name, err, "engine.timeout") from None
         except psycopg.Error as err:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -111,8 +112,12 @@ class SparkBackend:
         session: SparkSession | None = None,
         create: bool = False,
         statement_timeout: float | None = None,
+        tables: Iterable[str] | None = None,
     ) -> None:
-        """``WAREHOUSE/node`` must exist unless ``create``; ``session`` defaults to local."""
+        """``WAREHOUSE/node`` must exist unless ``create``; ``session`` defaults to local.
+
+        ``tables`` limits the node tables registered as views (default: every one).
+        """
         self.root = Path(warehouse) / node
         if create:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -124,8 +129,9 @@ class SparkBackend:
         self.statement_timeout = statement_timeout
         self._parent = session
         self._session: SparkSession | None = None
-        known = set(all_tables())
+        known = set(all_tables()) if tables is None else set(tables)
         self._stale = {p.name for p in self.root.iterdir() if p.is_dir() and p.name in known}
+        self._lock = threading.RLock()
 
     @property
     def spark(self) -> SparkSession:
@@ -141,23 +147,39 @@ class SparkBackend:
 
     # -- queries ---------------------------------------------------------------
 
-    def query(self, sql: str) -> pd.DataFrame:
+    def query(
+        self, sql: str, *, timeout_s: float | None = None, max_rows: int | None = None
+    ) -> pd.DataFrame:
         spark = self.spark
         context = spark.sparkContext
         errors = _spark_errors()
         # A fresh group per query: cancellation is asynchronous, and a late cancel
         # must not hit the next query.
         group = f"sde-{self.node}-{uuid.uuid4().hex[:12]}"
-        context.setJobGroup(group, "sde query", interruptOnCancel=True)
         cancel = lambda: context.cancelJobGroup(group)  # noqa: E731
-        with Watchdog(self.statement_timeout, cancel, repeat=0.1) as dog:
-            try:
-                frame = spark.sql(sql)
-                table = _to_arrow(frame)
-            except errors as err:
-                rule = "engine.timeout" if dog.fired else "engine.error"
-                raise query_failed(self.name, err, rule) from None
+        seconds = self.statement_timeout if timeout_s is None else timeout_s
+        with self._lock:
+            context.setJobGroup(group, "sde query", interruptOnCancel=True)
+            with Watchdog(seconds, cancel, repeat=0.1) as dog:
+                try:
+                    frame = spark.sql(sql)
+                    table = _to_arrow(frame if max_rows is None else frame.limit(max_rows))
+                except errors as err:
+                    rule = "engine.timeout" if dog.fired else "engine.error"
+                    raise query_failed(self.name, err, rule) from None
         return arrow_to_frame(table)
+
+    def harden(self) -> None:
+        """SQL of this session reads no files (``spark.sql.runSQLOnFiles`` off)."""
+        self.spark.conf.set("spark.sql.runSQLOnFiles", "false")
+
+    def drop_views(self) -> None:
+        """Drop every temporary view of this backend's session."""
+        if self._session is None:
+            return
+        for table in self._session.catalog.listTables():
+            if table.isTemporary:
+                self._session.catalog.dropTempView(table.name)
 
     def execute(self, sql: str) -> None:
         try:
@@ -202,7 +224,8 @@ class SparkBackend:
         self.load_arrow(table, frame_batches(frame))
 
     def close(self) -> None:
-        # The session's views go with it; the shared JVM belongs to whoever started it.
+        # The views go with the session; the shared JVM belongs to whoever started it.
+        self.drop_views()
         self._session = None
 
 

@@ -1,10 +1,15 @@
-"""Optimisation barriers: a materialised project extract per engine.
+"""Optimisation barriers: a materialised project extract on each engine's backend.
 
 Each engine module builds the extract described by
-:class:`~sde.proxy.barrier.plan.ExtractPlan` and runs rewritten queries on it
-under that engine's second guard (DuckDB: external access, extensions and
-replacement scans off, configuration locked; PostgreSQL: a read-only role and
-a statement timeout; Spark: a private session holding only the project views).
+:class:`~sde.proxy.barrier.plan.ExtractPlan` through that engine's
+:class:`~sde.backends.base.Backend` and then runs rewritten queries with the same
+backend (:meth:`BackendExtract.run`), under that engine's second guard (DuckDB:
+external access, extensions and replacement scans off, configuration locked;
+PostgreSQL: a read-only role and a statement timeout; Spark: a private session
+holding only the project views). Timeouts, row limits, result dtypes and the
+mapping of engine errors to :class:`~sde.backends.failures.EngineFailure` are the
+backend's. The checks every build makes are in :mod:`sde.proxy.barrier.checks`;
+:mod:`sde.proxy.barrier.sources` picks the engine for ``sde.connect()``.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from __future__ import annotations
 from typing import Protocol
 
 import pandas as pd
+
+from sde.backends.base import Backend
+from sde.backends.failures import EngineFailure
 
 
 class Extract(Protocol):
@@ -30,9 +38,38 @@ class Extract(Protocol):
 
 
 class EngineError(Exception):
-    """An engine refused or failed a query. ``detail`` is for the audit log only."""
+    """An engine failed a query that every rule accepted: carries the backend's
+    :class:`~sde.backends.failures.EngineFailure` (its rule id is one of
+    ``sde.backends.failures.MESSAGES``) across to the connection, which audits it
+    as an ``error`` (not a refusal) with ``detail``, the engine's own text.
+    """
 
-    def __init__(self, detail: str, *, timeout: bool = False) -> None:
+    def __init__(self, failure: EngineFailure) -> None:
         super().__init__("engine error")
-        self.detail = detail
-        self.timeout = timeout
+        self.failure = failure
+        self.rule = failure.rule
+        #: The engine's own words: for the audit log only.
+        self.detail = failure.engine_message
+        self.timeout = failure.rule == "engine.timeout"
+
+
+class BackendExtract:
+    """A built extract served by its engine's backend (the engine modules subclass it)."""
+
+    def __init__(self, backend: Backend, nodes: tuple[str, ...]) -> None:
+        self.backend = backend
+        self.dialect: str = backend.dialect
+        self.nodes = nodes
+
+    def run(self, sql: str, *, timeout_s: float, max_rows: int) -> pd.DataFrame:
+        """One rewritten SELECT on the extract, cancelled after ``timeout_s``."""
+        try:
+            return self.backend.query(sql, timeout_s=timeout_s, max_rows=max_rows)
+        except EngineFailure as failure:
+            raise EngineError(failure) from None
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+__all__ = ["BackendExtract", "EngineError", "Extract"]

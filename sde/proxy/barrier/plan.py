@@ -44,6 +44,11 @@ class TablePlan:
         return CDM.table(self.name).has_column("person_id")
 
     @property
+    def own_id(self) -> str:
+        """The column naming one row: ``<table>_id``, or ``person_id`` for ``person``."""
+        return f"{self.name}_id" if self.name != "person" else "person_id"
+
+    @property
     def row_id(self) -> tuple[str, str]:
         """The raw column naming one row of a person-level table, and its namespace.
 
