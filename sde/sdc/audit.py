@@ -71,6 +71,9 @@ class Pattern:
     unmet: np.ndarray
     programs: int
     grids: list[str] = field(default_factory=list)
+    #: Hidden cells too narrow whatever else is hidden, not because of a small total of
+    #: their own line: the table's known totals pin them. The table cannot be released.
+    unprotected: np.ndarray | None = None
 
 
 def ceilings(values: np.ndarray, fixed: np.ndarray, lines: Lines) -> np.ndarray:
@@ -156,8 +159,31 @@ def _next_cell(
     return None
 
 
+def _audit_all(
+    hidden: np.ndarray,
+    known: np.ndarray,
+    lines: Lines,
+    grids: list[AuditGrid],
+    passed: list[np.ndarray],
+    first: int = 0,
+) -> tuple[np.ndarray, int | None, int]:
+    """The first grid (from ``first``) with cells too narrow: width ratios, its index, programs."""
+    programs = 0
+    for k in range(first, len(grids)):
+        ratio, n = _short(hidden, known, lines, grids[k], passed[k])
+        programs += n
+        if np.isfinite(ratio).any():
+            return ratio, k, programs
+    return np.full(hidden.shape, np.nan), None, programs
+
+
 def protect_audited(problem: Problem, grids: list[AuditGrid]) -> Pattern:
-    """Hide ``problem.primary`` and enough other cells that every interval is wide enough."""
+    """Hide ``problem.primary`` and enough other cells that every interval is wide enough.
+
+    Cells still too narrow when nothing more can be hidden are ``unprotected``
+    (the known totals of *other* lines pin them: no pattern helps); they are
+    listed in ``unmet`` too, with the cells a small total of their own line caps.
+    """
     p = problem
     known = np.zeros(p.primary.shape, dtype=bool) if p.known is None else p.known
     allowed = p.suppressible & ~known
@@ -168,22 +194,16 @@ def protect_audited(problem: Problem, grids: list[AuditGrid]) -> Pattern:
     below = np.zeros(hidden.shape, dtype=bool)
     for nominal, cap in zip(grids, capped, strict=True):
         below |= cap.required < nominal.required
-    grids = capped
-    passed = [np.zeros(hidden.shape, dtype=bool) for _ in grids]
+    passed = [np.zeros(hidden.shape, dtype=bool) for _ in capped]
     programs = 0
+    short: int | None = None
     ratio = np.full(hidden.shape, np.nan)
     for _ in range(hidden.size + 1):
-        ratio = np.full(hidden.shape, np.nan)
-        short_grid: AuditGrid | None = None
-        for grid, done in zip(grids, passed, strict=True):
-            ratio, n = _short(hidden, known, p.lines, grid, done)
-            programs += n
-            if np.isfinite(ratio).any():
-                short_grid = grid
-                break
-        if short_grid is None:
+        ratio, short, n = _audit_all(hidden, known, p.lines, capped, passed)
+        programs += n
+        if short is None:
             break
-        cells = _next_cells(hidden, cost, ratio, short_grid.values, p.lines)
+        cells = _next_cells(hidden, cost, ratio, capped[short].values, p.lines)
         if not cells:
             if not (allowed & ~hidden).any():
                 break
@@ -192,5 +212,10 @@ def protect_audited(problem: Problem, grids: list[AuditGrid]) -> Pattern:
         for cell in cells:
             hidden[cell] = True
         hidden = protect(hidden, p.units, p.lines, allowed | hidden, p.is_margin)
-    unmet = np.isfinite(ratio) | (hidden & below)
-    return Pattern(hidden, unmet, programs, [g.name for g in grids])
+    unprotected = np.isfinite(ratio)
+    while short is not None:  # nothing more to hide: which cells of later grids are short too
+        ratio, short, n = _audit_all(hidden, known, p.lines, capped, passed, short + 1)
+        programs += n
+        unprotected |= np.isfinite(ratio)
+    unmet = unprotected | (hidden & below)
+    return Pattern(hidden, unmet, programs, [g.name for g in capped], unprotected)

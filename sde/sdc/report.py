@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 #: The ACRO results.json version whose shape we write (SACRO-Viewer checks major.minor).
 ACRO_FORMAT_VERSION = "1.0.2"
 
-SECONDARY = "secondary-suppression"
-
 
 def _positions(mask: np.ndarray, offset: int = 0) -> list[list[int]]:
     return [[int(i), int(j) + offset] for i, j in np.argwhere(mask)]
@@ -128,48 +126,39 @@ def _summary(status: str, rules: Mapping[str, Any], protection: Mapping[str, Any
     return summary
 
 
-#: The only reason published for a hidden cell. Any other would narrow it down:
-#: ``zeros`` says it is 0, ``p-ratio`` without ``nk-dominance`` that every
-#: contribution is 0, ``differencing`` that it is 1-9 away from an earlier cell.
-PUBLIC_HIDDEN_REASON = "threshold"
+#: The only reason published for a hidden cell, whatever hid it. Any other would narrow
+#: it down: ``zeros`` says it is 0, ``p-ratio`` without ``nk-dominance`` that every
+#: contribution is 0, ``differencing`` that it is 1-9 away from an earlier cell, and
+#: ``threshold`` (0-9) next to "complementary" (10 or more) bounds both kinds of cell.
+PUBLIC_HIDDEN_REASON = "suppressed"
+
+#: Rules never named in published output (they describe hidden cells only).
+PRIVATE_RULES = frozenset({"unprotected"})
 
 
 def public_flags(flags: pd.DataFrame, hidden: pd.DataFrame, protection: str) -> pd.DataFrame:
     """The reasons that may travel with the protected table.
 
-    A hidden cell keeps ``threshold`` (which it is known to fail anyway: the cell
-    describes 0-9 units) and nothing else; the other hidden cells read as
-    complementary. A rounded cell keeps no reason (``zeros`` on a rounded 0, or
-    ``threshold`` on a rounded 10, would undo the rounding).
+    Every hidden cell reads ``suppressed`` and nothing else, flagged or
+    complementary alike. A rounded cell keeps no reason (``zeros`` on a rounded
+    0, or ``threshold`` on a rounded 10, would undo the rounding).
     """
     if protection == "none":
         return flags
     rounded = protection != "suppression"
-    keep = (PUBLIC_HIDDEN_REASON,)
     values = flags.to_numpy(dtype=object).copy()
     hide = hidden.to_numpy(dtype=bool)
     for i, j in np.argwhere(hide | rounded):
-        values[i, j] = () if rounded or keep[0] not in values[i, j] else keep
+        values[i, j] = () if rounded else (PUBLIC_HIDDEN_REASON,)
     return pd.DataFrame(values, index=flags.index, columns=flags.columns)
 
 
-def public_report(
-    report: Mapping[str, Any], flags: pd.DataFrame, hidden: pd.DataFrame
-) -> dict[str, Any]:
-    """``report`` as it may travel with the protected table (what ``write()`` publishes).
-
-    The checker's report (``CheckedTable.report``) holds every reason, the
-    differencing findings (with the size of each difference) and the number of
-    records left out; published, those give hidden cells away. Here hidden
-    cells carry only the reasons of :func:`public_flags`, differencing findings
-    are left out, and a number of records left out below the threshold is not
-    given.
-    """
-    method = report["protection"]["method"]
-    shown = public_flags(flags, hidden, method).to_numpy(dtype=object)
-    hide = hidden.to_numpy(dtype=bool)
+def _public_rules(report: Mapping[str, Any], shown: np.ndarray) -> dict[str, dict[str, Any]]:
+    """The rules with the published cells each flags (hidden cells flag none)."""
     rules: dict[str, dict[str, Any]] = {}
     for rid, info in report["rules"].items():
+        if rid in PRIVATE_RULES:
+            continue
         cells = [
             [i, j]
             for i in range(shown.shape[0])
@@ -182,33 +171,67 @@ def public_report(
             "count": len(cells),
             "cells": cells,
         }
-    protection = dict(report["protection"])
-    if method == "suppression":
-        flagged = np.array([[bool(x) for x in row] for row in shown], dtype=bool).reshape(
-            hide.shape
-        )
-        protection["primary"] = _positions(hide & flagged)
-        protection["secondary"] = _positions(hide & ~flagged)
+    return rules
+
+
+def _public_notes(report: Mapping[str, Any]) -> tuple[int | None, list[str]]:
+    """Records left out, unless fewer than the threshold (a count about a group)."""
     threshold = int(report["parameters"]["threshold"])
     left_out = int(report.get("records_left_out") or 0)
     notes = [n for n in report.get("notes", []) if "missing label" not in n]
-    public_left_out: int | None = left_out
     if 0 < left_out < threshold:
-        public_left_out = None
         notes.append(
             f"fewer than {threshold} records with a missing label were left out, as pandas does"
         )
-    elif left_out:
+        return None, notes
+    if left_out:
         notes.append(f"{left_out} records with a missing label were left out, as pandas does")
+    return left_out, notes
+
+
+def public_report(
+    report: Mapping[str, Any], flags: pd.DataFrame, hidden: pd.DataFrame
+) -> dict[str, Any]:
+    """``report`` as it may travel with the protected table (what ``write()`` publishes).
+
+    The checker's report (``CheckedTable.report``) holds every reason, which
+    hidden cells are primary or complementary, the audit's unmet cells, the
+    differencing findings (with the size of each difference) and the number of
+    records left out; published, those give hidden cells away. Here every
+    hidden cell is ``suppressed`` (:func:`public_flags`), rules count published
+    cells only, differencing findings are left out, and a number of records
+    left out below the threshold is not given.
+    """
+    method = report["protection"]["method"]
+    shown = public_flags(flags, hidden, method).to_numpy(dtype=object)
+    rules = _public_rules(report, shown)
+    protection = {
+        k: v for k, v in report["protection"].items() if k not in ("primary", "secondary")
+    }
+    if "audit" in protection:
+        protection["audit"] = {
+            k: v for k, v in protection["audit"].items() if k not in ("unmet", "unprotected")
+        }
+    left_out, notes = _public_notes(report)
     return {
         **report,
-        "summary": _summary(report["status"], rules, protection),
+        "summary": _public_summary(report["status"], rules, protection),
         "rules": rules,
         "protection": protection,
         "differencing": [],
-        "records_left_out": public_left_out,
+        "records_left_out": left_out,
         "notes": notes,
     }
+
+
+def _public_summary(status: str, rules: Mapping[str, Any], protection: Mapping[str, Any]) -> str:
+    parts = [f"{rid}: {info['count']} cells" for rid, info in rules.items() if info["count"]]
+    summary = status + ("; " + "; ".join(parts) if parts else "")
+    if protection["method"] == "suppression" and protection["hidden"]:
+        summary += f"; {PUBLIC_HIDDEN_REASON} {len(protection['hidden'])} cells"
+    elif protection["method"] not in ("none", "suppression"):
+        summary += f"; rounded ({protection['method']})"
+    return summary
 
 
 def sdc_block(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -216,10 +239,9 @@ def sdc_block(report: Mapping[str, Any]) -> dict[str, Any]:
     summary: dict[str, Any] = {rid: info["count"] for rid, info in report["rules"].items()}
     cells: dict[str, Any] = {rid: info["cells"] for rid, info in report["rules"].items()}
     protection = report.get("protection", {})
-    summary["suppressed"] = bool(protection.get("hidden"))
-    if protection.get("secondary"):
-        summary[SECONDARY] = len(protection["secondary"])
-        cells[SECONDARY] = protection["secondary"]
+    summary["suppressed"] = bool(protection.get("hidden"))  # ACRO's flag
+    if protection.get("method") == "suppression":
+        cells[PUBLIC_HIDDEN_REASON] = protection.get("hidden", [])
     return {"summary": summary, "cells": cells}
 
 
@@ -355,8 +377,7 @@ def _annotated(table: CheckedTable) -> list[list[tuple[str, str, str]]]:
         for j in range(safe.shape[1]):
             rule_ids = flags[i, j]
             if hidden[i, j]:
-                why = ", ".join(rule_ids) if rule_ids else "complementary"
-                row.append(("suppressed", "hidden" if rule_ids else "secondary", why))
+                row.append((PUBLIC_HIDDEN_REASON, "hidden", PUBLIC_HIDDEN_REASON))
             elif rule_ids:
                 row.append((_cell_text(safe[i, j]), "flagged", ", ".join(rule_ids)))
             else:
@@ -390,8 +411,8 @@ def markdown_summary(table: CheckedTable) -> str:
     for label, row in zip(table.safe.index, _annotated(table), strict=True):
         cells = []
         for text, css, why in row:
-            if css in ("hidden", "secondary"):
-                cells.append(f"~~{text}~~ ({why})")
+            if css == "hidden":
+                cells.append(f"~~{text}~~")
             elif css == "flagged":
                 cells.append(f"**{text}** ⚠ {why}")
             else:
@@ -409,7 +430,7 @@ def markdown_summary(table: CheckedTable) -> str:
 
 _STYLE = (
     "table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px}"
-    ".flagged{background:#fdd}.hidden{background:#f99}.secondary{background:#fe9}"
+    ".flagged{background:#fdd}.hidden{background:#f99}"
 )
 
 
@@ -446,7 +467,7 @@ def html_summary(table: CheckedTable) -> str:
 
 def rules_known() -> list[str]:
     """Every rule id a report can name (for readers that validate)."""
-    return [r.id for r in RULES] + [SECONDARY]
+    return [r.id for r in RULES] + [PUBLIC_HIDDEN_REASON]
 
 
 __all__ = [

@@ -116,6 +116,11 @@ def suppress(
         "grids": pattern.grids,
         "programs": pattern.programs,
         "unmet": [[int(i), int(j)] for i, j in np.argwhere(pattern.unmet)],
+        "unprotected": []
+        if pattern.unprotected is None
+        else [
+            [int(i), int(j)] for i, j in np.argwhere(pattern.unprotected[: shape[0], : shape[1]])
+        ],
         "known_from_earlier_releases": []
         if known is None
         else [[int(i), int(j)] for i, j in np.argwhere(known)],

@@ -18,6 +18,8 @@ np.int64(4)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -45,7 +47,7 @@ from sde.sdc.evidence import (
     person_codes_of,
 )
 from sde.sdc.report import table_report
-from sde.sdc.rules import BY_ID, LEDGER_RULE, RULES, rules_for
+from sde.sdc.rules import AUDIT_RULE, BY_ID, EMPTY_RULE, LEDGER_RULE, RULES, rules_for
 from sde.sdc.suppress_table import Layout, suppress
 
 _RULE_BIT = {rule.id: 1 << i for i, rule in enumerate(RULES)}
@@ -92,22 +94,24 @@ def crosstab(
     aggs = _aggfuncs(aggfunc)
     one_way_label = aggs[0] if aggs[0] is not None and len(aggs) == 1 else "count"
     return _check(
-        method="crosstab",
-        idx=idx,
-        cols=cols,
-        vals=vals,
-        aggs=aggs,
-        margins=margins,
-        margins_name=margins_name,
-        dropna=dropna,
-        persons=persons,
-        cfg=as_config(rules),
-        protection=protection,
-        ledger=ledger,
-        population=population,
-        filters=filters,
-        one_way_label=str(getattr(values, "name", None) or one_way_label),
-        list_aggfunc=isinstance(aggfunc, list | tuple),
+        TableRequest(
+            method="crosstab",
+            idx=idx,
+            cols=cols,
+            vals=vals,
+            aggs=aggs,
+            margins=margins,
+            margins_name=margins_name,
+            dropna=dropna,
+            persons=persons,
+            cfg=as_config(rules),
+            protection=protection,
+            ledger=ledger,
+            population=population,
+            filters=filters,
+            one_way_label=str(getattr(values, "name", None) or one_way_label),
+            list_aggfunc=isinstance(aggfunc, list | tuple),
+        )
     )
 
 
@@ -151,22 +155,24 @@ def pivot_table(
     vals = _numeric(data[values], n)
     aggs = _aggfuncs(aggfunc)
     return _check(
-        method="pivot_table",
-        idx=idx,
-        cols=cols,
-        vals=vals,
-        aggs=aggs,
-        margins=margins,
-        margins_name=margins_name,
-        dropna=dropna,
-        persons=persons,
-        cfg=as_config(rules),
-        protection=protection,
-        ledger=ledger,
-        population=population,
-        filters=filters,
-        one_way_label=str(values),
-        list_aggfunc=isinstance(aggfunc, list | tuple),
+        TableRequest(
+            method="pivot_table",
+            idx=idx,
+            cols=cols,
+            vals=vals,
+            aggs=aggs,
+            margins=margins,
+            margins_name=margins_name,
+            dropna=dropna,
+            persons=persons,
+            cfg=as_config(rules),
+            protection=protection,
+            ledger=ledger,
+            population=population,
+            filters=filters,
+            one_way_label=str(values),
+            list_aggfunc=isinstance(aggfunc, list | tuple),
+        )
     )
 
 
@@ -232,139 +238,237 @@ def _status(masks: dict[str, np.ndarray]) -> Status:
     return "review" if "review" in severities else "pass"
 
 
-def _check(
-    *,
-    method: str,
-    idx: list[pd.Series],
-    cols: list[pd.Series],
-    vals: np.ndarray | None,
-    aggs: list[str | None],
-    margins: bool,
-    margins_name: str,
-    dropna: bool,
-    persons: Any,
-    cfg: SDCConfig,
-    protection: str | rounding.RoundingPolicy,
-    ledger: DifferencingLedger | None,
-    population: str,
-    filters: Mapping[str, Any] | None,
-    one_way_label: str,
-    list_aggfunc: bool,
-) -> CheckedTable:
-    grouping = group(idx, cols, dropna)
-    n_records = len(idx[0])
-    person_codes = None if persons is None else person_codes_of(persons, n_records)
-    units_name = "records" if persons is None else "persons"
-    ev = cell_evidence(grouping, vals, person_codes, k=cfg.nk_n, margins=margins)
-    shape = ev.n.shape
-    row_labels = _labels(grouping.row_index, margins, margins_name)
+@dataclass(frozen=True)
+class TableRequest:
+    """What ``crosstab``/``pivot_table`` were asked, normalised: one table to check."""
+
+    method: str
+    idx: list[pd.Series]
+    cols: list[pd.Series]
+    vals: np.ndarray | None
+    aggs: list[str | None]
+    margins: bool
+    margins_name: str
+    dropna: bool
+    persons: Any
+    cfg: SDCConfig
+    protection: str | rounding.RoundingPolicy
+    ledger: DifferencingLedger | None
+    population: str
+    filters: Mapping[str, Any] | None
+    one_way_label: str
+    list_aggfunc: bool
+
+    @property
+    def units(self) -> str:
+        return "records" if self.persons is None else "persons"
+
+
+@dataclass(frozen=True)
+class _Tabulated:
+    """The records grouped into cells, the cells' evidence and the table's labels."""
+
+    grouping: Grouping
+    ev: Evidence
+    rows: pd.Index
+    cols: pd.Index
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.ev.n.shape
+
+    def cells(self, req: TableRequest, hidden: np.ndarray) -> list[Cell]:
+        return _cells(
+            grouping=self.grouping,
+            ev=self.ev,
+            row_labels=self.rows,
+            col_labels=self.cols,
+            margins=req.margins,
+            dropna=req.dropna,
+            filters=req.filters,
+            hidden=hidden,
+        )
+
+
+def _tabulate(req: TableRequest, grouping: Grouping) -> _Tabulated:
+    n_records = len(req.idx[0])
+    person_codes = None if req.persons is None else person_codes_of(req.persons, n_records)
+    ev = cell_evidence(grouping, req.vals, person_codes, k=req.cfg.nk_n, margins=req.margins)
+    rows = _labels(grouping.row_index, req.margins, req.margins_name)
     if grouping.has_columns:
-        col_labels = _labels(grouping.col_index, margins, margins_name)
+        cols = _labels(grouping.col_index, req.margins, req.margins_name)
     else:
-        col_labels = pd.Index([one_way_label])
+        cols = pd.Index([req.one_way_label])
+    return _Tabulated(grouping, ev, rows, cols)
 
-    per_agg = [
-        {r.id: r.check(ev, cfg) for r in rules_for(agg) if r.check is not None} for agg in aggs
-    ]
 
-    def release() -> ReleaseSpec:
-        return ReleaseSpec(
-            population,
-            units_name,
-            _cells(
-                grouping=grouping,
-                ev=ev,
-                row_labels=row_labels,
-                col_labels=col_labels,
-                margins=margins,
-                dropna=dropna,
-                filters=filters,
-                hidden=hidden_grid,
-            ),
-        )
+def _ledger_check(req: TableRequest, tab: _Tabulated) -> tuple[list[Finding], np.ndarray | None]:
+    """Differencing findings against earlier releases, and the cells they already published."""
+    if req.ledger is None:
+        return [], None
+    spec_cells = tab.cells(req, np.zeros(tab.shape, dtype=bool))
+    findings = req.ledger.check(spec_cells, req.population, req.units, req.cfg.threshold)
+    known = _positions_mask(req.ledger.known(spec_cells, req.population), tab.shape)
+    return findings, known
 
-    findings: list[Finding] = []
-    known: np.ndarray | None = None
-    if ledger is not None:
-        spec_cells = _cells(
-            grouping=grouping,
-            ev=ev,
-            row_labels=row_labels,
-            col_labels=col_labels,
-            margins=margins,
-            dropna=dropna,
-            filters=filters,
-            hidden=np.zeros(shape, dtype=bool),
-        )
-        findings = ledger.check(spec_cells, population, units_name, cfg.threshold)
-        known = _positions_mask(ledger.known(spec_cells, population), shape)
-        diff_mask = _positions_mask(findings, shape)
-        for masks in per_agg:
-            masks[LEDGER_RULE] = diff_mask
 
+def _union(per_agg: list[dict[str, np.ndarray]], shape: tuple[int, int]) -> dict[str, np.ndarray]:
     union: dict[str, np.ndarray] = {}
     for masks in per_agg:
         for rule_id, mask in masks.items():
             union[rule_id] = union.get(rule_id, np.zeros(shape, dtype=bool)) | mask
-    status = _status(union)
+    return union
 
-    # Statistics and frames.
-    stat_grids = [statistics.compute(a, grouping, ev, vals, margins) for a in aggs]
-    flag_grids = [_flag_frames(m, shape)[1] for m in per_agg]
 
-    # Protection.
+def _failing(union: dict[str, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
     failing = np.zeros(shape, dtype=bool)
     for rule_id, mask in union.items():
         if BY_ID[rule_id].severity == "fail":
             failing |= mask
-    method_name, hidden_grid, published, audit = _protect(
-        protection=protection,
-        aggs=aggs,
+    return failing
+
+
+def _audit_flags(
+    per_agg: list[dict[str, np.ndarray]], audit: dict[str, Any] | None, shape: tuple[int, int]
+) -> None:
+    """Flag the hidden cells the audit could not protect (rule ``unprotected``)."""
+    if not audit or not audit.get("unprotected"):
+        return
+    mask = np.zeros(shape, dtype=bool)
+    for i, j in audit["unprotected"]:
+        mask[i, j] = True
+    for masks in per_agg:
+        masks[AUDIT_RULE] = mask
+
+
+def _check(req: TableRequest) -> CheckedTable:
+    grouping = group(req.idx, req.cols, req.dropna)
+    if grouping.shape[0] == 0 or (grouping.has_columns and grouping.shape[1] == 0):
+        return _empty(req, grouping)
+    tab = _tabulate(req, grouping)
+    shape = tab.shape
+    per_agg = [
+        {r.id: r.check(tab.ev, req.cfg) for r in rules_for(agg) if r.check is not None}
+        for agg in req.aggs
+    ]
+    findings, known = _ledger_check(req, tab)
+    if req.ledger is not None:
+        diff_mask = _positions_mask(findings, shape)
+        for masks in per_agg:
+            masks[LEDGER_RULE] = diff_mask
+    stat_grids = [
+        statistics.compute(a, tab.grouping, tab.ev, req.vals, req.margins) for a in req.aggs
+    ]
+    failing = _failing(_union(per_agg, shape), shape)
+    protected = _protect(
+        protection=req.protection,
+        aggs=req.aggs,
         stat_grids=stat_grids,
         failing=failing,
-        ev=ev,
-        grouping=grouping,
-        margins=margins,
+        ev=tab.ev,
+        grouping=tab.grouping,
+        margins=req.margins,
         shape=shape,
-        cfg=cfg,
+        cfg=req.cfg,
         known=known,
     )
-
-    def frame(grid: np.ndarray) -> pd.DataFrame:
-        return pd.DataFrame(grid, index=row_labels, columns=col_labels)
-
-    def assemble(grids: list[np.ndarray]) -> pd.DataFrame:
-        frames = [frame(g) for g in grids]
-        if not list_aggfunc:
-            return frames[0]
-        keys = [a if a is not None else "count" for a in aggs]
-        return pd.concat(dict(zip(keys, frames, strict=True)), axis=1)
-
-    table = assemble(stat_grids)
-    flags = assemble(flag_grids)
-    safe = assemble(published)
-    hidden = assemble([hidden_grid] * len(aggs)).astype(bool)
+    method_name, hidden_grid, published, audit = protected
+    _audit_flags(per_agg, audit, shape)
+    union = _union(per_agg, shape)
     report = table_report(
-        method=method,
-        aggs=aggs,
-        status=status,
+        method=req.method,
+        aggs=req.aggs,
+        status=_status(union),
         per_agg=per_agg,
         block_width=shape[1],
-        cfg=cfg,
-        units=units_name,
+        cfg=req.cfg,
+        units=req.units,
         protection=method_name,
         failing=failing,
         hidden=hidden_grid,
         findings=[f.to_dict() for f in findings],
         audit=audit,
-        dropped=grouping.n_dropped,
-        margins=margins,
-        dims={
-            "index": [str(s.name) for s in idx],
-            "columns": [str(s.name) for s in cols],
-        },
+        dropped=tab.grouping.n_dropped,
+        margins=req.margins,
+        dims=_dims(req),
     )
-    return CheckedTable(table, flags, status, safe, report, hidden, release)
+    flag_grids = [_flag_frames(m, shape)[1] for m in per_agg]
+    return _checked_table(req, tab, (stat_grids, flag_grids, published, hidden_grid), report)
+
+
+def _dims(req: TableRequest) -> dict[str, list[str]]:
+    return {"index": [str(s.name) for s in req.idx], "columns": [str(s.name) for s in req.cols]}
+
+
+def _checked_table(
+    req: TableRequest,
+    tab: _Tabulated,
+    grids: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], np.ndarray],
+    report: dict[str, Any],
+) -> CheckedTable:
+    """Assemble the frames (one block per statistic when ``aggfunc`` was a list)."""
+    stat_grids, flag_grids, published, hidden_grid = grids
+
+    def assemble(blocks: list[np.ndarray]) -> pd.DataFrame:
+        frames = [pd.DataFrame(g, index=tab.rows, columns=tab.cols) for g in blocks]
+        if not req.list_aggfunc:
+            return frames[0]
+        keys = [a if a is not None else "count" for a in req.aggs]
+        return pd.concat(dict(zip(keys, frames, strict=True)), axis=1)
+
+    hidden = assemble([hidden_grid] * len(req.aggs)).astype(bool)
+    release = partial(_release_spec, req, tab, hidden_grid)
+    return CheckedTable(
+        assemble(stat_grids),
+        assemble(flag_grids),
+        report["status"],
+        assemble(published),
+        report,
+        hidden,
+        release,
+    )
+
+
+def _release_spec(req: TableRequest, tab: _Tabulated, hidden: np.ndarray) -> ReleaseSpec:
+    return ReleaseSpec(req.population, req.units, tab.cells(req, hidden))
+
+
+def _empty(req: TableRequest, grouping: Grouping) -> CheckedTable:
+    """A table with no cells: reported (rule ``empty``, status ``fail``), never approved."""
+    shape = (0, 0)
+    nothing = np.zeros(shape, dtype=bool)
+    report = table_report(
+        method=req.method,
+        aggs=req.aggs,
+        status="fail",
+        per_agg=[{} for _ in req.aggs],
+        block_width=shape[1],
+        cfg=req.cfg,
+        units=req.units,
+        protection="none",
+        failing=nothing,
+        hidden=nothing,
+        findings=[],
+        dropped=grouping.n_dropped,
+        margins=req.margins,
+        dims=_dims(req),
+    )
+    rule = BY_ID[EMPTY_RULE]
+    report["rules"][EMPTY_RULE] = {
+        "status": rule.severity,
+        "acro_check": rule.acro_check,
+        "count": 0,
+        "cells": [],
+        "explanation": rule.explanation,
+    }
+    report["summary"] = f"fail; {EMPTY_RULE}: the table has no cells"
+    rows = grouping.row_index[:0]
+    cols = grouping.col_index[:0] if grouping.has_columns else pd.Index([])
+    frame = pd.DataFrame(np.zeros((0, 0)), index=rows, columns=cols)
+    release = partial(ReleaseSpec, req.population, req.units, [])
+    return CheckedTable(
+        frame, frame.astype(object), "fail", frame, report, frame.astype(bool), release
+    )
 
 
 def _protect(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
@@ -143,11 +144,23 @@ def test_no_suppressed_cell_interval_is_narrower_than_the_protection_width(
         for cell, (lo, hi) in found.items()
         if hi - lo < 10 - 1e-6 and cell[0] < safe.shape[0] and cell[1] < safe.shape[1]
     )
-    unmet = sorted(tuple(p) for p in t.report["protection"]["audit"]["unmet"])
+    audit = t.report["protection"]["audit"]
+    unmet = sorted(tuple(p) for p in audit["unmet"])
     assert narrow == unmet
-    for i, j in unmet:  # only where a total that is never hidden leaves no room
+    unprotected = {tuple(p) for p in audit["unprotected"]}
+    if unprotected:  # the checker sees it: the table fails with this reason on those cells
+        assert t.status == "fail"
+        assert {tuple(p) for p in t.report["rules"]["unprotected"]["cells"]} == unprotected
+    else:
+        assert "unprotected" not in t.report["rules"]
+    for i, j in unmet:  # only where a total that is never hidden leaves no room:
         assert not margins
-        assert np.nanmin([published[i, -1], published[-1, j]]) < 10
+        if (i, j) in unprotected:  # crossing lines' totals pin it (table failed, above)
+            continue
+        # its own line's total is small: it keeps the whole range [0, total]
+        own_line = np.nanmin([published[i, -1], published[-1, j]])
+        assert own_line < 10
+        assert found[(i, j)] == pytest.approx((0.0, own_line))
 
 
 def test_one_way_table_with_margins() -> None:

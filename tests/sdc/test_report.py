@@ -48,16 +48,41 @@ def test_results_json_opens_in_the_viewer_shape(tmp_path: Path) -> None:
     t = small_table()
     results = t.write(tmp_path, uid="sex_by_ward")
     index = sacro_viewer_reads(results)
-    assert index["sex_by_ward"]["1,0"] == ["threshold"]
-    hidden = np.argwhere(t.hidden.to_numpy() & ~t.flagged.to_numpy()).tolist()
+    # Every hidden cell, flagged (the 4) or complementary, has the one published reason
+    # "suppressed": "threshold" (< 10) vs complementary (>= 10) would narrow it.
+    hidden = np.argwhere(t.hidden.to_numpy()).tolist()
+    assert [1, 0] in hidden
     for x, y in hidden:
-        assert "secondary-suppression" in index["sex_by_ward"][f"{x},{y}"]
+        assert index["sex_by_ward"][f"{x},{y}"] == ["suppressed"]
     entry = json.loads(results.read_text())["results"]["sex_by_ward"]
     assert entry["status"] == "fail"
-    assert entry["files"][0]["sdc"]["summary"]["threshold"] == 1
-    assert entry["files"][0]["sdc"]["summary"]["suppressed"] is True
-    assert entry["outcome"]["A"]["M"] == "threshold; "
-    assert entry["outcome"]["B"]["F"] == "ok"
+    summary = entry["files"][0]["sdc"]["summary"]
+    assert summary["suppressed"] is True  # ACRO's flag; the positions are under "cells"
+    assert len(entry["files"][0]["sdc"]["cells"]["suppressed"]) == len(hidden)
+    assert summary["threshold"] == 0
+    assert "secondary-suppression" not in summary
+    assert entry["outcome"]["A"]["M"] == "suppressed; "
+    for x, y in hidden:  # (d) a blank cell of the CSV is never "ok" in results.json
+        column, row = t.safe.columns[y], t.safe.index[x]
+        assert entry["outcome"][str(column)][str(row)] == "suppressed; "
+    shown = np.argwhere(~t.hidden.to_numpy()).tolist()
+    assert shown
+    for x, y in shown:
+        column, row = t.safe.columns[y], t.safe.index[x]
+        assert entry["outcome"][str(column)][str(row)] == "ok"
+    assert "threshold" not in entry["summary"]
+    assert "complementary" not in entry["summary"]
+
+
+def test_the_checkers_report_keeps_the_reasons() -> None:
+    t = small_table()
+    assert t.report["rules"]["threshold"]["cells"] == [[1, 0]]
+    assert t.report["protection"]["primary"] == [[1, 0]]
+    assert t.report["protection"]["secondary"]
+    public = t.public_report["protection"]
+    assert "primary" not in public
+    assert "secondary" not in public
+    assert public["hidden"] == t.report["protection"]["hidden"]
 
 
 def test_only_the_protected_table_is_written(tmp_path: Path) -> None:
@@ -82,8 +107,10 @@ def test_markdown_and_html_mark_flagged_and_hidden_cells() -> None:
     assert "class='flagged'" in html
     assert "title='missing'" in html
     hidden = small_table().to_markdown()
-    assert "~~suppressed~~ (threshold)" in hidden
-    assert "~~suppressed~~ (complementary)" in hidden
+    assert "~~suppressed~~" in hidden
+    assert "(threshold)" not in hidden
+    assert "complementary" not in hidden
+    assert "class='secondary'" not in small_table().to_html()
 
 
 def test_other_outputs_share_the_document(tmp_path: Path) -> None:

@@ -3,8 +3,10 @@
 The order is the order reports list them in. Which rules apply to which
 statistic is :data:`APPLIES`, the table ``docs/sdc.md`` shows.
 
->>> [r.id for r in RULES]
+>>> [r.id for r in RULES][:8]
 ['threshold', 'nk-dominance', 'p-ratio', 'zeros', 'missing', 'negative', 'dof', 'differencing']
+>>> [r.id for r in RULES][8:]   # set by the interval audit, and on a table with no cells
+['unprotected', 'empty']
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 from sde.sdc.rules import (
     differencing,
     dof,
+    empty,
     missing,
     negative,
     nk_dominance,
     p_ratio,
     threshold,
+    unprotected,
     zeros,
 )
 from sde.sdc.rules.base import Rule, Severity
@@ -30,6 +34,8 @@ RULES: tuple[Rule, ...] = (
     negative.RULE,
     dof.RULE,
     differencing.RULE,
+    unprotected.RULE,
+    empty.RULE,
 )
 
 BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}
@@ -55,6 +61,12 @@ APPLIES: dict[str | None, tuple[str, ...]] = {
 
 #: Every table rule is also checked against the differencing ledger when one is given.
 LEDGER_RULE = differencing.RULE.id
+
+#: Set by the interval audit on hidden cells no pattern can protect.
+AUDIT_RULE = unprotected.RULE.id
+
+#: Set on a table with no cells.
+EMPTY_RULE = empty.RULE.id
 
 
 def rules_for(aggfunc: str | None) -> tuple[Rule, ...]:
