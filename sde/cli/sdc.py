@@ -3,7 +3,9 @@
 The CSV holds one row per record; the command tabulates it as ``crosstab`` or
 ``pivot_table`` would and prints the verdict. ``--out DIR`` writes the
 protected table, ``results.json`` (SACRO-Viewer opens it), summaries and
-checksums. Exit status: 0 pass, 1 fail, 3 review (2 is an error).
+checksums. ``--json`` prints the public report (what ``--out`` publishes: every
+hidden cell is "suppressed"), never the checker's detailed report. Exit status:
+0 pass, 1 fail, 3 review (2 is an error).
 """
 
 from __future__ import annotations
@@ -82,7 +84,9 @@ def check(
     if out is not None:
         checked.write(out)
     if as_json:
-        typer.echo(json.dumps(checked.report, indent=2, default=str))
+        # What may leave with the table: never the checker's report (``checked.report``
+        # says which hidden cells were flagged, which rule, and differencing sizes).
+        typer.echo(json.dumps(checked.public_report, indent=2, default=str))
     else:
         typer.echo(checked.to_markdown())
         if out is not None:

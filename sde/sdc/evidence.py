@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_list_like
 
 from sde.errors import InvalidInput
 
@@ -96,8 +97,8 @@ def as_series_list(keys: Any, prefix: str, length: int | None = None) -> list[pd
         return []
     if isinstance(keys, pd.DataFrame):
         items: list[Any] = [keys[c] for c in keys.columns]
-    elif isinstance(keys, list | tuple):
-        items = list(keys)
+    elif isinstance(keys, list | tuple) and all(is_list_like(k) for k in keys):
+        items = list(keys)  # a list of arrays (pandas: a nested list-like)
     else:
         items = [keys]
     out: list[pd.Series] = []

@@ -165,9 +165,10 @@ def _public_rules(report: Mapping[str, Any], shown: np.ndarray) -> dict[str, dic
             for j in range(shown.shape[1])
             if rid in shown[i, j]
         ]
+        whole_table = not info["cells"] and info["status"] != "pass"  # e.g. ``empty``
         rules[rid] = {
             **info,
-            "status": BY_ID[rid].severity if cells else "pass",
+            "status": BY_ID[rid].severity if cells or whole_table else "pass",
             "count": len(cells),
             "cells": cells,
         }
@@ -225,7 +226,11 @@ def public_report(
 
 
 def _public_summary(status: str, rules: Mapping[str, Any], protection: Mapping[str, Any]) -> str:
-    parts = [f"{rid}: {info['count']} cells" for rid, info in rules.items() if info["count"]]
+    parts = [
+        f"{rid}: {info['count']} cells" if info["count"] else f"{rid}: the table"
+        for rid, info in rules.items()
+        if info["count"] or info["status"] != "pass"
+    ]
     summary = status + ("; " + "; ".join(parts) if parts else "")
     if protection["method"] == "suppression" and protection["hidden"]:
         summary += f"; {PUBLIC_HIDDEN_REASON} {len(protection['hidden'])} cells"

@@ -54,3 +54,38 @@ def test_unknown_column_is_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["sdc", "check", str(path), "--index", "nope"])
     assert exit_.value.code == 2
+
+
+def test_json_and_out_publish_the_public_report_only(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = write_csv(tmp_path)
+    folder = tmp_path / "release"
+    args = ["sdc", "check", str(path), "-i", "sex", "-c", "ward", "--margins"]
+    run = subprocess.run(
+        [sys.executable, "-m", "sde.cli", *args, "--json", "--out", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert run.returncode == 1, run.stderr
+    printed = json.loads(run.stdout)
+    assert "primary" not in printed["protection"]
+    assert "secondary" not in printed["protection"]
+    assert printed["rules"]["threshold"]["cells"] == []  # the 4 is hidden: "suppressed"
+    assert "threshold" not in printed["summary"]
+    written = (folder / "results.json").read_text() + (folder / "summary.md").read_text()
+    assert "threshold; " not in written
+    assert "complementary" not in written
+    assert "secondary" not in written
+    human = subprocess.run(
+        [sys.executable, "-m", "sde.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert "~~suppressed~~" in human.stdout
+    assert "(threshold)" not in human.stdout

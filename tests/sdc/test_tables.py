@@ -129,3 +129,31 @@ def test_protection_none_and_rounding(df: pd.DataFrame) -> None:
 
 def test_lazy_import_from_sde() -> None:
     assert sde.sdc.crosstab is sdc.crosstab
+
+
+def test_lists_and_arrays_are_accepted_like_pandas() -> None:
+    expected = pd.crosstab([1, 2, 3] * 5, [1, 1, 1] * 5)
+    for index, columns in [
+        ([1, 2, 3] * 5, [1, 1, 1] * 5),
+        (np.array([1, 2, 3] * 5), np.array([1, 1, 1] * 5)),
+        ((1, 2, 3) * 5, [1, 1, 1] * 5),
+    ]:
+        t = sdc.crosstab(index, columns)
+        assert t.table.equals(expected)
+    two = sdc.crosstab([["a", "b"] * 6, [1, 2, 2] * 4], ["x"] * 12)
+    assert two.table.equals(pd.crosstab([["a", "b"] * 6, [1, 2, 2] * 4], ["x"] * 12))
+
+
+@pytest.mark.parametrize("margins", [False, True])
+def test_an_empty_table_is_reported_not_approved(margins: bool) -> None:
+    empty = pd.DataFrame({"a": pd.Series([], dtype=object), "b": pd.Series([], dtype=object)})
+    t = sdc.crosstab(empty.a, empty.b, margins=margins)
+    assert t.status == "fail"
+    assert t.report["rules"]["empty"]["status"] == "fail"
+    assert "empty" in t.public_report["summary"]
+    one_way = sdc.crosstab(empty.a)
+    assert one_way.status == "fail"
+    nothing_labelled = pd.DataFrame({"a": [None] * 12, "b": ["x"] * 12})
+    assert sdc.crosstab(nothing_labelled.a, nothing_labelled.b).status == "fail"
+    pivot = sdc.pivot_table(empty.assign(v=1.0)[:0], values="v", index="a", columns="b")
+    assert pivot.status == "fail"
