@@ -26,7 +26,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +34,7 @@ import yaml
 
 from sde.errors import ConfigurationError
 from sde.omop.cdm import CDM
+from sde.sdc.config import SDCConfig
 
 AccessMode = Literal["rows", "aggregates", "dp"]
 ACCESS_MODES: tuple[str, ...] = ("rows", "aggregates", "dp")
@@ -41,7 +42,9 @@ ACCESS_MODES: tuple[str, ...] = ("rows", "aggregates", "dp")
 _KEYS = {"project", "access", "nodes", "tables", "cohort", "period", "sdc", "dp", "expires"}
 _COHORT_KEYS = {"any_condition"}
 _PERIOD_KEYS = {"start", "end"}
-_SDC_KEYS = {"threshold", "dominance_n", "dominance_k", "p_ratio", "rounding"}
+#: Output-checking settings of earlier scope files that are now named otherwise (one name
+#: per setting: the rule ``nk-dominance`` and ACRO's ``safe_nk_n``/``safe_nk_k``).
+_SDC_RENAMED = {"dominance_n": "nk_n", "dominance_k": "nk_k"}
 _DP_KEYS = {"epsilon", "delta"}
 _SLUG = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _NODE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -109,7 +112,8 @@ class Scope:
     nodes: tuple[str, ...] | None = None
     cohort_concepts: tuple[int, ...] | None = None
     period: Period | None = None
-    sdc: Mapping[str, Any] = field(default_factory=lambda: {"threshold": 10})
+    #: Output-checking settings (``sde.sdc`` rules; ``threshold`` also in aggregates mode).
+    sdc: SDCConfig = field(default_factory=SDCConfig)
     dp: Mapping[str, float] | None = None
     expires: dt.date | None = None
     #: Columns the file listed that are never exposed, as ``table.column``.
@@ -178,8 +182,8 @@ class Scope:
 
     @property
     def threshold(self) -> int:
-        """Minimum distinct persons per returned group in ``aggregates`` mode."""
-        return int(self.sdc.get("threshold", 10))
+        """Minimum distinct persons per group in ``aggregates`` mode: ``sdc.threshold``."""
+        return self.sdc.threshold
 
     def to_dict(self) -> dict[str, Any]:
         """A canonical, JSON-friendly form (resolved column lists)."""
@@ -197,7 +201,7 @@ class Scope:
             }
             if self.period
             else None,
-            "sdc": dict(self.sdc),
+            "sdc": _sdc_dict(self.sdc),
             "dp": dict(self.dp) if self.dp else None,
             "expires": self.expires.isoformat() if self.expires else None,
         }
@@ -284,17 +288,36 @@ def _period(value: Any) -> Period | None:
     return Period(start, end)
 
 
-def _sdc(value: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"threshold": 10}
+def _sdc(value: Any) -> SDCConfig:
+    """The ``sdc:`` settings as an :class:`SDCConfig`; a key it does not know is refused."""
     if value is None:
-        return out
+        return SDCConfig()
     if not isinstance(value, Mapping):
         raise _fail("sdc", "must be a mapping such as {threshold: 10}")
-    _unknown_keys("sdc", value, _SDC_KEYS)
-    out.update(value)
-    threshold = out["threshold"]
+    for old, new in _SDC_RENAMED.items():
+        if old in value:
+            raise _fail(f"sdc.{old}", f"renamed {new}: write sdc: {{{new}: {value[old]!r}}}")
+    if "rounding" in value:
+        raise _fail(
+            "sdc.rounding",
+            "not a project setting: rounding is chosen per output "
+            "(protection='base-5' in sde.sdc, --protection in sde sdc check)",
+        )
+    _unknown_keys("sdc", value, {f.name for f in fields(SDCConfig)})
+    threshold = value.get("threshold", 10)
     if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
         raise _fail("sdc.threshold", f"{threshold!r} is not a positive whole number")
+    try:
+        return SDCConfig.from_mapping(value)
+    except ConfigurationError as err:
+        key = err.rule if err.rule.startswith("sdc.") and err.rule[4:] in value else "sdc"
+        raise _fail(key, err.message) from None
+
+
+def _sdc_dict(cfg: SDCConfig) -> dict[str, Any]:
+    """The canonical form: ``threshold`` and the settings that differ from the defaults."""
+    defaults = asdict(SDCConfig())
+    out = {k: v for k, v in asdict(cfg).items() if k == "threshold" or v != defaults[k]}
     return out
 
 
