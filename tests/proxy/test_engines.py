@@ -70,7 +70,7 @@ def test_engine_errors_are_generic(fixture: str, request: pytest.FixtureRequest)
 
 
 def test_postgres_role_is_read_only_and_confined(pg_scoped: Any) -> None:
-    con = pg_scoped._extract._con
+    con = pg_scoped._extract.backend._con  # the connection logged in as the project role
     for attempt in (
         "SELECT * FROM lth.person",
         "SELECT * FROM lth.sde_opt_out",
@@ -108,7 +108,7 @@ def test_postgres_timeout(pg_sentinel_dsn: str, sentinel_nodes: Any) -> None:
 
 
 def test_spark_session_holds_only_project_views(spark_scoped: Any) -> None:
-    session = spark_scoped._extract._session
+    session = spark_scoped._extract.backend.spark
     views = {t.name for t in session.catalog.listTables() if t.isTemporary}
     from tests.proxy.sentinel_data import SCOPE
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-import psycopg
 from psycopg import sql as pgsql
 from psycopg.conninfo import conninfo_to_dict
 
@@ -73,11 +72,6 @@ class PostgresExtract(BackendExtract):
         finally:
             admin.close()
         super().__init__(role, (node,))
-
-    @property
-    def _con(self) -> psycopg.Connection[tuple[object, ...]]:
-        """The role's connection (tests try to escape from it)."""
-        return self.backend._con
 
 
 def _exists(admin: PostgresBackend, schema: str, marker: str) -> bool:

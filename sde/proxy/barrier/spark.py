@@ -48,11 +48,6 @@ class SparkExtract(BackendExtract):
             raise
         super().__init__(backend, (node,))
 
-    @property
-    def _session(self) -> Any:
-        """The extract's private session (tests list its views)."""
-        return self.backend.spark
-
 
 def _build(backend: SparkBackend, plan: ExtractPlan, key: bytes, node: str) -> None:
     """Replace the session's node views by the checkpointed project tables."""
