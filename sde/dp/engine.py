@@ -165,22 +165,18 @@ class DPEngine:
             return self._answer(a, stored.result, alpha, qhash, stored.id, cached=True)
         if accuracy is not None:
             self._confirm(self._quote(a, plan, alpha), confirm)
-        self.ledger.check(self.project, plan.epsilon, plan.delta)
-        exact, hists = self._run(plan, qhash, sql)
-        record = privatise(plan, exact, hists)
-        release = self.ledger.record(
-            self.project,
-            qhash,
-            user=self.user,
-            sql=sql,
-            epsilon=plan.epsilon,
-            delta=plan.delta,
-            result=record,
+        # Paid before the data is read (atomically): concurrent queries cannot all pass a
+        # check and then run unpaid; a budget that cannot pay refuses before anything runs.
+        reservation = self.ledger.reserve(
+            self.project, qhash, user=self.user, sql=sql, epsilon=plan.epsilon, delta=plan.delta
         )
+        exact, hists = self._run(plan, qhash, reservation)
+        record = privatise(plan, exact, hists)
+        release = self.ledger.settle(self.project, reservation, qhash, record)
         return self._answer(a, release.result, alpha, qhash, release.id, cached=release.reused)
 
     def _run(
-        self, plan: Plan, qhash: str, sql: str
+        self, plan: Plan, qhash: str, reservation: int
     ) -> tuple[pd.DataFrame, Mapping[int, pd.DataFrame]]:
         """Exact totals; a failure is charged and reported with one fixed message.
 
@@ -195,12 +191,11 @@ class DPEngine:
             if plan.exact.combined is not None:  # totals and histograms in one pass
                 return plan.exact.split(self.run_exact(plan.exact.combined, d))
             return self.run_exact(plan.exact.sql, d), {}
-        except ScopeViolation:
+        except ScopeViolation:  # the proxy refused before reading data: nothing is spent
+            self.ledger.refund(self.project, reservation)
             raise
         except Exception:  # any failure is charged and reported alike
-            self.ledger.record_failure(
-                self.project, qhash, user=self.user, sql=sql, epsilon=plan.epsilon, delta=plan.delta
-            )
+            self.ledger.fail(self.project, reservation, qhash)  # already paid in full
             raise QueryFailed("dp.engine-error", ENGINE_ERROR) from None
 
     def quote(

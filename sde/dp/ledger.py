@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    delete,
     insert,
     select,
     update,
@@ -198,6 +199,114 @@ class Ledger:
             release = self._insert(conn, project, query_hash, user, sql, (eps, dlt), payload)
             conn.commit()
         return release
+
+    def reserve(
+        self, project: str, query_hash: str, *, user: str, sql: str, epsilon: float, delta: float
+    ) -> int:
+        """Spend a query's cost *before* its exact run; the id of the pending release.
+
+        Checking the budget, running, then charging leaves a window in which concurrent
+        queries all pass the check and all run: the ones the budget can no longer pay would
+        run unpaid (a failure capped at what remains, an answer refused after the data were
+        read, its outcome still visible). Reserving first means nothing runs unpaid: the
+        budget refuses (:class:`~sde.errors.BudgetExhausted`, nothing spent) before data is
+        read. :meth:`settle` turns the reservation into the release; :meth:`fail` keeps it
+        as a charged failure.
+        """
+        eps = to_units(epsilon, EPS_UNIT, up=True)
+        dlt = to_units(delta, DELTA_UNIT, up=True)
+        salted = hashlib.sha256(f"pending:{query_hash}:{uuid.uuid4()}".encode()).hexdigest()
+        payload = json.dumps({"pending": True, "query": query_hash})
+        with self.engine.connect() as conn:
+            self._begin(conn)
+            budget = self._locked(conn, project)
+            self._refuse_if_over(
+                (budget.epsilon_total, budget.delta_total),
+                (budget.epsilon_spent, budget.delta_spent),
+                (eps, dlt),
+                units=True,
+            )
+            release = self._insert(conn, project, salted, user, sql, (eps, dlt), payload)
+            conn.commit()
+        return release.id
+
+    def settle(
+        self, project: str, reservation: int, query_hash: str, result: dict[str, Any]
+    ) -> Release:
+        """The reserved release becomes the answer to ``query_hash``; the record to answer from.
+
+        If a concurrent run of the same query was recorded first, its release is returned
+        and this reservation refunded: only that stored answer is ever shown.
+        """
+        payload = json.dumps(result, separators=(",", ":"), allow_nan=True)
+        with self.engine.connect() as conn:
+            self._begin(conn)
+            self._locked(conn, project)
+            existing = self._find(conn, project, query_hash)
+            row = (
+                conn.execute(select(DPRelease.__table__).where(DPRelease.id == reservation))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise ConfigurationError("dp.no-reservation", f"no reserved release {reservation}")
+            if existing is not None:
+                self._refund(conn, project, row)
+                conn.commit()
+                return existing
+            conn.execute(
+                update(DPRelease)
+                .where(DPRelease.id == reservation)
+                .values(query_hash=query_hash, result=payload)
+            )
+            conn.commit()
+        return Release(
+            int(row["id"]),
+            query_hash,
+            row["user"],
+            row["sql"],
+            from_units(row["epsilon"], EPS_UNIT),
+            from_units(row["delta"], DELTA_UNIT),
+            row["created_at"],
+            json.loads(payload),
+        )
+
+    def refund(self, project: str, reservation: int) -> None:
+        """Undo a reservation whose query read no data (a refusal before it ran)."""
+        with self.engine.connect() as conn:
+            self._begin(conn)
+            self._locked(conn, project)
+            row = (
+                conn.execute(select(DPRelease.__table__).where(DPRelease.id == reservation))
+                .mappings()
+                .first()
+            )
+            if row is not None:
+                self._refund(conn, project, row)
+            conn.commit()
+
+    @staticmethod
+    def _refund(conn: Connection, project: str, row: Any) -> None:
+        conn.execute(delete(DPRelease).where(DPRelease.id == row["id"]))
+        conn.execute(
+            update(DPBudget)
+            .where(DPBudget.project == project)
+            .values(
+                epsilon_spent=DPBudget.epsilon_spent - row["epsilon"],
+                delta_spent=DPBudget.delta_spent - row["delta"],
+            )
+        )
+
+    def fail(self, project: str, reservation: int, query_hash: str) -> None:
+        """A reserved query's exact run failed: its release stays, charged, marked failed."""
+        payload = json.dumps({"failed": True, "rule": "dp.engine-error", "query": query_hash})
+        with self.engine.connect() as conn:
+            self._begin(conn)
+            self._locked(conn, project)
+            conn.execute(
+                update(DPRelease).where(DPRelease.id == reservation).values(result=payload)
+            )
+            conn.commit()
 
     def record_failure(
         self, project: str, query_hash: str, *, user: str, sql: str, epsilon: float, delta: float

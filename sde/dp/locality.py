@@ -307,6 +307,13 @@ class Locality:
             if err.rule != "dp.no-person-column":
                 raise
             raise refuse("subquery-not-person-local", _SUBQUERY_RULE) from None
+        if _scalar(node) and not _one_row(query):
+            raise refuse(
+                "scalar-subquery",
+                "a subquery used as a value must return at most one row on any data "
+                "(an aggregate without GROUP BY, or LIMIT 1): with more rows the engine "
+                "fails, and a failure that depends on data would reveal it",
+            )
         if not described.person:
             return
         parent = node.parent
@@ -358,6 +365,32 @@ _SUBQUERY_RULE = (
     "person_id FROM ...) or EXISTS (... WHERE x.person_id = outer.person_id); other "
     "subqueries let one person change other persons' rows"
 )
+
+
+def _scalar(node: exp.Expression) -> bool:
+    """A subquery used as a value (not the list of ``IN (SELECT ...)``, not ``EXISTS``)."""
+    if isinstance(node, exp.Exists):
+        return False
+    parent = node.parent
+    return not (isinstance(parent, exp.In) and parent.args.get("query") is node)
+
+
+def _one_row(query: exp.Expression) -> bool:
+    """Whether ``query`` returns at most one row on any data, from its text alone."""
+    if not isinstance(query, exp.Select):
+        return False  # UNION and others: one row per branch at least
+    limit = query.args.get("limit")
+    if limit is not None:
+        value = limit.expression
+        if isinstance(value, exp.Literal) and not value.is_string and value.this in {"0", "1"}:
+            return True
+    if query.args.get("group") is not None:
+        return False
+    return any(
+        agg.find_ancestor(exp.Window) is None
+        for e in query.expressions
+        for agg in e.find_all(exp.AggFunc)
+    )
 
 
 def _position(rel: Relation) -> int | None:

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from sde.dp.engine import DPEngine
-from sde.dp.ledger import EPS_UNIT, Ledger, to_units
+from sde.dp.ledger import EPS_UNIT, Ledger, Release, to_units
 from sde.errors import BudgetExhausted
 from sde.registry.db import open_registry
 
@@ -145,13 +146,14 @@ def test_answer_is_rendered_from_the_stored_record(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     engine = dp_engine(epsilon=1.0)
-    real = Ledger.record
+    real = Ledger.settle
 
-    def record(self: Ledger, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-        kwargs["result"] = {**kwargs["result"], "noisy": {"n_rows": [424242]}}  # type: ignore[dict-item]
-        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+    def settle(
+        self: Ledger, project: str, reservation: int, qhash: str, result: dict[str, Any]
+    ) -> Release:
+        return real(self, project, reservation, qhash, {**result, "noisy": {"n_rows": [424242]}})
 
-    monkeypatch.setattr(Ledger, "record", record)
+    monkeypatch.setattr(Ledger, "settle", settle)
     out = engine.sql_dp("SELECT COUNT(*) AS n FROM person", epsilon=0.1)
     assert out["n"].tolist() == [424242]
 
