@@ -273,10 +273,14 @@ def write(results: dict[str, Any]) -> None:
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for run in results["end_to_end"]:
+        earlier = f" ({run['earlier']})" if run.get("earlier") else ""
         lines.append(
-            f"| {run['persons']:,} | {run['extract_build_s']} s | {run['total_proxy_ms']} ms | "
-            f"{run['total_hand_ms']} ms | **{run['ratio']}x** | {run['median_query_ratio']}x |"
+            f"| {run['persons']:,}{earlier} | {run['extract_build_s']} s | "
+            f"{run['total_proxy_ms']} ms | {run['total_hand_ms']} ms | **{run['ratio']}x** | "
+            f"{run['median_query_ratio']}x |"
         )
+    if any(run.get("earlier") for run in results["end_to_end"]):
+        lines += ["", "Rows marked as an earlier run were not measured this time (`--sizes`)."]
     lines += [
         "",
         "Why the proxy can be faster: the hand-written queries derive the cohort, opt-outs and "
@@ -315,12 +319,30 @@ def main() -> None:
         "end_to_end": [],
     }
     print("rewrite", results["rewrite"], flush=True)
+    kept = earlier_runs(set(args.sizes))
     for persons in args.sizes:
         run = end_to_end(persons, data, args.repeat)
         print(json.dumps(run), flush=True)
         results["end_to_end"].append(run)
-        write(results)
-    write(results)
+        write({**results, "end_to_end": sorted_runs(results["end_to_end"] + kept)})
+    write({**results, "end_to_end": sorted_runs(results["end_to_end"] + kept)})
+
+
+def earlier_runs(measured: set[int]) -> list[dict[str, Any]]:
+    """Sizes a partial run (``--sizes``) leaves out keep their last published figures."""
+    path = RESULTS / "proxy.json"
+    if not path.exists():
+        return []
+    previous = json.loads(path.read_text())
+    return [
+        {**run, "earlier": run.get("earlier") or "earlier run"}
+        for run in previous.get("end_to_end", [])
+        if run["persons"] not in measured
+    ]
+
+
+def sorted_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(runs, key=lambda run: run["persons"])
 
 
 if __name__ == "__main__":

@@ -396,3 +396,13 @@ def test_connect_names_what_it_can_open(tmp_path: Path) -> None:
     assert is_postgres_address("host=db port=5432 dbname=sde user=ana")
     assert is_postgres_address("postgres://db/sde")
     assert not is_postgres_address(str(tmp_path / "run=1"))
+
+
+def test_integers_past_int64_become_doubles_not_errors(duck: DuckDBBackend) -> None:
+    # SUM of 63-bit pseudonyms can pass int64 (a HUGEINT): an answer, not an exception.
+    big = "SELECT SUM(x) AS s FROM (VALUES (9223372036854775807), (10)) t(x)"
+    frame = duck.query(big)
+    assert str(frame.dtypes["s"]) == "float64"
+    assert frame["s"].iloc[0] == pytest.approx(9.223372036854775817e18)
+    rows = rows_to_frame(["s"], ["integer"], [(2**64,), (None,)])
+    assert str(rows.dtypes["s"]) == "float64"

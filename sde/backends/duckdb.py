@@ -38,6 +38,25 @@ HARDENED: dict[str, Any] = {
 HARDENING = tuple(f"SET {name} = {str(value).lower()}" for name, value in HARDENED.items())
 
 
+def _read(relation: duckdb.DuckDBPyRelation, max_rows: int | None) -> pa.Table:
+    """The relation's rows as Arrow, reading no further than ``max_rows``.
+
+    (A reader stopped early rather than ``relation.limit()``, which binds the query
+    again: ~0.4 ms on every small query.)
+    """
+    if max_rows is None:
+        return relation.to_arrow_table()
+    reader = relation.to_arrow_reader(min(max(max_rows, 1), 1_000_000))
+    batches, rows = [], 0
+    for batch in reader:
+        batches.append(batch)
+        rows += batch.num_rows
+        if rows >= max_rows:
+            break
+    reader.close()
+    return pa.Table.from_batches(batches, schema=reader.schema).slice(0, max_rows)
+
+
 class DuckDBBackend:
     """A node stored in a DuckDB file (or in memory, for tests)."""
 
@@ -100,9 +119,7 @@ class DuckDBBackend:
         with self._lock, Watchdog(seconds, self._con.interrupt) as dog:
             try:
                 relation = self._con.sql(sql, params=params)
-                if relation is not None and max_rows is not None:
-                    relation = relation.limit(max_rows)
-                table = relation.to_arrow_table() if relation is not None else pa.table({})
+                table = _read(relation, max_rows) if relation is not None else pa.table({})
             except duckdb.Error as err:
                 rule = "engine.timeout" if dog.fired else "engine.error"
                 raise query_failed(self.name, err, rule) from None

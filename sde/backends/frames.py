@@ -7,7 +7,8 @@ gives frames that compare equal on DuckDB, PostgreSQL and Spark:
 ============  ===================================  ==================
 kind          engine types                         pandas dtype
 ============  ===================================  ==================
-integer       int2/4/8, HUGEINT, decimal scale 0   ``Int64``
+integer       int2/4/8, HUGEINT, decimal scale 0   ``Int64`` (``float64`` if a
+                                                   value lies past int64)
 float         float4/8, decimal scale > 0,         ``float64``
               PostgreSQL ``numeric`` (no scale)
 date          DATE, TIMESTAMP (naive or with a     ``datetime64[ns]``
@@ -84,7 +85,12 @@ def _as_timestamp_ns(column: pa.ChunkedArray) -> pa.ChunkedArray:
 def _arrow_series(column: pa.ChunkedArray) -> pd.Series:
     kind = arrow_kind(column.type)
     if kind == "integer":
-        return pd.Series(pc.cast(column, pa.int64()).to_pandas(types_mapper=_int64_mapper))
+        try:
+            integers = pc.cast(column, pa.int64())
+        except pa.ArrowInvalid:  # a HUGEINT or DECIMAL(38, 0) past int64: as a double
+            kind = "float"
+        else:
+            return pd.Series(integers.to_pandas(types_mapper=_int64_mapper))
     if kind == "float":
         return pd.Series(pc.cast(column, pa.float64()).to_numpy(), dtype="float64")
     if kind == "date":
@@ -158,7 +164,11 @@ def _python_series(values: list[Any], kind: Kind) -> pd.Series:
     arrow_type = _ARROW_OF_KIND.get(kind)
     if arrow_type is None:
         return pd.Series(values, dtype=object)
-    return _arrow_series(pa.chunked_array([pa.array(values, arrow_type)]))
+    try:
+        array = pa.array(values, arrow_type)
+    except (OverflowError, pa.ArrowInvalid):  # integers past int64 (numeric): as doubles
+        array = pa.array([None if v is None else float(v) for v in values], pa.float64())
+    return _arrow_series(pa.chunked_array([array]))
 
 
 #: The pandas dtype of each kind; a frame whose columns all have one of them conforms.

@@ -69,13 +69,15 @@ def exact_percentiles_on_spark(tree: exp.Expression, target: str) -> exp.Express
 #: The fixes, in the order they run.
 FIXES: tuple[Fix, ...] = (exact_percentiles_on_spark,)
 
-#: Node types some fix rewrites; a tree without any is written as it is (no copy).
+#: The dialects some fix changes, and the node types it rewrites: any other tree is
+#: written as it is (no walk, no copy).
+_FIXED_DIALECTS = frozenset({"spark"})
 _FIXED_NODES: tuple[type[exp.Expression], ...] = tuple(_EXACT)
 
 
 def for_engine(expression: exp.Expression, engine_dialect: str) -> exp.Expression:
     """``expression`` ready to be written in ``engine_dialect`` (the input is not changed)."""
-    if expression.find(*_FIXED_NODES) is None:
+    if engine_dialect not in _FIXED_DIALECTS or expression.find(*_FIXED_NODES) is None:
         return expression
     tree = expression.copy()
     for fix in FIXES:
