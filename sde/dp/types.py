@@ -22,7 +22,10 @@ from sde.pseudonym import NAMESPACES
 INT4 = (-(2.0**31), 2.0**31 - 1)
 #: Pseudonymised identifiers: 63-bit non-negative BIGINTs.
 ID = (0.0, 2.0**63 - 1)
-BIGINT_MAX = 2.0**63 - 1
+#: The largest magnitude an integer expression may statically reach. Not 2^63 - 1: as a
+#: float that rounds to 2^63, which overflows BIGINT, so a range check against it would pass
+#: the one value that fails. 2^62 is exact and leaves room for one more addition.
+BIGINT_MAX = 2.0**62
 NUMERIC = {"int", "float"}
 
 
@@ -64,7 +67,9 @@ def literal(node: exp.Literal) -> T:
     if node.is_string:
         return T("text", literal=str(node.this))
     v = float(node.this)
-    if re.fullmatch(r"[+-]?\d+", str(node.this)) and abs(v) <= BIGINT_MAX:
+    if re.fullmatch(r"[+-]?\d+", str(node.this)):
+        # An integer literal is a BIGINT to the engine however large; exact range checks
+        # (against BIGINT_MAX) then refuse arithmetic that could overflow.
         return T("int", v, v)
     return T("float", v, v)
 
