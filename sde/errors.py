@@ -59,6 +59,17 @@ class ScopeViolation(SDEError):
     default_rule = "scope"
 
 
+class DPRefusal(SDEError):
+    """A query that differential privacy cannot answer as written; the rule says why.
+
+    Not a :class:`ScopeViolation`: the query may ask only for what the project may see,
+    but in a form whose privacy cost cannot be bounded (unbounded values, a person's
+    rows not traceable, an expression that could fail on some data).
+    """
+
+    default_rule = "dp"
+
+
 class QueryFailed(SDEError):
     """The engine could not run an in-scope query.
 
