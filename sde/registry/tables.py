@@ -7,4 +7,6 @@ A module that adds tables adds one import line here, and a migration in ``migrat
 import sde.registry.audit_log
 import sde.registry.budget
 import sde.registry.disclosure
-import sde.registry.keys  # noqa: F401
+import sde.registry.keys
+import sde.registry.people
+import sde.registry.projects  # noqa: F401
