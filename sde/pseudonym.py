@@ -1,9 +1,14 @@
-"""Per-project pseudonyms for person and row identifiers: keyed HMAC-SHA256.
+"""Per-project pseudonyms for person, row, clinician and care-site identifiers: keyed HMAC.
 
 A pseudonym is ``HMAC-SHA256(k, decimal(id))`` truncated to its first 63 bits,
 where ``k = HMAC-SHA256(project_key, node || 0x00 || namespace)`` is a subkey per
 node and namespace (the table an identifier belongs to: ``person``,
-``visit_occurrence``...). So:
+``visit_occurrence``...). ``provider_id`` (a clinician: a person) and
+``care_site_id`` (a practice or ward: a quasi-identifier) are pseudonymised too,
+wherever they appear; they name rows of the shared tables ``provider`` and
+``care_site``, which a pooled extract takes from one node (one id space for
+all nodes), so their subkey is the same on every node of a project
+(:data:`SHARED_NAMESPACES`: the node part is empty, which no node name is). So:
 
 - the same raw id gets the same pseudonym in every table of a project (joins work);
 - the project key never leaves the registry: engines only see subkeys;
@@ -19,6 +24,10 @@ Spark), so pseudonymising tens of millions of rows needs no round trip through P
 >>> pseudonymise(key, "lth", "person", [1, 2])[0] == pseudonymise(key, "lth", "person", [1])[0]
 True
 >>> pseudonymise(key, "lth", "person", [1]) != pseudonymise(key, "elht", "person", [1])
+True
+>>> pseudonymise(key, "lth", "care_site", [7]) == pseudonymise(key, "elht", "care_site", [7])
+True
+>>> pseudonymise(key, "lth", "care_site", [7]) != pseudonymise(key, "lth", "provider", [7])
 True
 """
 
@@ -42,8 +51,9 @@ def _person_tables() -> tuple[str, ...]:
 def id_namespaces() -> dict[str, str]:
     """Identifier column name -> the table whose rows it names (its namespace).
 
-    ``person_id`` and the primary key of every person-linked table, plus the CDM's
-    self-references (``preceding_visit_occurrence_id``...).
+    ``person_id`` and the primary key of every person-linked table, the CDM's
+    self-references (``preceding_visit_occurrence_id``...), and the clinician and
+    care-site ids (``provider_id``, ``care_site_id``) in every table that has them.
     """
     out = {"person_id": "person"}
     for table in _person_tables():
@@ -53,17 +63,25 @@ def id_namespaces() -> dict[str, str]:
     out["preceding_visit_detail_id"] = "visit_detail"
     out["parent_visit_detail_id"] = "visit_detail"
     out["episode_parent_id"] = "episode"
+    out["provider_id"] = "provider"
+    out["care_site_id"] = "care_site"
     return out
 
 
 NAMESPACES: dict[str, str] = id_namespaces()
 
+#: Namespaces of rows in the shared tables (one id space for every node of a project):
+#: their subkey does not depend on the node, so a pooled extract's joins hold.
+SHARED_NAMESPACES: frozenset[str] = frozenset({"provider", "care_site"})
+
 
 def subkey(project_key: bytes, node: str, namespace: str) -> bytes:
-    """The HMAC key for identifiers of ``namespace`` on ``node``."""
+    """The HMAC key for identifiers of ``namespace`` on ``node`` (any node, for the
+    :data:`SHARED_NAMESPACES`)."""
     if len(project_key) < 16:
         raise ConfigurationError("pseudonym.weak-key", "project keys must be at least 16 bytes")
-    return hmac.digest(project_key, f"{node}\x00{namespace}".encode(), "sha256")
+    where = "" if namespace in SHARED_NAMESPACES else node
+    return hmac.digest(project_key, f"{where}\x00{namespace}".encode(), "sha256")
 
 
 def pseudonymise(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -35,6 +36,8 @@ import yaml
 from sde.errors import ConfigurationError
 from sde.omop.cdm import CDM
 from sde.sdc.config import SDCConfig
+
+_log = logging.getLogger(__name__)
 
 AccessMode = Literal["rows", "aggregates", "dp"]
 ACCESS_MODES: tuple[str, ...] = ("rows", "aggregates", "dp")
@@ -68,6 +71,14 @@ GENERIC_EVENT_IDS: dict[str, frozenset[str]] = {
 def withheld_columns(table: str) -> frozenset[str]:
     """Columns of ``table`` no project ever sees."""
     return CDM.NEVER_EXPOSED.get(table, frozenset()) | GENERIC_EVENT_IDS.get(table, frozenset())
+
+
+def withheld_notice(column: str) -> str:
+    """What a scope file listing never-exposed ``column`` (``table.column``) is told."""
+    return (
+        f"column {column} is withheld by design: it is never exposed, "
+        "whatever the scope file lists, and queries naming it are refused"
+    )
 
 
 def _fail(key: str, problem: str) -> ConfigurationError:
@@ -116,7 +127,8 @@ class Scope:
     sdc: SDCConfig = field(default_factory=SDCConfig)
     dp: Mapping[str, float] | None = None
     expires: dt.date | None = None
-    #: Columns the file listed that are never exposed, as ``table.column``.
+    #: Columns the file listed that are never exposed, as ``table.column``; each is
+    #: logged at load time (:func:`withheld_notice`) and refused by name in queries.
     withheld: tuple[str, ...] = ()
 
     # -- construction -------------------------------------------------------------------
@@ -161,6 +173,8 @@ class Scope:
         if access not in ACCESS_MODES:
             raise _fail("access", f"{access!r} is not one of {', '.join(ACCESS_MODES)}")
         tables, withheld = _tables(data["tables"])
+        for column in withheld:
+            _log.warning("scope %s: %s", project, withheld_notice(column))
         return cls(
             project=project,
             access=access,
@@ -175,6 +189,11 @@ class Scope:
         )
 
     # -- questions ----------------------------------------------------------------------
+
+    @property
+    def notices(self) -> tuple[str, ...]:
+        """Sentences for whoever loads the scope: the listed columns that are withheld."""
+        return tuple(withheld_notice(c) for c in self.withheld)
 
     def columns(self, table: str) -> tuple[str, ...]:
         """The columns of ``table`` the project may see (empty if the table is not listed)."""

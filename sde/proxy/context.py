@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from sqlglot import exp
-
 from sde.omop.cdm import CDM
 from sde.omop.ddl import column_type
 from sde.pseudonym import NAMESPACES
@@ -75,13 +73,3 @@ def _sql_type(table: str, column: str) -> str:
 def is_person_table(table: str) -> bool:
     """True when rows of ``table`` belong to a person (it carries ``person_id``)."""
     return CDM.has_table(table) and CDM.table(table).has_column("person_id")
-
-
-def ancestors(node: exp.Expr) -> list[exp.Expr]:
-    """Parents of ``node``, nearest first."""
-    out = []
-    parent = node.parent
-    while parent is not None:
-        out.append(parent)
-        parent = parent.parent
-    return out

@@ -7,11 +7,19 @@ than one statement, and anything sqlglot keeps only as a raw ``Command``.
 Identifiers are then normalised the way the researcher's dialect resolves
 them (PostgreSQL folds unquoted names to lower case and keeps quoted ones;
 DuckDB and Spark ignore case), so every rule compares like with like.
+
+Text that is not one query (empty, unparsable, several statements, an unknown
+dialect) is :class:`~sde.errors.InvalidInput`; what could smuggle something past
+the rules (non-ASCII or control characters, a raw ``Command``) is a
+:class:`~sde.errors.ScopeViolation`. Both keep their ``parse.*`` rule ids.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import sqlglot
 from sqlglot import exp
@@ -19,7 +27,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.tokens import TokenType
 
-from sde.errors import ScopeViolation
+from sde.errors import InvalidInput, ScopeViolation
 from sde.proxy.context import DIALECTS, RuleContext
 
 _STRING_TOKENS = frozenset(
@@ -35,6 +43,35 @@ _STRING_TOKENS = frozenset(
 _ALLOWED_CONTROL = frozenset("\t\n\r")
 
 
+class _QuietWhileParsing(logging.Filter):
+    """Drops sqlglot's warnings logged by a thread while it is inside :func:`parse`.
+
+    sqlglot logs a warning when it falls back to a raw ``Command`` (which :func:`parse`
+    refuses anyway). Installed once on the ``sqlglot`` logger; whether a record is
+    dropped depends only on the thread that logs it (handlers run in that thread), so
+    concurrent parses never touch shared state and other threads' warnings pass.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("sde.proxy.parse")
+        self._local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or not getattr(self._local, "active", False)
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        self._local.active = True
+        try:
+            yield
+        finally:
+            self._local.active = False
+
+
+_QUIET = _QuietWhileParsing()
+logging.getLogger("sqlglot").addFilter(_QUIET)
+
+
 def _describe(ch: str) -> str:
     return f"U+{ord(ch):04X}"
 
@@ -48,7 +85,7 @@ def check_characters(sql: str, dialect: str) -> None:
     try:
         tokens = Dialect.get_or_raise(dialect).tokenize(sql)
     except Exception:
-        raise ScopeViolation("parse.invalid", "the query could not be read as SQL") from None
+        raise InvalidInput("parse.invalid", "the query could not be read as SQL") from None
     inside = bytearray(len(sql))
     for tok in tokens:
         if tok.token_type in _STRING_TOKENS:
@@ -74,36 +111,32 @@ def check_characters(sql: str, dialect: str) -> None:
 def parse(sql: str, ctx: RuleContext) -> exp.Expression:
     """The single statement of ``sql`` in ``ctx.dialect``, identifiers normalised."""
     if ctx.dialect not in DIALECTS:
-        raise ScopeViolation(
+        raise InvalidInput(
             "parse.dialect", f"dialect {ctx.dialect} is not supported; use one of {DIALECTS}"
         )
     if not isinstance(sql, str) or not sql.strip():
-        raise ScopeViolation("parse.empty", "the query is empty")
+        raise InvalidInput("parse.empty", "the query is empty")
     if len(sql) > ctx.limits.max_sql_chars:
         raise ScopeViolation(
             "limits.query-size",
             f"the query is {len(sql)} characters long; the limit is {ctx.limits.max_sql_chars}",
         )
     check_characters(sql, ctx.dialect)
-    logger = logging.getLogger("sqlglot")
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # the Command fallback warning: we refuse it below
     try:
-        statements = sqlglot.parse(sql, read=ctx.dialect)
+        with _QUIET.active():  # the Command fallback warning: refused below
+            statements = sqlglot.parse(sql, read=ctx.dialect)
     except RecursionError:
         raise ScopeViolation("limits.depth", "the query is nested too deeply") from None
     except Exception as err:
         first = str(err).splitlines()[0] if str(err) else "unrecognised syntax"
-        raise ScopeViolation(
+        raise InvalidInput(
             "parse.invalid", f"the query could not be parsed: {first[:200]}"
         ) from None
-    finally:
-        logger.setLevel(level)
     found: list[exp.Expr] = [s for s in statements if s is not None]
     if not found:
-        raise ScopeViolation("parse.empty", "the query is empty")
+        raise InvalidInput("parse.empty", "the query is empty")
     if len(found) > 1:
-        raise ScopeViolation(
+        raise InvalidInput(
             "parse.multiple-statements",
             f"the query holds {len(found)} statements; send exactly one",
         )

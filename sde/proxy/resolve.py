@@ -1,4 +1,5 @@
-"""Tree helpers shared by the rules: which CTE a table name refers to, AND-ed conditions."""
+"""Tree helpers shared by the rules: which CTE a table name refers to, AND-ed conditions,
+what a walk skips."""
 
 from __future__ import annotations
 
@@ -54,3 +55,9 @@ def conjuncts(node: exp.Expr | None) -> list[exp.Expr]:
     if isinstance(node, exp.And):
         return conjuncts(node.left) + conjuncts(node.right)
     return [node]
+
+
+def is_hint(node: exp.Expr) -> bool:
+    """True for an optimizer hint: the syntax rule refuses it whole, so walks that look
+    for tables or functions prune it (its arguments are neither)."""
+    return isinstance(node, exp.Hint)

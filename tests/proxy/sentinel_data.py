@@ -9,7 +9,11 @@ see carries a recognisable value:
 - opted-out persons (in the cohort): year of birth 1112, ``SENTINEL-OPTOUT``, 27182.5;
 - events of in-scope persons dated outside the period: ``SENTINEL-PERIOD``, 16180.25;
 - columns never exposed or not allowlisted (NHS numbers 999..., ``SENTINEL-COL``),
-  tables not allowlisted (``SENTINEL-NOTE``, ``SENTINEL-NPI``).
+  tables not allowlisted (``SENTINEL-NOTE``, ``SENTINEL-NPI``);
+- raw identifiers: person ids 900001..., clinicians (``provider_id`` 880001...) and
+  GP practices/wards (``care_site_id`` 870001...) on persons, visits, conditions and
+  measurements, and in the ``provider`` and ``care_site`` tables; every one of them
+  must come back pseudonymised.
 
 In-scope ``condition_source_value`` are digit strings, so a cast to integer
 succeeds in scope and fails, naming a sentinel, on any out-of-scope row.
@@ -50,6 +54,9 @@ SENTINEL_STRINGS = (
     "999000",  # NHS numbers (person_source_value) start 999000
 )
 SENTINEL_NUMBERS = (1111, 1112, 31337.125, 27182.5, 16180.25, 4242.75)
+PROVIDERS = tuple(880001 + k for k in range(6))
+CARE_SITES = tuple(870001 + k for k in range(4))
+RAW_IDS = {"provider": PROVIDERS, "care_site": CARE_SITES}
 
 SCOPE: dict[str, Any] = {
     "project": "htn-deprivation",
@@ -124,6 +131,8 @@ def node_frames(node: str, seed: int) -> dict[str, pd.DataFrame]:
                 "race_concept_id": int(rng.choice([8527, 8516, 8515])),
                 "ethnicity_concept_id": 0,
                 "location_id": int(rng.integers(1, 6)),
+                "provider_id": PROVIDERS[i % len(PROVIDERS)],
+                "care_site_id": CARE_SITES[i % len(CARE_SITES)],
                 "person_source_value": f"999000{i:04d}",
                 "gender_source_value": tag or "F",
             }
@@ -167,6 +176,8 @@ def node_frames(node: str, seed: int) -> dict[str, pd.DataFrame]:
                     "visit_end_date": start + dt.timedelta(days=int(rng.integers(0, 5))),
                     "visit_type_concept_id": 32817,
                     "visit_source_value": vtag or f"V{vid}",
+                    "provider_id": PROVIDERS[vid % len(PROVIDERS)],
+                    "care_site_id": CARE_SITES[vid % len(CARE_SITES)],
                     "preceding_visit_occurrence_id": vid - 1
                     if ids["visit"] > 1 and rng.random() < 0.3
                     else None,
@@ -180,10 +191,11 @@ def node_frames(node: str, seed: int) -> dict[str, pd.DataFrame]:
                     "condition_start_date": start,
                     "condition_type_concept_id": 32817,
                     "visit_occurrence_id": vid,
+                    "provider_id": PROVIDERS[vid % len(PROVIDERS)],
                     "condition_source_value": vtag or str(int(rng.integers(10000, 99999))),
                 }
             )
-        for _ in range(int(rng.integers(1, 5))):
+        for j in range(int(rng.integers(1, 5))):
             out_of_period = rng.random() < 0.25
             when = _date(rng, *(before if out_of_period else in_period))
             sbp = round(float(rng.normal(138, 18)), 1)
@@ -196,6 +208,7 @@ def node_frames(node: str, seed: int) -> dict[str, pd.DataFrame]:
                     "measurement_type_concept_id": 32817,
                     "value_as_number": value or (16180.25 if out_of_period else sbp),
                     "unit_concept_id": 8876,
+                    "provider_id": PROVIDERS[(i + j) % len(PROVIDERS)],
                     "value_source_value": "SENTINEL-COL",
                     "measurement_source_value": tag
                     or ("SENTINEL-PERIOD" if out_of_period else "sbp"),
@@ -282,7 +295,18 @@ def node_frames(node: str, seed: int) -> dict[str, pd.DataFrame]:
             }
         ],
         "provider": [
-            {"provider_id": 1, "provider_name": "SENTINEL-PROVIDER", "npi": "SENTINEL-NPI"}
+            {
+                "provider_id": pid,
+                "provider_name": "SENTINEL-PROVIDER",
+                "npi": "SENTINEL-NPI",
+                "specialty_concept_id": 38004446,
+                "care_site_id": CARE_SITES[k % len(CARE_SITES)],
+            }
+            for k, pid in enumerate(PROVIDERS)
+        ],
+        "care_site": [
+            {"care_site_id": cid, "care_site_name": f"Practice {k}", "location_id": k + 1}
+            for k, cid in enumerate(CARE_SITES)
         ],
         "location": [
             {"location_id": k, "address_1": "SENTINEL-ADDRESS", "county": "Lancashire"}
@@ -373,7 +397,7 @@ def reference_tables(
                 frame = frame[frame.person_id.isin(persons)]
                 frame = _in_period(table, frame, scope)
             frame = frame[list(cols)].copy()
-            if person_level:
+            if person_level or table in RAW_IDS:
                 for col in cols:
                     if col in NAMESPACES:
                         pseud = pseudonymise(
@@ -410,6 +434,9 @@ def _in_period(table: str, frame: pd.DataFrame, scope: Scope) -> pd.DataFrame:
     if end is not None:
         keep &= frame[date_col] <= end
     return frame[keep.fillna(False)]
+
+
+_RAW_OTHER = frozenset(float(v) for ids in RAW_IDS.values() for v in ids)
 
 
 def sentinel_hits(value: object, ignore: str = "") -> list[str]:
@@ -451,7 +478,8 @@ def _cell(col: str, v: object, strings: list[str], numbers: list[float], ignore:
         hits = []
         if float(v) in numbers:
             hits.append(f"{col}={v}")
-        if 900001 <= float(v) <= 900000 + PERSONS and _number_text(float(v)) not in ignore:
+        raw = 900001 <= float(v) <= 900000 + PERSONS or float(v) in _RAW_OTHER
+        if raw and _number_text(float(v)) not in ignore:
             hits.append(f"{col}=raw id {v}")
         return hits
     return [s for s in strings if s in str(v)]

@@ -102,3 +102,31 @@ def test_device_and_specimen_identifiers_never_reach_a_researcher(
                 continue
             text = frame.astype(str).to_string()
             assert not any(p in text for p in PLANTED), attempt
+
+
+def test_a_listed_never_exposed_column_is_said_withheld_at_load_and_in_refusals(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Listed in the scope file, ``person_source_value`` is not 'not available' (as if the
+    committee had forgotten it): it is withheld by design, at load time and in queries."""
+    from sde.proxy.context import RuleContext
+    from sde.proxy.pipeline import prepare
+
+    tables = dict(scope_with()["tables"])
+    tables["person"] = [*tables["person"], "person_source_value"]
+    with caplog.at_level("WARNING", logger="sde.scope"):
+        scope = Scope.load(scope_with(project="listed-nhs-number", tables=tables))
+    assert scope.withheld == ("person.person_source_value",)
+    assert "withheld by design" in scope.notices[0]
+    assert any("person.person_source_value is withheld by design" in m for m in caplog.messages)
+    for sql in (
+        "SELECT person_source_value FROM person",
+        "SELECT p.person_source_value FROM person p",
+    ):
+        with pytest.raises(ScopeViolation) as info:
+            prepare(sql, RuleContext(scope))
+        assert info.value.rule == "columns.not-allowed"
+        assert "withheld by design" in info.value.message
+    with pytest.raises(ScopeViolation) as info:
+        prepare("SELECT month_of_birth FROM person", RuleContext(scope))
+    assert "withheld" not in info.value.message  # merely not listed

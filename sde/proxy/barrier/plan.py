@@ -49,8 +49,14 @@ class TablePlan:
         return f"{self.name}_id" if self.name != "person" else "person_id"
 
     @property
+    def keyed(self) -> bool:
+        """True when the build reads the pseudonym keys: person-level tables, and shared
+        tables with identifier columns (``provider``, ``care_site``)."""
+        return self.person_level or bool(self.ids)
+
+    @property
     def row_id(self) -> tuple[str, str]:
-        """The raw column naming one row of a person-level table, and its namespace.
+        """The raw column naming one row of a keyed table, and its namespace.
 
         Its keyed pseudonym orders the extract (:meth:`ExtractPlan.order_sql`), whether
         the column is exposed or not; ``death`` has no row id and uses ``person_id``.
@@ -77,24 +83,19 @@ class ExtractPlan:
             if person_level and scope.access != "rows":
                 wanted.add("person_id")  # counted by the aggregates rule, never shown
             ordered = tuple(c for c in CDM.table(name).column_names if c in wanted)
-            ids = {c: NAMESPACES[c] for c in ordered if c in NAMESPACES} if person_level else {}
+            ids = {c: NAMESPACES[c] for c in ordered if c in NAMESPACES}
             plans.append(TablePlan(name, ordered, ids))
         return cls(scope, tuple(plans))
 
     @property
     def namespaces(self) -> tuple[str, ...]:
         found = {"person"} | {ns for t in self.tables for ns in t.ids.values()}
-        found |= {t.row_id[1] for t in self.person_tables}
+        found |= {t.row_id[1] for t in self.tables if t.keyed}
         return tuple(sorted(found))
 
     @property
     def person_tables(self) -> tuple[TablePlan, ...]:
         return tuple(t for t in self.tables if t.person_level)
-
-    @property
-    def shared_tables(self) -> tuple[TablePlan, ...]:
-        """Tables not about persons (vocabulary, locations...): taken from one node."""
-        return tuple(t for t in self.tables if not t.person_level)
 
     def required_source_tables(self) -> tuple[str, ...]:
         """Node tables the build reads (fail closed if one is missing)."""
@@ -148,6 +149,8 @@ class ExtractPlan:
     ) -> str:
         """SELECT of one extract table's rows (in scope, pseudonymised).
 
+        Shared tables with pseudonymised ids (``provider``, ``care_site``) are always
+        ordered by their own id's pseudonym: their node order is raw ids ascending.
         ``order`` (person-level tables): ``"clause"`` adds ``ORDER BY`` the row order key
         (:meth:`order_sql`), ``"column"`` returns the key as a last column named
         :data:`ORDER_COLUMN` instead (for an extract pooled from several nodes, sorted
@@ -163,9 +166,13 @@ class ExtractPlan:
         if table.person_level and order == "column":
             outs.append(f"{self.order_sql(table, dialect)} AS {ORDER_COLUMN}")
         sql = f"SELECT {', '.join(outs)} FROM {src(table.name)} x"
-        if not table.person_level:
+        if not table.keyed:
             return sql
-        sql += f" CROSS JOIN {keys} k WHERE x.person_id IN (SELECT person_id FROM {persons})"
+        sql += f" CROSS JOIN {keys} k"
+        if not table.person_level:  # provider, care_site: never staged, ordered here
+            own = table.own_id in NAMESPACES
+            return sql + (f" ORDER BY {self.order_sql(table, dialect)}" if own else "")
+        sql += f" WHERE x.person_id IN (SELECT person_id FROM {persons})"
         sql += self._period_sql(table)
         if order == "clause":
             sql += f" ORDER BY {self.order_sql(table, dialect)}"

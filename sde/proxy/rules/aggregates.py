@@ -34,7 +34,8 @@ import itertools
 from collections.abc import Iterable
 
 from sqlglot import exp
-from sqlglot.optimizer.scope import Scope, build_scope
+from sqlglot.optimizer.scope import Scope as QueryScope
+from sqlglot.optimizer.scope import build_scope
 
 from sde.errors import ScopeViolation
 from sde.proxy.allowlists import SAFE_AGGREGATES, function_name
@@ -183,10 +184,10 @@ class _Flows:
     def __init__(self, ctx: RuleContext) -> None:
         self.ctx = ctx
         self._reads: dict[int, bool] = {}
-        self._person_sources: dict[int, dict[str, exp.Table | Scope]] = {}
+        self._person_sources: dict[int, dict[str, exp.Table | QueryScope]] = {}
 
     # The outermost query: its person-level sources are counted.
-    def root(self, scope: Scope) -> list[str]:
+    def root(self, scope: QueryScope) -> list[str]:
         persons = self._persons(scope)
         semi = set(scope.semi_or_anti_join_tables)
         counted = [a for a in scope.selected_sources if a in persons and a not in semi]
@@ -200,7 +201,7 @@ class _Flows:
         return counted
 
     # A derived table, CTE or subquery below the outermost query.
-    def nested(self, scope: Scope, anchor: str) -> None:
+    def nested(self, scope: QueryScope, anchor: str) -> None:
         """Check a scope below the outermost query.
 
         ``anchor`` is the local alias whose persons the scope hands on (the ``person_id``
@@ -230,7 +231,7 @@ class _Flows:
             return  # correlated on person_id: each evaluation sees one person's rows
         self._per_person(scope, persons)
 
-    def _per_person(self, scope: Scope, persons: dict[str, exp.Table | Scope]) -> None:
+    def _per_person(self, scope: QueryScope, persons: dict[str, exp.Table | QueryScope]) -> None:
         """Aggregates and window functions of an uncorrelated scope stay within a person."""
         select = scope.expression
         group = select.args.get("group")
@@ -255,16 +256,16 @@ class _Flows:
                     name=name,
                 )
 
-    def _children(self, scope: Scope) -> None:
+    def _children(self, scope: QueryScope) -> None:
         for alias, source in scope.sources.items():
-            if isinstance(source, Scope) and self.reads_persons(source):
+            if isinstance(source, QueryScope) and self.reads_persons(source):
                 inner = _unwrap(source)
                 self.nested(inner, self._handed_on(inner, alias))
         for sub in scope.subquery_scopes:
             if self.reads_persons(sub):
                 self._subquery(sub, scope)
 
-    def _subquery(self, sub: Scope, outer: Scope) -> None:
+    def _subquery(self, sub: QueryScope, outer: QueryScope) -> None:
         lhs = _in_left_side(sub.expression)
         bound_in = (
             isinstance(lhs, exp.Column)
@@ -286,14 +287,14 @@ class _Flows:
 
     # -- helpers ------------------------------------------------------------------------
 
-    def reads_persons(self, scope: Scope) -> bool:
+    def reads_persons(self, scope: QueryScope) -> bool:
         """True when ``scope`` (or anything below it) reads a person-level table."""
         scope = _unwrap(scope)
         key = id(scope)
         if key not in self._reads:
             found = any(
                 (isinstance(s, exp.Table) and is_person_table(s.name))
-                or (isinstance(s, Scope) and self.reads_persons(s))
+                or (isinstance(s, QueryScope) and self.reads_persons(s))
                 for s in scope.sources.values()
             ) or any(
                 self.reads_persons(s)
@@ -304,20 +305,20 @@ class _Flows:
             self._reads[key] = found
         return self._reads[key]
 
-    def _persons(self, scope: Scope) -> dict[str, exp.Table | Scope]:
+    def _persons(self, scope: QueryScope) -> dict[str, exp.Table | QueryScope]:
         """Person-level sources of ``scope`` (SEMI/ANTI join right sides included)."""
         key = id(scope)
         if key not in self._person_sources:
             self._person_sources[key] = self._find_persons(scope)
         return self._person_sources[key]
 
-    def _find_persons(self, scope: Scope) -> dict[str, exp.Table | Scope]:
-        out: dict[str, exp.Table | Scope] = {}
+    def _find_persons(self, scope: QueryScope) -> dict[str, exp.Table | QueryScope]:
+        out: dict[str, exp.Table | QueryScope] = {}
         for alias, source in scope.sources.items():
             if isinstance(source, exp.Table):
                 if is_person_table(source.name):
                     out[alias] = source
-            elif isinstance(source, Scope):
+            elif isinstance(source, QueryScope):
                 if self.reads_persons(source):
                     if not _traces_to_person(_unwrap(source), "person_id"):
                         raise ScopeViolation(
@@ -331,7 +332,7 @@ class _Flows:
                 raise _shape(self.ctx, f"source {alias}")
         return out
 
-    def _handed_on(self, scope: Scope, alias: str) -> str:
+    def _handed_on(self, scope: QueryScope, alias: str) -> str:
         """The local alias whose ``person_id`` a derived source passes through."""
         if isinstance(scope.expression, exp.Select):
             for projection in scope.expression.expressions:
@@ -349,7 +350,7 @@ class _Flows:
             name=alias,
         )
 
-    def _node(self, scope: Scope, alias: str) -> str | None:
+    def _node(self, scope: QueryScope, alias: str) -> str | None:
         """Graph node of a ``person_id`` column qualified by ``alias`` as seen from ``scope``:
         the alias itself for a local person source, ``_OUTER`` for a person source of an
         enclosing query, ``None`` for anything else."""
@@ -401,14 +402,14 @@ class _Graph:
         return a in self._parent and b in self._parent and self.find(a) == self.find(b)
 
 
-def _unwrap(scope: Scope) -> Scope:
+def _unwrap(scope: QueryScope) -> QueryScope:
     """The SELECT scope of ``LATERAL (SELECT ...)`` (sqlglot wraps it in a UDTF scope)."""
     if isinstance(scope.expression, exp.Lateral) and len(scope.subquery_scopes) == 1:
         return scope.subquery_scopes[0]
     return scope
 
 
-def _person_equalities(scope: Scope) -> list[tuple[str, str]]:
+def _person_equalities(scope: QueryScope) -> list[tuple[str, str]]:
     """``(a, b)`` for each top-level ``a.person_id = b.person_id`` in WHERE or a join's ON."""
     select = scope.expression
     if not isinstance(select, exp.Select):
@@ -434,7 +435,7 @@ def _person_equalities(scope: Scope) -> list[tuple[str, str]]:
 
 
 def _person_columns(
-    node: exp.Expression | None, persons: dict[str, exp.Table | Scope]
+    node: exp.Expression | None, persons: dict[str, exp.Table | QueryScope]
 ) -> list[exp.Column]:
     if node is None:
         return []
@@ -455,7 +456,7 @@ def _in_left_side(query: exp.Expr) -> exp.Expr | None:
     return None
 
 
-def _projected_person(scope: Scope) -> str | None:
+def _projected_person(scope: QueryScope) -> str | None:
     """The local person source whose ``person_id`` an ``IN`` subquery selects."""
     select = scope.expression
     if not isinstance(select, exp.Select) or len(select.expressions) != 1:
@@ -465,12 +466,12 @@ def _projected_person(scope: Scope) -> str | None:
         entry = scope.sources.get(value.table)
         if isinstance(entry, exp.Table) and is_person_table(entry.name):
             return value.table
-        if isinstance(entry, Scope) and _traces_to_person(_unwrap(entry), "person_id"):
+        if isinstance(entry, QueryScope) and _traces_to_person(_unwrap(entry), "person_id"):
             return value.table
     return None
 
 
-def _traces_to_person(scope: Scope, column: str) -> bool:
+def _traces_to_person(scope: QueryScope, column: str) -> bool:
     select = scope.expression
     if not isinstance(select, exp.Select):
         return False

@@ -19,6 +19,7 @@ from sqlglot.optimizer.qualify import qualify as sqlglot_qualify
 
 from sde.errors import ScopeViolation
 from sde.proxy.context import RuleContext
+from sde.scope import withheld_columns
 
 _UNRESOLVED = (
     re.compile(r"Column '\"?([^'\"]+)\"?' could not be resolved"),
@@ -55,12 +56,26 @@ def qualify(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
 def _refusal(message: str, ctx: RuleContext) -> ScopeViolation:
     match = next((m for p in _UNRESOLVED if (m := p.search(message))), None)
     if match:
-        name = match.group(1)
-        return ScopeViolation("columns.not-allowed", ctx.not_available("column", name), name=name)
+        return not_allowed(match.group(1), ctx)
     first = message.splitlines()[0][:200]
     return ScopeViolation(
         "columns.unresolved", f"the query's columns could not be resolved: {first}"
     )
+
+
+def not_allowed(name: str, ctx: RuleContext) -> ScopeViolation:
+    """The refusal of column ``name``: withheld by design if one of the project's tables
+    has a never-exposed column of that name (listing it in a scope file changes nothing),
+    else simply not available to the project."""
+    withheld = sorted(t for t in ctx.scope.tables if name in withheld_columns(t))
+    if withheld:
+        message = (
+            f"column {name} is withheld by design: no project ever sees "
+            f"{withheld[0]}.{name}, whatever its scope file lists"
+        )
+    else:
+        message = ctx.not_available("column", name)
+    return ScopeViolation("columns.not-allowed", message, name=name)
 
 
 def _check_sources(expression: exp.Expression, ctx: RuleContext) -> None:
@@ -85,7 +100,7 @@ def _check_sources(expression: exp.Expression, ctx: RuleContext) -> None:
         select = order.parent if order is not None else None
         if isinstance(select, exp.Query) and name in set(select.named_selects):
             continue  # ORDER BY an output alias
-        raise ScopeViolation("columns.not-allowed", ctx.not_available("column", name), name=name)
+        raise not_allowed(name, ctx)
     for star in expression.find_all(exp.Star):
         if not isinstance(star.parent, exp.Count):
             raise ScopeViolation(

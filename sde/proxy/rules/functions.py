@@ -14,11 +14,12 @@ from sqlglot import exp
 from sde.errors import ScopeViolation
 from sde.proxy.allowlists import FUNCTIONS, SYNTAX, TYPES, function_name
 from sde.proxy.context import RuleContext
+from sde.proxy.resolve import is_hint
 
 
 def check(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
     """Refuse any function or type that is not allowlisted."""
-    for node in expression.walk(prune=_hint):
+    for node in expression.walk(prune=is_hint):
         if isinstance(node, exp.Func) and type(node) not in FUNCTIONS | SYNTAX:
             name = function_name(node)
             raise ScopeViolation(
@@ -34,9 +35,3 @@ def check(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
                 name=name,
             )
     return expression
-
-
-def _hint(node: exp.Expr) -> bool:
-    """Optimizer hints are refused whole by the syntax rule; their arguments are not
-    tables or functions of the query."""
-    return isinstance(node, exp.Hint)

@@ -1,9 +1,10 @@
-"""Rule ``limits.row-cap``: the result has at most ``row_cap`` rows.
+"""Rule ``limits.limit``: literal LIMIT/OFFSET, and at most ``row_cap`` rows.
 
-The outermost query gets ``LIMIT row_cap + 1`` (or keeps a smaller literal
+LIMIT and OFFSET must be whole-number literals (else ``limits.limit``). The
+outermost query then gets ``LIMIT row_cap + 1`` (or keeps a smaller literal
 LIMIT of its own); the connection cuts the extra row and reports the cut, so a
-researcher always knows when a result is incomplete. LIMIT and OFFSET must be
-whole-number literals.
+researcher always knows when a result is incomplete. The cut itself is not a
+refusal and has no rule id of its own.
 
 The DP engine's exact-total queries (``enforce_access=False``) are not capped: the
 researcher never sees them, the release is bounded by its keys, and a cut would

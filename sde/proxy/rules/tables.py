@@ -21,14 +21,14 @@ from sqlglot import exp
 from sde.errors import ScopeViolation
 from sde.proxy.allowlists import CATALOG_PREFIXES, CATALOG_SCHEMAS
 from sde.proxy.context import RuleContext
-from sde.proxy.resolve import visible_cte
+from sde.proxy.resolve import is_hint, visible_cte
 
 _TABLE_ARGS = frozenset({"this", "alias", "joins", "laterals"})
 
 
 def check(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
     """Refuse every table reference that is not a visible CTE or an allowlisted table."""
-    for node in expression.walk(prune=_hint):
+    for node in expression.walk(prune=is_hint):
         if isinstance(node, exp.Lateral | exp.Unnest) and not isinstance(
             node.this, exp.Subquery | exp.Query
         ):
@@ -116,9 +116,3 @@ def _func_name(node: exp.Expr | None) -> str:
 
 def _listing(ctx: RuleContext) -> str:
     return ", ".join(sorted(ctx.scope.tables))
-
-
-def _hint(node: exp.Expr) -> bool:
-    """Optimizer hints are refused whole by the syntax rule; their arguments are not
-    tables or functions of the query."""
-    return isinstance(node, exp.Hint)
