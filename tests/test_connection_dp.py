@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import sde
-from sde.errors import BudgetExhausted, ConfigurationError, ScopeViolation
+from sde.errors import BudgetExhausted, ConfigurationError, DPRefusal, ScopeViolation
 
 
 def _scope(access: str, dp: dict[str, float] | None) -> dict[str, Any]:
@@ -123,7 +123,7 @@ def test_the_error_channel_is_closed_end_to_end(dp_conn: Any) -> None:
     )
     rules = set()
     for t in (0, 10**6):
-        with pytest.raises(ScopeViolation) as err:
+        with pytest.raises(DPRefusal) as err:
             dp_conn.sql_dp(probe.format(t=t), epsilon=0.001)
         rules.add(err.value.rule)
     assert rules == {"dp.not-total"}

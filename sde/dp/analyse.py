@@ -20,7 +20,7 @@ A value with no bounds is refused: bounds are never guessed from the data.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -71,6 +71,9 @@ class GroupKey:
     shown: bool = True
     #: Known to be a number (hashed as DECIMAL text, identical on every engine).
     numeric: bool = False
+    #: Its static type's family (:mod:`sde.dp.types`): float keys are normalised before
+    #: grouping (:func:`sde.dp.rewrite.normalised_key`).
+    family: str = "any"
 
 
 @dataclass
@@ -196,8 +199,22 @@ def analyse(
     analysis.limit = _limit(tree)
     # Last, so that the rules above name what they refuse; rewrites in place (the keys
     # and values above are nodes of ``tree``), so the exact SQL runs the total forms.
-    Checker(tree).query(tree)
+    checker = Checker(tree)
+    checker.query(tree)
+    analysis.keys = [_typed(k, checker) for k in group_keys]
     return analysis
+
+
+def _typed(key: GroupKey, checker: Checker) -> GroupKey:
+    """``key`` with its static type; a key whose type is unknown is refused (it could be a
+    float whose NaN and NULL cells the release would merge)."""
+    t = checker.types.get(id(key.expr))
+    if t is None or t.family == "any":
+        raise refuse(
+            "group-by",
+            f"the type of the key {key.name} is not known; CAST it to a type",
+        )
+    return replace(key, family=t.family)
 
 
 # -- checks ------------------------------------------------------------------------------

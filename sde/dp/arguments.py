@@ -3,12 +3,13 @@
 Python lets ``True`` stand for 1, ``float("inf")`` pass ``> 0`` and a list pass where a
 number is expected; each of those would reach OpenDP or the ledger as a raw ``TypeError``,
 ``OverflowError`` or, worse, be charged as if meant (``epsilon=True`` as 1.0). Everything is
-checked here, before any analysis, and refused as ``dp.<argument>``.
+checked here, before any analysis, and refused as ``dp.<argument>``: an
+:class:`~sde.errors.InvalidInput` (bad input, not a query DP cannot answer).
 
 >>> check_number("epsilon", True, low=0.0)
 Traceback (most recent call last):
 ...
-sde.errors.ScopeViolation: epsilon must be a number, not True
+sde.errors.InvalidInput: epsilon must be a number, not True
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from collections.abc import Mapping, Sequence
 from numbers import Real
 from typing import Any
 
-from sde.dp.locality import refuse
+from sde.errors import InvalidInput
+
+
+def refuse(rule: str, message: str) -> InvalidInput:
+    """An argument error ``dp.<rule>``."""
+    return InvalidInput(f"dp.{rule}", message)
+
 
 #: Largest |bound| / resolution: grid values stay exact integers in a double and a BIGINT.
 MAX_GRID = 2**52

@@ -28,10 +28,42 @@ from typing import cast
 
 from sqlglot import exp
 
-from sde.errors import ScopeViolation
+from sde.errors import DPRefusal
 from sde.omop.cdm import CDM
 
 PID = "person_id"
+
+#: Tables whose rows are about a person under another column name.
+PERSON_COLUMNS = {"cohort": "subject_id"}
+#: Tables that are not about persons: reference data, the organisation, definitions.
+PUBLIC_TABLES = CDM.VOCABULARY_TABLES | {
+    "care_site",
+    "provider",
+    "cohort_definition",
+    "cdm_source",
+    "metadata",
+}
+#: Tables of person data with no column naming the person: traced only through other
+#: records (a note, any event, any fact), or places where persons live. Refused.
+UNTRACED_TABLES = frozenset(
+    {"note_nlp", "cost", "fact_relationship", "episode_event", "location", "location_history"}
+)
+
+
+def table_class(name: str) -> tuple[str, str | None]:
+    """``("person", person column)``, ``("public", None)`` or ``("untraced", None)``.
+
+    Every CDM table is one of the three: a table with ``person_id`` (or ``cohort``, whose
+    ``subject_id`` is a person) is person data; the listed reference tables are public;
+    anything else, listed or not, is person data that cannot be traced to one person.
+    """
+    if name in PERSON_COLUMNS:
+        return "person", PERSON_COLUMNS[name]
+    if CDM.has_table(name) and CDM.is_person_table(name):
+        return "person", PID
+    if name in PUBLIC_TABLES:
+        return "public", None
+    return "untraced", None
 
 
 @dataclass
@@ -46,10 +78,12 @@ class Relation:
     tables: set[str] = field(default_factory=set)
     #: The single base table it passes through, when there is one (for metadata).
     origin: str | None = None
+    #: On the NULL-extended side of a LEFT JOIN: its person column may be NULL.
+    nullable: bool = False
 
 
-def refuse(rule: str, message: str) -> ScopeViolation:
-    return ScopeViolation(f"dp.{rule}", message)
+def refuse(rule: str, message: str) -> DPRefusal:
+    return DPRefusal(f"dp.{rule}", message)
 
 
 def _output_name(e: exp.Expression) -> str:
@@ -85,6 +119,13 @@ class Scope:
         rel = self.resolve(e)
         return rel is not None and rel.person and e.name == rel.pid_col
 
+    def is_key(self, e: exp.Expression) -> bool:
+        """True when ``e`` is a person column that is never NULL: the person a row belongs
+        to. A LEFT-joined relation's is NULL on unmatched rows, which would pool rows of
+        many persons under one NULL "person" (outputs, GROUP BY, PARTITION BY)."""
+        rel = self.resolve(e) if isinstance(e, exp.Column) else None
+        return self.is_pid(e) and rel is not None and not rel.nullable
+
 
 class Locality:
     """Checks queries for person-locality and describes their relations."""
@@ -107,14 +148,17 @@ class Locality:
                 )
             if not CDM.has_table(name):
                 raise refuse("unknown-table", f"{name} is not an OMOP CDM table")
-            person = CDM.is_person_table(name)
+            kind, pid = table_class(name)
+            if kind == "untraced":
+                raise refuse(
+                    "untraced-table",
+                    f"{name} holds data about persons but no column naming the person, so "
+                    "one person's rows cannot be traced and bounded; it is not available in "
+                    "DP queries",
+                )
+            person = kind == "person"
             return Relation(
-                alias,
-                person,
-                PID if person else None,
-                CDM.table(name).column_names,
-                {name} if person else set(),
-                name,
+                alias, person, pid, CDM.table(name).column_names, {name} if person else set(), name
             )
         if isinstance(node, exp.Subquery):
             inner = self.query(node.this)
@@ -129,7 +173,9 @@ class Locality:
             raise refuse("no-person", "a DP query must read from a table")
         rels = [self.relation(from_.this)]
         for join in select.args.get("joins") or []:
-            rels.append(self.relation(join.this))
+            rel = self.relation(join.this)
+            rel.nullable = (join.side or "").upper() in {"LEFT", "RIGHT", "FULL"}
+            rels.append(rel)
         return Scope(rels)
 
     # -- queries -----------------------------------------------------------------------
@@ -184,7 +230,7 @@ class Locality:
         ].args.get("on"):
             raise refuse("subquery-not-person-local", "DISTINCT ON is not available here")
         self._check_per_person(select, scope)
-        pid_col = self._pid_output(select, scope)
+        pid_col = self._pid_output(select, scope, need_pid)
         if pid_col is None and need_pid:
             raise refuse(
                 "no-person-column",
@@ -209,17 +255,28 @@ class Locality:
                 names.append(_output_name(e))
         return tuple(names)
 
-    def _pid_output(self, select: exp.Select, scope: Scope) -> str | None:
+    def _pid_output(self, select: exp.Select, scope: Scope, need_pid: bool = True) -> str | None:
+        """The output column naming each row's person: a person column never NULL.
+
+        A LEFT-joined relation's person column is NULL on unmatched rows and is never the
+        person; if it is output under the same name as the person, the name is ambiguous
+        and the query is refused.
+        """
+        found: list[tuple[str | None, bool]] = []
         for e in select.expressions:
             if isinstance(e, exp.Star) or (isinstance(e, exp.Column) and e.is_star):
                 rels = scope.persons
                 if isinstance(e, exp.Column) and e.table:
                     rels = [r for r in rels if r.alias == e.table]
-                if rels:
-                    return rels[0].pid_col
+                found += [(r.pid_col, r.nullable) for r in rels]
             elif scope.is_pid(e.unalias()):
-                return _output_name(e)
-        return None
+                found.append((_output_name(e), not scope.is_key(e.unalias())))
+        pid = next((name for name, nullable in found if not nullable), None)
+        if pid is not None and any(name == pid and nullable for name, nullable in found):
+            raise _outer_join_person()
+        if pid is None and need_pid and found:
+            raise _outer_join_person()
+        return pid
 
     def _check_per_person(self, select: exp.Select, scope: Scope) -> None:
         group = select.args.get("group")
@@ -230,14 +287,14 @@ class Locality:
         )
         if group is not None or has_agg:
             keys = group.expressions if group is not None else []
-            if not any(scope.is_pid(k) for k in keys):
+            if not any(scope.is_key(k) for k in keys):
                 raise refuse(
                     "cross-person-aggregate",
                     "a subquery over person data may aggregate only per person "
                     "(GROUP BY person_id); aggregate across persons in the outer query",
                 )
         for win in select.find_all(exp.Window):
-            if not any(scope.is_pid(p) for p in win.args.get("partition_by") or []):
+            if not any(scope.is_key(p) for p in win.args.get("partition_by") or []):
                 raise refuse(
                     "cross-person-window",
                     "window functions over person data must be PARTITION BY person_id",
@@ -303,7 +360,7 @@ class Locality:
         inner_locality.ctes = dict(self.ctes)
         try:
             described = inner_locality.query(query, need_pid=not isinstance(node, exp.Exists))
-        except ScopeViolation as err:
+        except DPRefusal as err:
             if err.rule != "dp.no-person-column":
                 raise
             raise refuse("subquery-not-person-local", _SUBQUERY_RULE) from None
@@ -357,6 +414,15 @@ def _check_person_side(select: exp.Select, scope: Scope) -> None:
         "a LEFT JOIN to person data from a table that is not person data gives rows with no "
         "person (NULL person_id), which truncation cannot bound; start FROM the person table "
         "or use an INNER JOIN",
+    )
+
+
+def _outer_join_person() -> DPRefusal:
+    return refuse(
+        "outer-join-person",
+        "the person_id of a LEFT-joined table is NULL on unmatched rows, which would pool "
+        "the rows of many persons under one NULL person; keep (or group or partition by) "
+        "the person_id of the table in FROM or an INNER-joined one",
     )
 
 

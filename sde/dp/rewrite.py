@@ -277,7 +277,9 @@ def _chain(
     for arg in ("with_", "group", "order", "limit", "having", "distinct"):
         src.set(arg, None)
     projections: list[Any] = [exp.alias_(a.pid.copy(), "_dp_pid")]
-    projections += [exp.alias_(k.expr.copy(), n) for k, n in zip(a.keys, keys, strict=True)]
+    projections += [
+        exp.alias_(_key_expr(k.expr, k.family, d), n) for k, n in zip(a.keys, keys, strict=True)
+    ]
     projections += [exp.alias_(s.expr.copy(), n) for s, n in zip(slots, vals, strict=True)]
     src.set("expressions", projections)
 
@@ -365,6 +367,24 @@ def _chain(
         f"UNION ALL SELECT {out} FROM _dp_r)"
     )
     return f"WITH {user_ctes}" + ", ".join(ctes)
+
+
+def normalised_key(k: str) -> str:
+    """SQL mapping a float key so that the engine's groups are the release's cells.
+
+    The release keys cells by :func:`sde.dp.release.norm_key`, which makes NaN a NULL and
+    -0.0 a 0; were they separate groups in the engine, one person could fill both (2x rows
+    and persons in one released cell). So before grouping NaN and infinities become NULL
+    (NaN orders above every number on every engine) and -0.0 becomes 0: a row belongs to
+    exactly one cell, and truncation counts the groups the release sees.
+    """
+    return f"CASE WHEN {k} BETWEEN -1e308 AND 1e308 THEN CASE WHEN {k} = 0 THEN 0 ELSE {k} END END"
+
+
+def _key_expr(e: exp.Expression, family: str, dialect: str) -> exp.Expression:
+    if family != "float":
+        return e.copy()
+    return exp.maybe_parse(normalised_key(f"({e.sql(dialect=dialect)})"), dialect=dialect)
 
 
 def _counted(keys: list[str], rows: int, groups: int | None, group_hash: str) -> list[str]:

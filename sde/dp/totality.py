@@ -35,9 +35,22 @@ from typing import Any
 from sqlglot import exp
 
 from sde.dp.locality import refuse
-from sde.dp.types import ANY, BIGINT_MAX, BOOL, FLOAT, NULL, TEXT, T, cdm_column, literal, unify
+from sde.dp.types import (
+    ANY,
+    BIGINT_MAX,
+    BOOL,
+    FLOAT,
+    MAX_CHARS,
+    NULL,
+    SCALAR_CHARS,
+    TEXT,
+    T,
+    cdm_column,
+    literal,
+    unify,
+)
 from sde.dp.types import comparable as _comparable
-from sde.errors import ScopeViolation
+from sde.errors import DPRefusal, SDEError
 
 #: Float operands are clamped to [-BIG, BIG]; divisors must be at least TINY in size.
 BIG = 1e100
@@ -49,8 +62,16 @@ ROWS_PER_PERSON = 2.0**31
 
 Env = dict[str, dict[str, T]]
 
+#: Clauses of a SELECT the checker looks into; any other clause is refused.
+_CLAUSES = frozenset(
+    {"expressions", "distinct", "from_", "joins", "where", "group", "having", "qualify"}
+    | {"order", "limit", "offset", "with_"}
+)
+#: Frame bounds that are words, not offsets.
+_FRAME_WORDS = {"UNBOUNDED", "CURRENT ROW"}
 
-def not_total(what: str, why: str) -> ScopeViolation:
+
+def not_total(what: str, why: str) -> DPRefusal:
     """A ``dp.not-total`` refusal (see :meth:`Checker.not_total` for other modes)."""
     return refuse(
         "not-total",
@@ -83,14 +104,20 @@ class Checker:
     max_count = 2.0**62
     #: Rows one SUM inside a subquery adds up at most (a per-person SUM in a CTE).
     max_rows = ROWS_PER_PERSON
+    #: Parts of a JOIN that are checked (any other is refused).
+    join_parts: frozenset[str] = frozenset({"this", "on", "using", "kind", "side", "method"})
+    #: Longest text a concatenation may produce.
+    max_chars = MAX_CHARS
 
     def __init__(self, top: exp.Select) -> None:
         self.top = top
         self.ctes: dict[str, dict[str, T]] = {}
         self.envs: list[Env] = []
         self.outputs: list[dict[str, T]] = []
+        #: The type of every expression checked, by node id (for the group keys' types).
+        self.types: dict[int, T] = {}
 
-    def not_total(self, what: str, why: str) -> ScopeViolation:
+    def not_total(self, what: str, why: str) -> SDEError:
         return not_total(what, why)
 
     def handlers(self) -> tuple[tuple[Any, Callable[[Checker, Any], T]], ...]:
@@ -143,33 +170,55 @@ class Checker:
         raise self.not_total(node.sql()[:60], "only tables and subqueries can be read")
 
     def _select(self, sel: exp.Select) -> dict[str, T]:
+        """Every clause of ``sel`` (an unknown clause is refused): HAVING and QUALIFY of a
+        subquery filter rows like WHERE, and can fail like it."""
+        for arg, value in sel.args.items():
+            if value and arg not in _CLAUSES:
+                raise self.not_total(f"the {arg.upper()} clause", "it is not checked")
         env: Env = {}
-        from_ = sel.args.get("from_")
-        if from_ is not None:
-            env[from_.this.alias_or_name] = self._relation(from_.this)
-        joins = sel.args.get("joins") or []
-        for j in joins:
-            env[j.this.alias_or_name] = self._relation(j.this)
-        self.envs.append(env)
         outputs: dict[str, T] = {}
+        self.envs.append(env)
         self.outputs.append(outputs)
         try:
-            for j in joins:
-                if j.args.get("on") is not None:
-                    self.condition(j.args["on"])
-            if sel.args.get("where") is not None:
-                self.condition(sel.args["where"].this)
-            group = sel.args.get("group")
-            for g in group.expressions if group is not None else []:
-                if not (isinstance(g, exp.Literal) and not g.is_string):
-                    self.expr(g)
-            for p in sel.expressions:
-                outputs.update(self._projection(p, env))
-            self._order(sel)
+            self._sources(sel, env)
+            self._clauses(sel, env)
         finally:
             self.envs.pop()
             self.outputs.pop()
         return outputs
+
+    def _sources(self, sel: exp.Select, env: Env) -> None:
+        """FROM and JOIN items in order; each sees the ones before it (LATERAL)."""
+        from_ = sel.args.get("from_")
+        if from_ is not None:
+            env[from_.this.alias_or_name] = self._relation(from_.this)
+        for join in sel.args.get("joins") or []:
+            unknown = [k for k, v in join.args.items() if v and k not in self.join_parts]
+            if unknown:
+                raise self.not_total(f"JOIN ... {unknown[0].upper()}", "write JOIN ... ON")
+            env[join.this.alias_or_name] = self._relation(join.this)
+            if join.args.get("on") is not None:
+                self.condition(join.args["on"])
+
+    def _clauses(self, sel: exp.Select, env: Env) -> None:
+        if sel.args.get("where") is not None:
+            self.condition(sel.args["where"].this)
+        group = sel.args.get("group")
+        if group is not None and any(v for k, v in group.args.items() if k != "expressions"):
+            raise self.not_total("ROLLUP, CUBE or GROUPING SETS", "it is not checked")
+        for g in group.expressions if group is not None else []:
+            if not (isinstance(g, exp.Literal) and not g.is_string):
+                self.expr(g)
+        for p in sel.expressions:
+            self.outputs[-1].update(self._projection(p, env))
+        distinct = sel.args.get("distinct")
+        on = distinct.args.get("on") if isinstance(distinct, exp.Distinct) else None
+        for e in on.expressions if isinstance(on, exp.Tuple) else [on] if on else []:
+            self.expr(e)
+        for clause in ("having", "qualify"):
+            if sel.args.get(clause) is not None:
+                self.condition(sel.args[clause].this)
+        self._order(sel)
 
     def _projection(self, p: exp.Expr, env: Env) -> dict[str, T]:
         if isinstance(p, exp.Star) or (isinstance(p, exp.Column) and p.is_star):
@@ -193,7 +242,8 @@ class Checker:
     def expr(self, e: exp.Expr) -> T:
         for kinds, handler in self.handlers():
             if isinstance(e, kinds):
-                return handler(self, e)
+                t = self.types[id(e)] = handler(self, e)
+                return t
         name = _fname(e)
         raise self.not_total(name.upper(), "it is not on the list of constructs that cannot fail")
 
@@ -404,7 +454,7 @@ def _cast(c: Checker, e: exp.Cast) -> T:
     if target is None:
         raise c.not_total(f"CAST to {to.sql()}", "only DOUBLE, BIGINT, INTEGER, TEXT, DATE casts")
     if target.family == "text" and t.family != "any":
-        return TEXT
+        return _as_text(t)
     if t.family == "null":
         return target
     if (
@@ -422,6 +472,11 @@ def _cast(c: Checker, e: exp.Cast) -> T:
         "this cast can fail on some values (only numbers to DOUBLE, numbers within range to "
         "integers, anything to TEXT and dates to dates cannot)",
     )
+
+
+def _as_text(t: T) -> T:
+    """The type of ``CAST(x AS TEXT)``: text keeps its length, anything else is short."""
+    return T("text", chars=t.chars if t.family == "text" else SCALAR_CHARS)
 
 
 def _fits(text: str, target: T) -> bool:
@@ -464,23 +519,54 @@ def _rounding(c: Checker, e: exp.Expr) -> T:
 
 
 def _text_fn(c: Checker, e: exp.Expr) -> T:
+    chars = 0.0
     for arg in [e.this, *e.expressions]:
-        if c.expr(arg).family not in {"text", "null"}:
+        t = c.expr(arg)
+        if t.family not in {"text", "null"}:
             raise c.not_total(_fname(e), "it needs text")
+        chars = max(chars, t.chars if t.family == "text" else 0.0)
     for name in ("start", "length", "expression"):
         v = e.args.get(name)
         if v is not None and not (isinstance(v, exp.Literal) and v.is_int and int(v.this) >= 0):
             raise c.not_total(_fname(e), "positions and lengths must be non-negative literals")
     if isinstance(e, exp.Length):
         return T("int", 0, 2.0**31)
-    return TEXT
+    return T("text", chars=_text_chars(e, chars))
+
+
+def _text_chars(e: exp.Expr, chars: float) -> float:
+    """The most characters a text function returns, from its argument's."""
+    if isinstance(e, exp.MD5):
+        return 32.0
+    if isinstance(e, exp.Lower | exp.Upper | exp.Initcap):
+        return 3.0 * chars  # full case mapping (Spark's Java) can triple a character
+    cut = (
+        e.args.get("length")
+        if isinstance(e, exp.Substring)
+        else e.args.get("expression")
+        if isinstance(e, exp.Left | exp.Right)
+        else None
+    )
+    if isinstance(cut, exp.Literal) and cut.is_int:
+        return min(chars, float(cut.this))
+    return chars
 
 
 def _concat(c: Checker, e: exp.Expr) -> T:
+    chars = 0.0
     for arg in e.expressions if not isinstance(e, exp.DPipe) else [e.this, e.expression]:
-        if c.expr(arg).family == "any":
+        t = c.expr(arg)
+        if t.family == "any":
             raise c.not_total("concatenation", f"the type of {arg.sql()[:40]} is unknown")
-    return TEXT
+        chars += t.chars if t.family == "text" else SCALAR_CHARS if t.family != "null" else 0.0
+    if chars > c.max_chars:
+        raise c.not_total(
+            f"concatenation {e.sql()[:40]}",
+            f"its result could hold {chars:.3g} characters, more than {c.max_chars:,.0f}: "
+            "text that grows only on some rows would make the run's time and memory "
+            "depend on them",
+        )
+    return T("text", chars=chars)
 
 
 def _date_part(c: Checker, e: exp.Expr) -> T:
@@ -536,12 +622,22 @@ def _percentile(c: Checker, e: exp.Expr) -> T:
     return FLOAT
 
 
+def check_frame(c: Checker, e: exp.Window) -> None:
+    """Window frame bounds must be whole-number literals (an offset can fail, e.g. < 0)."""
+    spec = e.args.get("spec")
+    for bound in (spec.args.get("start"), spec.args.get("end")) if spec is not None else ():
+        literal = isinstance(bound, exp.Literal) and bound.is_int
+        if bound is not None and not literal and str(bound).upper() not in _FRAME_WORDS:
+            raise c.not_total("this window frame", "frame bounds must be whole-number literals")
+
+
 def _window(c: Checker, e: exp.Window) -> T:
     for p in e.args.get("partition_by") or []:
         c.expr(p)
     order = e.args.get("order")
     for o in order.expressions if order is not None else []:
         c.expr(o.this)
+    check_frame(c, e)
     fn = e.this
     if isinstance(fn, exp.RowNumber | exp.Rank | exp.DenseRank):
         return T("int", 0, c.max_count)
@@ -633,4 +729,4 @@ _HANDLERS: tuple[tuple[Any, Callable[[Checker, Any], T]], ...] = (
     (exp.Star, _leaf(ANY)),
 )
 
-__all__ = ["BIG", "TINY", "Checker", "Env", "make_total", "math", "not_total"]
+__all__ = ["BIG", "TINY", "Checker", "Env", "check_frame", "make_total", "math", "not_total"]

@@ -27,6 +27,14 @@ ID = (0.0, 2.0**63 - 1)
 #: the one value that fails. 2^62 is exact and leaves room for one more addition.
 BIGINT_MAX = 2.0**62
 NUMERIC = {"int", "float"}
+#: Longest text an expression may statically produce (concatenations are refused beyond):
+#: text that grows only on one person's rows is a timeout or a memory kill, a bit about
+#: that person that no epsilon covers (and a way to stop the process).
+MAX_CHARS = 10_000.0
+#: Longest text of a CDM ``text`` column (no declared length): a stated assumption.
+TEXT_COLUMN_CHARS = 2.0**16
+#: Longest text of a number, date, timestamp or boolean cast to TEXT on any engine.
+SCALAR_CHARS = 64.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,8 @@ class T:
     hi: float = math.inf
     #: The text of a string literal (checked statically where an engine would cast it).
     literal: str | None = None
+    #: For text: the most characters it can hold on any data.
+    chars: float = math.inf
 
     @property
     def numeric(self) -> bool:
@@ -65,7 +75,7 @@ FLOAT = T("float")
 
 def literal(node: exp.Literal) -> T:
     if node.is_string:
-        return T("text", literal=str(node.this))
+        return T("text", literal=str(node.this), chars=float(len(str(node.this))))
     v = float(node.this)
     if re.fullmatch(r"[+-]?\d+", str(node.this)):
         # An integer literal is a BIGINT to the engine however large; exact range checks
@@ -87,7 +97,8 @@ def cdm_column(table: str, name: str) -> T | None:
         return FLOAT
     if base in {"date", "timestamp"}:
         return T(base)
-    return TEXT
+    declared = re.fullmatch(r"varchar\((\d+)\)", CDM.table(table).column(name).type)
+    return T("text", chars=float(declared.group(1)) if declared else TEXT_COLUMN_CHARS)
 
 
 def unify(a: T, b: T) -> T | None:
@@ -100,7 +111,7 @@ def unify(a: T, b: T) -> T | None:
         fam = "int" if a.family == b.family == "int" else "float"
         return T(fam, min(a.lo, b.lo), max(a.hi, b.hi))
     if a.family == b.family and a.family != "any":
-        return T(a.family)
+        return T(a.family, chars=max(a.chars, b.chars))
     return None
 
 

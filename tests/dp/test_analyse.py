@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sde.dp.analyse import analyse
-from sde.errors import ScopeViolation
+from sde.errors import DPRefusal
 
 SBP = "m.measurement_concept_id = 3004249"
 
@@ -83,14 +83,14 @@ REFUSED = [
 
 @pytest.mark.parametrize(("sql", "rule"), REFUSED, ids=[r for _, r in REFUSED])
 def test_refused_with_its_rule(sql: str, rule: str) -> None:
-    with pytest.raises(ScopeViolation) as err:
+    with pytest.raises(DPRefusal) as err:
         analyse(sql)
     assert err.value.rule == rule
     assert len(err.value.message) > 30  # a sentence, not a code
 
 
 def test_missing_bounds_message_says_how_to_state_them() -> None:
-    with pytest.raises(ScopeViolation, match=r"LEAST\(GREATEST") as err:
+    with pytest.raises(DPRefusal, match=r"LEAST\(GREATEST") as err:
         analyse("SELECT AVG(value_as_number) AS v FROM measurement")
     assert "never taken from the data" in err.value.message
 

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from sde.dp.analyse import analyse
 from sde.dp.engine import ENGINE_ERROR, DPEngine
-from sde.errors import QueryFailed, ScopeViolation, SDEError
+from sde.errors import DPRefusal, QueryFailed, SDEError
 from tests.fixtures.dp import build_dp_node, run_on
 
 SQL = "SELECT COUNT(*) AS n FROM person"
@@ -73,7 +73,7 @@ def test_bad_arguments_are_refused_by_name_and_spend_nothing(
 
 
 def test_a_sum_that_could_overflow_is_refused(dp_engine: Callable[..., DPEngine]) -> None:
-    with pytest.raises(ScopeViolation) as err:
+    with pytest.raises(DPRefusal) as err:
         dp_engine().sql_dp(
             "SELECT SUM(value_as_number) AS s FROM measurement",
             epsilon=1.0,
@@ -125,7 +125,7 @@ OUTER = [
 
 @pytest.mark.parametrize("sql", OUTER)
 def test_outer_joins_with_a_null_person_are_refused(sql: str) -> None:
-    with pytest.raises(ScopeViolation) as err:
+    with pytest.raises(DPRefusal) as err:
         analyse(sql)
     assert err.value.rule == "dp.outer-join-person"
 

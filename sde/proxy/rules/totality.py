@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from sde.dp.totality import Checker, Env, _binary, _fname
+from sde.dp.totality import Checker, _binary, _fname, check_frame
 from sde.dp.types import BOOL, FLOAT, T
 from sde.dp.types import comparable as _comparable
 from sde.errors import ScopeViolation
@@ -38,14 +38,6 @@ from sde.proxy.context import RuleContext
 
 #: Rows any one group, window partition or table has at most (a stated assumption).
 MAX_ROWS = 2.0**31
-
-#: Clauses of a SELECT the checker looks into; any other clause is refused.
-_CLAUSES = frozenset(
-    {"expressions", "distinct", "from_", "joins", "where", "group", "having", "qualify"}
-    | {"order", "limit", "offset", "with_"}
-)
-#: Parts of a JOIN it understands.
-_JOIN_PARTS = frozenset({"this", "on", "kind", "side", "method"})
 
 
 def check(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
@@ -66,6 +58,7 @@ class AggregatesChecker(Checker):
     set_operations = (exp.SetOperation,)
     max_count = MAX_ROWS
     max_rows = MAX_ROWS
+    join_parts = frozenset({"this", "on", "kind", "side", "method"})
 
     def not_total(self, what: str, why: str) -> ScopeViolation:
         return ScopeViolation(
@@ -85,55 +78,6 @@ class AggregatesChecker(Checker):
         if isinstance(node, exp.Lateral) and isinstance(node.this, exp.Subquery):
             return self.query(node.this.this)
         return super()._relation(node)
-
-    def _select(self, sel: exp.Select) -> dict[str, T]:
-        for arg, value in sel.args.items():
-            if value and arg not in _CLAUSES:
-                raise self.not_total(f"the {arg.upper()} clause", "the proxy does not check it")
-        env: Env = {}
-        outputs: dict[str, T] = {}
-        self.envs.append(env)
-        self.outputs.append(outputs)
-        try:
-            self._sources(sel, env)
-            self._clauses(sel, env)
-        finally:
-            self.envs.pop()
-            self.outputs.pop()
-        return outputs
-
-    def _sources(self, sel: exp.Select, env: Env) -> None:
-        """FROM and JOIN items in order; each sees the ones before it (LATERAL)."""
-        from_ = sel.args.get("from_")
-        if from_ is not None:
-            env[from_.this.alias_or_name] = self._relation(from_.this)
-        for join in sel.args.get("joins") or []:
-            unknown = [k for k, v in join.args.items() if v and k not in _JOIN_PARTS]
-            if unknown:
-                raise self.not_total(f"JOIN ... {unknown[0].upper()}", "write JOIN ... ON")
-            env[join.this.alias_or_name] = self._relation(join.this)
-            if join.args.get("on") is not None:
-                self.condition(join.args["on"])
-
-    def _clauses(self, sel: exp.Select, env: Env) -> None:
-        if sel.args.get("where") is not None:
-            self.condition(sel.args["where"].this)
-        group = sel.args.get("group")
-        if group is not None and any(v for k, v in group.args.items() if k != "expressions"):
-            raise self.not_total("ROLLUP, CUBE or GROUPING SETS", "the proxy does not check it")
-        for g in group.expressions if group is not None else []:
-            if not (isinstance(g, exp.Literal) and not g.is_string):
-                self.expr(g)
-        for p in sel.expressions:
-            self.outputs[-1].update(self._projection(p, env))
-        distinct = sel.args.get("distinct")
-        on = distinct.args.get("on") if isinstance(distinct, exp.Distinct) else None
-        for e in on.expressions if isinstance(on, exp.Tuple) else [on] if on else []:
-            self.expr(e)
-        for clause in ("having", "qualify"):
-            if sel.args.get(clause) is not None:
-                self.condition(sel.args[clause].this)
-        self._order(sel)
 
 
 # -- handlers for what aggregates mode adds -------------------------------------------
@@ -206,20 +150,13 @@ def _covariance(c: Checker, e: exp.Expr) -> T:
     return FLOAT  # NaN for no variance on some engines: unbounded, clamped where used
 
 
-_FRAME_WORDS = {"UNBOUNDED", "CURRENT ROW"}
-
-
 def _window(c: Checker, e: exp.Window) -> T:
     for p in e.args.get("partition_by") or []:
         c.expr(p)
     order = e.args.get("order")
     for o in order.expressions if order is not None else []:
         c.expr(o.this)
-    spec = e.args.get("spec")
-    for bound in (spec.args.get("start"), spec.args.get("end")) if spec is not None else ():
-        literal = isinstance(bound, exp.Literal) and bound.is_int
-        if bound is not None and not literal and str(bound).upper() not in _FRAME_WORDS:
-            raise c.not_total("this window frame", "frame bounds must be whole-number literals")
+    check_frame(c, e)
     fn = e.this
     if isinstance(fn, exp.IgnoreNulls | exp.RespectNulls):
         fn = fn.this
