@@ -12,9 +12,10 @@ the head. Truncating the tail is detected only against a remembered head:
 ``sde audit verify`` prints the head hash to record elsewhere (``--expect-head``).
 
 Appends are serialised, not retried: a writer takes the chain's lock (an advisory
-transaction lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) before it reads the head,
-so three services appending at once queue rather than collide. A change and its audit
-entry commit together: pass the change's open connection to :meth:`AuditLog.append`.
+transaction lock on PostgreSQL, SQLite's write lock) before it reads the head, so three
+services appending at once queue rather than collide. A change and its audit entry commit
+together: in the change's transaction call :meth:`AuditLog.lock`, then pass its connection
+to :meth:`AuditLog.append` (the budget ledger does, so a spend is never unaudited).
 
 >>> from sde.registry import open_registry
 >>> log = AuditLog(open_registry("sqlite://"))
@@ -129,6 +130,11 @@ class Verification:
     events: int = 0
 
 
+def _sqlite_in_transaction(conn: Connection) -> bool:
+    """Whether SQLite has a transaction open on ``conn`` (begun by the caller)."""
+    return bool(getattr(conn.connection.dbapi_connection, "in_transaction", False))
+
+
 def entry_hash(prev_hash: str, values: Mapping[str, object]) -> str:
     hashed = {k: values[k] for k in HASHED_FIELDS}
     hashed |= {k: values[k] for k in OPTIONAL_HASHED_FIELDS if values.get(k) is not None}
@@ -168,14 +174,19 @@ class AuditLog:
     def lock(conn: Connection) -> None:
         """Take the chain's write lock, held until ``conn``'s transaction ends.
 
-        Call it first in the transaction: on SQLite it begins the transaction as
-        ``BEGIN IMMEDIATE`` (the database's one write lock, which every registry
-        writer takes), on PostgreSQL it takes the log's advisory transaction lock.
+        On PostgreSQL: the log's advisory transaction lock. On SQLite the chain's lock is
+        the database's one write lock, which every registry writer takes: outside a
+        transaction this begins one as ``BEGIN IMMEDIATE``; inside one (the budget ledger
+        begins its own with ``BEGIN IMMEDIATE``, and a second ``BEGIN`` would fail) a write
+        that changes nothing takes the lock now if the transaction does not hold it yet,
+        or fails if a writer changed the database since the transaction read it.
         """
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
+        if conn.dialect.name != "sqlite":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+        elif _sqlite_in_transaction(conn):
+            conn.exec_driver_sql("UPDATE audit_log SET seq = seq WHERE 0")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     @staticmethod
     def _insert(conn: Connection, record: AuditRecord) -> int:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import getpass
 import time
+import warnings
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +26,14 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from sde.audit import AuditLog, AuditRecord
-from sde.errors import AccessDenied, ConfigurationError, QueryFailed, ScopeViolation, SDEError
+from sde.errors import (
+    AccessDenied,
+    ConfigurationError,
+    QueryFailed,
+    ResultTruncated,
+    ScopeViolation,
+    SDEError,
+)
 from sde.proxy.barrier import EngineError, Extract
 from sde.proxy.barrier.plan import ExtractPlan
 from sde.proxy.barrier.sources import ExtractRequest, source_for
@@ -36,7 +45,7 @@ from sde.registry.keys import project_key
 from sde.scope import Scope
 
 if TYPE_CHECKING:
-    from sde.dp.engine import DPEngine
+    from sde.dp.engine import AuditFor, DPEngine, Outcome
     from sde.dp.ledger import BudgetStatus
 
 #: Rows a DP exact run may return (Spark's LIMIT is a 32-bit integer); more is a failure,
@@ -50,7 +59,13 @@ _ENGINE_ERROR = (
 
 
 class Connection:
-    """A project-scoped connection. Build with :func:`connect`."""
+    """A project-scoped connection. Build with :func:`connect`.
+
+    Every call a researcher makes (:meth:`sql`, :meth:`explain`, :meth:`sql_dp`,
+    :meth:`budget`) writes exactly one audit entry, whatever its outcome. The engine's own
+    message of a failed query goes into that entry only: never into an exception (nor its
+    cause or context), a result or its ``attrs``.
+    """
 
     def __init__(
         self,
@@ -72,6 +87,8 @@ class Connection:
         self._closed = False
         self._contexts: dict[tuple[str, bool], RuleContext] = {}
         self._dp_engine: DPEngine | None = None
+        #: Rewritten-SQL hashes of the DP engine's recent exact runs, for their audit entries.
+        self._exact_hashes: OrderedDict[str, str | None] = OrderedDict()
 
     # -- the researcher's surface -------------------------------------------------------
 
@@ -88,9 +105,15 @@ class Connection:
 
         Raises :class:`~sde.errors.ScopeViolation` (naming the rule and the offending
         name) for anything outside the scope, :class:`~sde.errors.QueryFailed` with a
-        generic message when the engine fails.
+        generic message when the engine fails. A result cut at the row cap warns
+        (:class:`~sde.errors.ResultTruncated`) and says so in ``attrs["sde"]`` and in the
+        query's audit entry.
         """
-        return self._execute(sql, dialect, action="sql", enforce_access=True)
+        frame = self._execute(sql, dialect)
+        info = frame.attrs["sde"]
+        if info.get("truncated"):
+            warnings.warn(ResultTruncated(info["message"]), stacklevel=2)
+        return frame
 
     def explain(self, sql: str, dialect: str | None = None) -> dict[str, str]:
         """The rewritten SQL, keyed by where it runs (a node, or ``a+b`` for a pooled extract)."""
@@ -130,19 +153,26 @@ class Connection:
             # The researcher's own query meets every scope rule first, so a refusal names
             # their table or column rather than something in the DP engine's rewrite.
             self._prepare(sql, options.get("dialect"), enforce_access=False)
+            engine = self._dp()
         except SDEError as err:
             self._record("sql_dp", sql, start, err=err)
             raise
-        try:
-            return self._dp().sql_dp(sql, epsilon, delta, accuracy, alpha, **options)
-        except SDEError as err:  # refusals and charged failures (dp.engine-error) are audited
-            self._record("sql_dp", sql, start, err=err)
-            raise
+        # From here the engine writes the query's one entry, whatever the outcome; with a
+        # spend or a refund, in the ledger's transaction.
+        audit = self._dp_audit(sql, start)
+        return engine.sql_dp(sql, epsilon, delta, accuracy, alpha, audit=audit, **options)
 
     def budget(self) -> BudgetStatus:
         """The project's privacy budget: total, spent, remaining and every release."""
-        self._check_open()
-        return self._dp().budget()
+        start = time.perf_counter()
+        try:
+            self._check_open()
+            status = self._dp().budget()
+        except SDEError as err:
+            self._record("budget", "", start, err=err)
+            raise
+        self._record("budget", "", start, rows=len(status.history))
+        return status
 
     def close(self) -> None:
         if not self._closed:
@@ -162,12 +192,28 @@ class Connection:
 
     # -- for the dp layer ---------------------------------------------------------------
 
-    def _run_scoped(self, sql: str, dialect: str | None = None) -> pd.DataFrame:
-        """Every scope rule except the access-mode check (for :mod:`sde.dp` only)."""
-        return self._execute(sql, dialect, action="dp-exact", enforce_access=False)
+    def _run_exact(self, sql: str, dialect: str | None) -> pd.DataFrame:
+        """Every scope rule except the access mode, no row cap, no audit entry of its own
+        (the DP engine's entry for the query covers it); :class:`ExactRunner` serves it."""
+        self._check_open()
+        prepared = self._prepare(sql, dialect, enforce_access=False)
+        self._exact_hashes[sql] = self._rewritten(prepared)
+        if len(self._exact_hashes) > 64:
+            self._exact_hashes.popitem(last=False)
+        return self._fetch(prepared, EXACT_ROWS)
+
+    def _dp_audit(self, sql: str, start: float) -> AuditFor:
+        """How the DP engine builds this ``sql_dp`` call's audit entry from its outcome."""
+
+        def entry(o: Outcome) -> AuditRecord:
+            rewritten = self._exact_hashes.get(o.exact_sql) if o.exact_sql else None
+            result = (o.outcome, o.rule, o.detail)
+            return self._entry("sql_dp", sql, start, result, rows=o.rows, rewritten=rewritten)
+
+        return entry
 
     def _dp(self) -> DPEngine:
-        """The project's DP engine, built on first use over :meth:`_run_scoped`."""
+        """The project's DP engine, built on first use over an :class:`ExactRunner`."""
         if self._dp_engine is None:
             if not self.scope.dp:
                 raise ConfigurationError(
@@ -178,7 +224,7 @@ class Connection:
             from sde.dp.engine import DPEngine
 
             self._dp_engine = DPEngine(
-                self._run_scoped,
+                ExactRunner(self),
                 registry=self.registry,
                 project=self.project,
                 budget=(self.scope.dp["epsilon"], self.scope.dp.get("delta", 0.0)),
@@ -210,43 +256,46 @@ class Connection:
             self._contexts[(name, enforce_access)] = ctx
         return prepare(sql, ctx)
 
-    def _execute(
-        self, sql: str, dialect: str | None, *, action: str, enforce_access: bool
-    ) -> pd.DataFrame:
+    def _execute(self, sql: str, dialect: str | None) -> pd.DataFrame:
+        """:meth:`sql` and its one audit entry."""
         start = time.perf_counter()
         prepared: Prepared | None = None
         try:
             self._check_open()
-            if enforce_access and self.scope.access == "dp":
+            if self.scope.access == "dp":
                 raise ScopeViolation(
                     "access.dp-only",
                     f"project {self.project} is approved for differentially private queries "
                     "only; use conn.sql_dp(...)",
                 )
-            prepared = self._prepare(sql, dialect, enforce_access=enforce_access)
-            engine_sql = prepared.sql(self._extract.dialect)
-            # The DP engine's exact totals are never cut at the row cap (sde.dp bounds the
-            # release by its keys): a cut would silently drop totals.
-            cap = self.limits.row_cap if enforce_access else EXACT_ROWS
-            raw = self._extract.run(engine_sql, timeout_s=self.limits.timeout_s, max_rows=cap + 1)
+            prepared = self._prepare(sql, dialect)
+            frame = self._fetch(prepared, self.limits.row_cap)
         except SDEError as err:
-            self._record(action, sql, start, prepared=prepared, err=err)
+            self._record("sql", sql, start, prepared=prepared, err=err)
             raise
         except EngineError as err:
-            self._record(action, sql, start, prepared=prepared, engine=err)
-            if err.timeout:
-                raise QueryFailed(
-                    "limits.timeout",
-                    f"the query ran longer than {self.limits.timeout_s:g} s and was stopped",
-                ) from None
-            raise QueryFailed("engine.error", _ENGINE_ERROR) from None
-        try:
-            frame = self._finish(normalise(raw), prepared, cap)
-        except SDEError as err:
-            self._record(action, sql, start, prepared=prepared, err=err)
-            raise
-        self._record(action, sql, start, prepared=prepared, rows=len(frame))
-        return frame
+            self._record("sql", sql, start, prepared=prepared, engine=err)
+            timeout = err.timeout
+        else:
+            info = frame.attrs["sde"]
+            note = info["message"] if info.get("truncated") else None
+            self._record("sql", sql, start, prepared=prepared, rows=len(frame), note=note)
+            return frame
+        # Raised here, outside the handler: the error carries no cause or context that holds
+        # the engine's message.
+        if timeout:
+            raise QueryFailed(
+                "limits.timeout",
+                f"the query ran longer than {self.limits.timeout_s:g} s and was stopped",
+            )
+        raise QueryFailed("engine.error", _ENGINE_ERROR)
+
+    def _fetch(self, prepared: Prepared, cap: int) -> pd.DataFrame:
+        """Run ``prepared`` on the extract: at most ``cap`` rows (more: cut, or refused for
+        an exact run). Raises :class:`EngineError` or :class:`SDEError`."""
+        engine_sql = prepared.sql(self._extract.dialect)
+        raw = self._extract.run(engine_sql, timeout_s=self.limits.timeout_s, max_rows=cap + 1)
+        return self._finish(normalise(raw), prepared, cap)
 
     def _finish(self, frame: pd.DataFrame, prepared: Prepared, cap: int) -> pd.DataFrame:
         info: dict[str, Any] = {"project": self.project, "nodes": list(self.nodes)}
@@ -284,38 +333,68 @@ class Connection:
         err: SDEError | None = None,
         engine: EngineError | None = None,
         rows: int | None = None,
+        note: str | None = None,
     ) -> None:
-        rewritten = None
-        if prepared is not None:
-            try:
-                rewritten = prepared.sha256(self._extract.dialect)
-            except SDEError:
-                rewritten = None
+        """Append one call's audit entry (``note``: what an ``ok`` outcome should say)."""
+        result: tuple[str, str | None, str | None]
         if err is not None:
-            outcome, rule, detail = "refused", err.rule, err.message
+            result = ("refused", err.rule, err.message)
         elif engine is not None:
-            outcome, rule, detail = (
-                "error",
-                "limits.timeout" if engine.timeout else "engine.error",
-                engine.detail,
-            )
+            rule = "limits.timeout" if engine.timeout else "engine.error"
+            result = ("error", rule, engine.detail)
         else:
-            outcome, rule, detail = "ok", None, None
-        self._audit.append(
-            AuditRecord(
-                user=self.user,
-                project=self.project,
-                scope_version=self.scope.version,
-                action=action,
-                sql=_storable(sql if isinstance(sql, str) else repr(sql)),
-                outcome=outcome,
-                rule=rule,
-                detail=_storable(detail) if detail is not None else None,
-                rows=rows,
-                rewritten_sha256=rewritten,
-                duration_ms=(time.perf_counter() - start) * 1000,
-            )
+            result = ("ok", None, note)
+        rewritten = self._rewritten(prepared)
+        self._audit.append(self._entry(action, sql, start, result, rows=rows, rewritten=rewritten))
+
+    def _entry(
+        self,
+        action: str,
+        sql: str,
+        start: float,
+        result: tuple[str, str | None, str | None],
+        *,
+        rows: int | None,
+        rewritten: str | None,
+    ) -> AuditRecord:
+        outcome, rule, detail = result
+        return AuditRecord(
+            user=self.user,
+            project=self.project,
+            scope_version=self.scope.version,
+            action=action,
+            sql=_storable(sql if isinstance(sql, str) else repr(sql)),
+            outcome=outcome,
+            rule=rule,
+            detail=_storable(detail) if detail is not None else None,
+            rows=rows,
+            rewritten_sha256=rewritten,
+            duration_ms=(time.perf_counter() - start) * 1000,
         )
+
+    def _rewritten(self, prepared: Prepared | None) -> str | None:
+        """The hash of the SQL that ran (or would have), for the audit entry."""
+        if prepared is None:
+            return None
+        try:
+            return prepared.sha256(self._extract.dialect)
+        except SDEError:
+            return None
+
+
+class ExactRunner:
+    """The :class:`~sde.dp.engine.ScopedRunner` a connection gives its DP engine.
+
+    Exact rows under every scope rule but the access mode (a ``dp`` project's exact totals
+    go only to the engine, which noises them), never cut at the row cap. Not part of the
+    researcher's surface.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def run_exact(self, sql: str, dialect: str) -> pd.DataFrame:
+        return self._conn._run_exact(sql, dialect)
 
 
 def _storable(text: str) -> str:

@@ -110,6 +110,16 @@ class BackendUnavailable(SDEError):
     default_rule = "backend.unavailable"
 
 
+class ResultTruncated(UserWarning):
+    """A warning, not an error: a result was cut at the row cap (``Limits.row_cap``).
+
+    Shown where the researcher looks (the notebook cell, the command line); the cut is
+    also in ``df.attrs["sde"]`` and in the query's audit entry.
+    """
+
+    rule = "limits.row-cap"
+
+
 __all__ = [
     "AccessDenied",
     "BackendUnavailable",
@@ -119,6 +129,7 @@ __all__ = [
     "InvalidInput",
     "InvalidTransition",
     "QueryFailed",
+    "ResultTruncated",
     "SDEError",
     "ScopeViolation",
 ]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 import sde
+from sde.audit import AuditLog
+from sde.dp.ledger import Ledger
 from sde.errors import BudgetExhausted, ConfigurationError, DPRefusal, ScopeViolation
 
 
@@ -157,3 +161,98 @@ def test_the_row_cap_never_cuts_the_exact_totals_of_a_dp_query(
     assert sorted(int(y) for y in got.index) == years
     for year in years:  # Laplace noise at epsilon 5 is a few persons, not a whole group
         assert abs(float(got[year]) - int(exact[year])) < 25, (year, got[year], exact[year])
+
+
+def _entries(conn: Any) -> int:
+    return AuditLog(conn.registry).count()
+
+
+def _outcome(conn: Any) -> tuple[str, str, str | None]:
+    last = AuditLog(conn.registry).entries()[-1]
+    return last.action, last.outcome, last.rule
+
+
+COUNT = "SELECT gender_concept_id, COUNT(*) AS n FROM person GROUP BY gender_concept_id"
+
+#: Each researcher action on a dp project, in order, and the one entry it writes.
+Action = tuple[str, Callable[[Any], object], type[Exception] | None, tuple[str, str, str | None]]
+ACTIONS: list[Action] = [
+    ("sql refused", lambda c: c.sql("SELECT 1"), ScopeViolation,
+     ("sql", "refused", "access.dp-only")),
+    ("explain", lambda c: c.explain("SELECT COUNT(*) FROM person"), None, ("explain", "ok", None)),
+    ("answered", lambda c: c.sql_dp(COUNT, epsilon=0.2), None, ("sql_dp", "ok", None)),
+    ("from release", lambda c: c.sql_dp(COUNT, epsilon=0.2), None, ("sql_dp", "ok", None)),
+    ("scope refusal", lambda c: c.sql_dp("SELECT COUNT(note_text) FROM note", epsilon=0.1),
+     ScopeViolation, ("sql_dp", "refused", "tables.not-allowed")),
+    ("dp refusal", lambda c: c.sql_dp("SELECT * FROM person", epsilon=0.1),
+     DPRefusal, ("sql_dp", "refused", "dp.non-aggregate")),
+    ("not confirmed", lambda c: c.sql_dp(COUNT, accuracy=3), DPRefusal,
+     ("sql_dp", "refused", "dp.not-confirmed")),
+    ("over budget", lambda c: c.sql_dp("SELECT COUNT(*) AS n FROM person", epsilon=0.9),
+     BudgetExhausted, ("sql_dp", "refused", "dp.budget")),
+    ("budget view", lambda c: c.budget(), None, ("budget", "ok", None)),
+]  # fmt: skip
+
+
+def test_every_action_writes_exactly_one_audit_entry(dp_conn: Any) -> None:
+    """Issue: only scope refusals of sql_dp were audited. Now every call a researcher makes
+    writes one entry, whatever its outcome, and the chain still verifies."""
+    for name, action, error, expected in ACTIONS:
+        before = _entries(dp_conn)
+        if error is None:
+            action(dp_conn)
+        else:
+            with pytest.raises(error):
+                action(dp_conn)
+        assert _entries(dp_conn) == before + 1, name
+        assert _outcome(dp_conn) == expected, name
+    entries = AuditLog(dp_conn.registry).entries()
+    answered, cached = entries[2], entries[3]
+    assert answered.detail == "release 1: spent epsilon=0.2, delta=0"
+    assert answered.rows == 2
+    assert answered.rewritten_sha256  # the exact run's rewritten SQL, as for sql()
+    assert cached.detail == "served from release 1, nothing spent"
+    assert entries[-1].rows == 1  # the budget view: one release
+    assert AuditLog(dp_conn.registry).verify().ok
+
+
+def test_an_edited_scope_budget_is_refused_until_the_custodian_applies_it(
+    synth_dir: Path, tmp_path: Path
+) -> None:
+    """Embedded mode: the registry beside the data holds the budget of record. A scope file
+    whose budget was edited is refused (naming both budgets), audited, and spends nothing;
+    the custodian's ``Ledger.set_totals`` applies an approved change."""
+    registry = f"sqlite:///{tmp_path / 'registry.sqlite'}"
+    cache = tmp_path / "cache"
+    with sde.connect(synth_dir, scope=_scope("dp", {"epsilon": 1.0, "delta": 1e-6}),
+                     registry=registry, cache_dir=cache) as first:  # fmt: skip
+        first.sql_dp("SELECT COUNT(*) AS n FROM person", epsilon=0.5)
+    edited = _scope("dp", {"epsilon": 100.0, "delta": 1e-6})
+    with sde.connect(synth_dir, scope=edited, registry=registry, cache_dir=cache) as conn:
+        for action in (lambda: conn.sql_dp(COUNT, epsilon=0.1), conn.budget):
+            before = _entries(conn)
+            with pytest.raises(ConfigurationError) as err:
+                action()
+            assert err.value.rule == "dp.budget-mismatch"
+            assert "epsilon=100, delta=1e-06" in err.value.message
+            assert "epsilon=1, delta=1e-06" in err.value.message
+            assert _entries(conn) == before + 1
+            assert _outcome(conn)[1:] == ("refused", "dp.budget-mismatch")
+        Ledger(conn.registry).set_totals("dp-dp", 100.0, 1e-6, actor="custodian")
+        status = conn.budget()
+    assert (status.epsilon_total, status.epsilon_spent) == (100.0, 0.5)
+
+
+def test_a_failed_audit_entry_leaves_the_answer_unshown(dp_conn: Any) -> None:
+    """The settlement and its entry are one transaction: when the entry cannot be written
+    the answer is neither stored nor shown (the reservation stays charged: data was read)."""
+    with dp_conn.registry.begin() as c:
+        c.exec_driver_sql(
+            "CREATE TRIGGER audit_down BEFORE INSERT ON audit_log WHEN NEW.action = 'sql_dp' "
+            "BEGIN SELECT RAISE(ABORT, 'audit log unavailable'); END"
+        )
+    with pytest.raises(IntegrityError):
+        dp_conn.sql_dp(COUNT, epsilon=0.2)
+    status = dp_conn.budget()
+    assert status.history[0].result.get("pending") is True
+    assert not [e for e in AuditLog(dp_conn.registry).entries() if e.action == "sql_dp"]

@@ -13,6 +13,13 @@ engine answers *from the returned record*, so an answer is never returned unreco
 crash before the commit spends nothing and shows nothing; a crash after it leaves the
 release stored, and asking again returns it free.
 
+Every method that spends or refunds takes the query's audit entry (``audit=``) and appends
+it in its own transaction, after :meth:`AuditLog.lock <sde.audit.AuditLog.lock>`: a spend
+and its entry commit together or not at all. The registry holds the budget of record:
+:meth:`Ledger.ensure_project` creates a project's row but never changes its totals (a scope
+that disagrees is refused, ``dp.budget-mismatch``); :meth:`Ledger.set_totals` is the admin
+path, audited in the same transaction.
+
 Epsilon and delta are stored as integers (1e-12 and 1e-18 units): costs round up, totals
 round down, so float rounding can never let the sum of many small costs exceed the budget.
 """
@@ -23,7 +30,7 @@ import hashlib
 import json
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
@@ -37,6 +44,7 @@ from sqlalchemy import (
     update,
 )
 
+from sde.audit import AuditLog, AuditRecord
 from sde.errors import BudgetExhausted, ConfigurationError
 from sde.registry.budget import DPBudget, DPRelease
 
@@ -116,13 +124,46 @@ class Ledger:
     # -- service -----------------------------------------------------------------------
 
     def ensure_project(self, project: str, epsilon_total: float, delta_total: float) -> None:
-        """Create the project's budget row, or bring its totals in line with the scope."""
+        """Create the project's budget row with these totals, or check they are its totals.
+
+        The registry holds the budget of record: an existing row is never changed here.
+        Totals that differ from it (a scope file edited, an old approval) are refused with
+        ``dp.budget-mismatch`` naming both; only :meth:`set_totals` changes them.
+        """
         eps = to_units(epsilon_total, EPS_UNIT, up=False)
         dlt = to_units(delta_total, DELTA_UNIT, up=False)
         with self.engine.connect() as conn:
             self._begin(conn)
             row = self._lock_budget(conn, project)
-            now = datetime.now(UTC)
+            if row is None:
+                conn.execute(
+                    insert(DPBudget).values(
+                        project=project,
+                        epsilon_total=eps,
+                        delta_total=dlt,
+                        epsilon_spent=0,
+                        delta_spent=0,
+                        updated_at=datetime.now(UTC),
+                    )
+                )
+                conn.commit()
+                return
+        if (row.epsilon_total, row.delta_total) != (eps, dlt):
+            raise _mismatch(project, (eps, dlt), row)
+
+    def set_totals(self, project: str, epsilon: float, delta: float, *, actor: str) -> None:
+        """Set a project's budget totals (an approved amendment): the admin path.
+
+        Spending is unchanged (a total below it leaves nothing to spend). The change and
+        its audit event (``dp.budget-set`` by ``actor``, old and new totals) commit in one
+        transaction.
+        """
+        eps = to_units(epsilon, EPS_UNIT, up=False)
+        dlt = to_units(delta, DELTA_UNIT, up=False)
+        now = datetime.now(UTC)
+        with self.engine.connect() as conn:
+            self._begin(conn)
+            row = self._lock_budget(conn, project)
             if row is None:
                 conn.execute(
                     insert(DPBudget).values(
@@ -134,12 +175,22 @@ class Ledger:
                         updated_at=now,
                     )
                 )
-            elif (row.epsilon_total, row.delta_total) != (eps, dlt):
+            else:
                 conn.execute(
                     update(DPBudget)
                     .where(DPBudget.project == project)
                     .values(epsilon_total=eps, delta_total=dlt, updated_at=now)
                 )
+            old = None if row is None else _totals(row.epsilon_total, row.delta_total)
+            event = AuditRecord.event(
+                actor,
+                "dp.budget-set",
+                f"project:{project}",
+                project=project,
+                details={"from": old, "to": _totals(eps, dlt)},
+            )
+            AuditLog.lock(conn)
+            AuditLog(self.engine).append(event, conn=conn)
             conn.commit()
 
     def find(self, project: str, query_hash: str) -> Release | None:
@@ -178,8 +229,13 @@ class Ledger:
         epsilon: float,
         delta: float,
         result: dict[str, Any],
+        audit: AuditRecord | None = None,
     ) -> Release:
-        """Spend and store atomically; the returned record is what the caller answers with."""
+        """Spend and store atomically; the returned record is what the caller answers with.
+
+        ``audit``: the query's audit entry, appended in the same transaction (a repeat is
+        noted as served from the stored release, a refusal writes nothing).
+        """
         eps = to_units(epsilon, EPS_UNIT, up=True)
         dlt = to_units(delta, DELTA_UNIT, up=True)
         payload = json.dumps(result, separators=(",", ":"), allow_nan=True)
@@ -188,7 +244,8 @@ class Ledger:
             budget = self._locked(conn, project)
             existing = self._find(conn, project, query_hash)
             if existing is not None:
-                conn.rollback()
+                _audit(conn, self.engine, audit, f"served from release {existing.id}")
+                conn.commit()
                 return existing
             self._refuse_if_over(
                 (budget.epsilon_total, budget.delta_total),
@@ -197,6 +254,7 @@ class Ledger:
                 units=True,
             )
             release = self._insert(conn, project, query_hash, user, sql, (eps, dlt), payload)
+            _audit(conn, self.engine, audit, f"release {release.id}: spent {_cost(eps, dlt)}")
             conn.commit()
         return release
 
@@ -231,12 +289,18 @@ class Ledger:
         return release.id
 
     def settle(
-        self, project: str, reservation: int, query_hash: str, result: dict[str, Any]
+        self,
+        project: str,
+        reservation: int,
+        query_hash: str,
+        result: dict[str, Any],
+        audit: AuditRecord | None = None,
     ) -> Release:
         """The reserved release becomes the answer to ``query_hash``; the record to answer from.
 
         If a concurrent run of the same query was recorded first, its release is returned
-        and this reservation refunded: only that stored answer is ever shown.
+        and this reservation refunded: only that stored answer is ever shown. ``audit``, the
+        query's entry, commits with the spend (or not at all, and neither does the spend).
         """
         payload = json.dumps(result, separators=(",", ":"), allow_nan=True)
         with self.engine.connect() as conn:
@@ -252,6 +316,8 @@ class Ledger:
                 raise ConfigurationError("dp.no-reservation", f"no reserved release {reservation}")
             if existing is not None:
                 self._refund(conn, project, row)
+                note = f"served from release {existing.id}; reservation {reservation} refunded"
+                _audit(conn, self.engine, audit, note)
                 conn.commit()
                 return existing
             conn.execute(
@@ -259,6 +325,8 @@ class Ledger:
                 .where(DPRelease.id == reservation)
                 .values(query_hash=query_hash, result=payload)
             )
+            cost = _cost(row["epsilon"], row["delta"])
+            _audit(conn, self.engine, audit, f"release {reservation}: spent {cost}")
             conn.commit()
         return Release(
             int(row["id"]),
@@ -271,8 +339,9 @@ class Ledger:
             json.loads(payload),
         )
 
-    def refund(self, project: str, reservation: int) -> None:
-        """Undo a reservation whose query read no data (a refusal before it ran)."""
+    def refund(self, project: str, reservation: int, audit: AuditRecord | None = None) -> None:
+        """Undo a reservation whose query read no data (a refusal before it ran); ``audit``,
+        the query's entry, commits with the refund."""
         with self.engine.connect() as conn:
             self._begin(conn)
             self._locked(conn, project)
@@ -283,6 +352,7 @@ class Ledger:
             )
             if row is not None:
                 self._refund(conn, project, row)
+            _audit(conn, self.engine, audit, f"reservation {reservation} refunded, nothing spent")
             conn.commit()
 
     @staticmethod
@@ -297,19 +367,39 @@ class Ledger:
             )
         )
 
-    def fail(self, project: str, reservation: int, query_hash: str) -> None:
-        """A reserved query's exact run failed: its release stays, charged, marked failed."""
+    def fail(
+        self, project: str, reservation: int, query_hash: str, audit: AuditRecord | None = None
+    ) -> None:
+        """A reserved query's exact run failed: its release stays, charged, marked failed;
+        ``audit``, the query's entry, commits with it."""
         payload = json.dumps({"failed": True, "rule": "dp.engine-error", "query": query_hash})
         with self.engine.connect() as conn:
             self._begin(conn)
             self._locked(conn, project)
+            row = (
+                conn.execute(select(DPRelease.__table__).where(DPRelease.id == reservation))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise ConfigurationError("dp.no-reservation", f"no reserved release {reservation}")
             conn.execute(
                 update(DPRelease).where(DPRelease.id == reservation).values(result=payload)
             )
+            cost = _cost(row["epsilon"], row["delta"])
+            _audit(conn, self.engine, audit, f"release {reservation}: failed, charged {cost}")
             conn.commit()
 
     def record_failure(
-        self, project: str, query_hash: str, *, user: str, sql: str, epsilon: float, delta: float
+        self,
+        project: str,
+        query_hash: str,
+        *,
+        user: str,
+        sql: str,
+        epsilon: float,
+        delta: float,
+        audit: AuditRecord | None = None,
     ) -> Release:
         """Charge a query whose exact run failed, atomically, and store the failure.
 
@@ -328,6 +418,8 @@ class Ledger:
             eps = min(eps, max(budget.epsilon_total - budget.epsilon_spent, 0))
             dlt = min(dlt, max(budget.delta_total - budget.delta_spent, 0))
             release = self._insert(conn, project, salted, user, sql, (eps, dlt), payload)
+            note = f"release {release.id}: failed, charged {_cost(eps, dlt)}"
+            _audit(conn, self.engine, audit, note)
             conn.commit()
         return release
 
@@ -450,3 +542,37 @@ def _release(row: Any, *, reused: bool) -> Release:
         json.loads(row["result"]),
         reused,
     )
+
+
+def _totals(eps: int, dlt: int) -> dict[str, float]:
+    return {"epsilon": from_units(eps, EPS_UNIT), "delta": from_units(dlt, DELTA_UNIT)}
+
+
+def _mismatch(project: str, scope: tuple[int, int], row: DPBudget) -> ConfigurationError:
+    ours, theirs = _totals(*scope), _totals(row.epsilon_total, row.delta_total)
+    return ConfigurationError(
+        "dp.budget-mismatch",
+        f"the scope gives project {project} a privacy budget of epsilon={ours['epsilon']:.6g}, "
+        f"delta={ours['delta']:.3g} but the registry holds epsilon={theirs['epsilon']:.6g}, "
+        f"delta={theirs['delta']:.3g}, the budget of record; a budget changes only through "
+        "an approved amendment, which the data custodian applies (Ledger.set_totals); "
+        "nothing was spent",
+        scope_epsilon=ours["epsilon"],
+        scope_delta=ours["delta"],
+        registry_epsilon=theirs["epsilon"],
+        registry_delta=theirs["delta"],
+    )
+
+
+def _audit(conn: Connection, engine: Engine, record: AuditRecord | None, note: str) -> None:
+    """Append ``record`` (with the ledger's ``note`` on what it did to the budget) inside the
+    transaction on ``conn``: the spend and its audit entry commit, or fail, together."""
+    if record is None:
+        return
+    detail = note if not record.detail else f"{record.detail}; {note}"
+    AuditLog.lock(conn)
+    AuditLog(engine).append(replace(record, detail=detail), conn=conn)
+
+
+def _cost(eps: int, dlt: int) -> str:
+    return f"epsilon={from_units(eps, EPS_UNIT):.6g}, delta={from_units(dlt, DELTA_UNIT):.3g}"

@@ -15,7 +15,7 @@ from sde.dp.engine import DPEngine, Quote
 from sde.dp.metadata import Metadata
 from sde.dp.plan import build
 from sde.dp.release import merge
-from sde.errors import ScopeViolation
+from sde.errors import DPRefusal, InvalidInput, SDEError
 from tests.fixtures.dp import run_on
 from tests.fixtures.synth import all_nodes
 
@@ -91,27 +91,30 @@ def test_accuracy_computes_epsilon_and_asks(dp_engine: Callable[..., DPEngine]) 
     assert max(out.attrs["dp"]["columns"]["n"]["half_width"]) <= 5
     assert engine.budget().epsilon_spent == pytest.approx(seen[0].epsilon, rel=1e-9)
     # nobody to ask (tests are not interactive): refused with the cost, nothing spent
-    with pytest.raises(ScopeViolation, match="pass confirm=True") as err:
+    with pytest.raises(DPRefusal, match="pass confirm=True") as err:
         engine.sql_dp(sql, accuracy=2)
     assert err.value.rule == "dp.not-confirmed"
     assert engine.budget().epsilon_spent == pytest.approx(seen[0].epsilon, rel=1e-9)
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "rule"),
+    ("kwargs", "rule", "error"),
     [
-        ({}, "dp.epsilon"),
-        ({"epsilon": 1.0, "accuracy": 3}, "dp.epsilon"),
-        ({"accuracy": {"sbp": 2.0}}, "dp.accuracy-unsupported"),
-        ({"epsilon": -1.0}, "dp.epsilon"),
-        ({"epsilon": 1.0, "alpha": 1.5}, "dp.alpha"),
+        ({}, "dp.epsilon", DPRefusal),
+        ({"epsilon": 1.0, "accuracy": 3}, "dp.epsilon", DPRefusal),
+        ({"accuracy": {"sbp": 2.0}}, "dp.accuracy-unsupported", DPRefusal),
+        ({"epsilon": -1.0}, "dp.epsilon", InvalidInput),
+        ({"epsilon": 1.0, "alpha": 1.5}, "dp.alpha", InvalidInput),
     ],
 )
 def test_argument_refusals(
-    dp_engine: Callable[..., DPEngine], kwargs: dict[str, object], rule: str
+    dp_engine: Callable[..., DPEngine],
+    kwargs: dict[str, object],
+    rule: str,
+    error: type[SDEError],
 ) -> None:
     engine = dp_engine()
-    with pytest.raises(ScopeViolation) as err:
+    with pytest.raises(error) as err:
         engine.sql_dp(IMD_SBP, **kwargs)  # type: ignore[arg-type]
     assert err.value.rule == rule
     assert engine.budget().epsilon_spent == 0
@@ -120,7 +123,7 @@ def test_argument_refusals(
 def test_row_level_access_refused_and_free(dp_engine: Callable[..., DPEngine]) -> None:
     engine = dp_engine()
     for sql in ("SELECT * FROM person", "SELECT person_id, value_as_number FROM measurement"):
-        with pytest.raises(ScopeViolation, match=r"row-level|rows") as err:
+        with pytest.raises(DPRefusal, match=r"row-level|rows") as err:
             engine.sql_dp(sql, epsilon=1.0)
         assert err.value.rule == "dp.non-aggregate"
     assert engine.budget().epsilon_spent == 0

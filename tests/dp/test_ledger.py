@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,10 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 
+from sde.audit import AuditLog, AuditRecord
 from sde.dp.engine import DPEngine
 from sde.dp.ledger import EPS_UNIT, Ledger, Release, to_units
-from sde.errors import BudgetExhausted
+from sde.errors import BudgetExhausted, ConfigurationError
 from sde.registry.db import open_registry
 
 
@@ -149,9 +152,15 @@ def test_answer_is_rendered_from_the_stored_record(
     real = Ledger.settle
 
     def settle(
-        self: Ledger, project: str, reservation: int, qhash: str, result: dict[str, Any]
+        self: Ledger,
+        project: str,
+        reservation: int,
+        qhash: str,
+        result: dict[str, Any],
+        audit: AuditRecord | None = None,
     ) -> Release:
-        return real(self, project, reservation, qhash, {**result, "noisy": {"n_rows": [424242]}})
+        forged = {**result, "noisy": {"n_rows": [424242]}}
+        return real(self, project, reservation, qhash, forged, audit)
 
     monkeypatch.setattr(Ledger, "settle", settle)
     out = engine.sql_dp("SELECT COUNT(*) AS n FROM person", epsilon=0.1)
@@ -179,15 +188,94 @@ def test_identical_query_is_free_and_different_epsilon_is_not(
     assert all(len(r.query_hash) == 64 and r.created_at for r in status.history)
 
 
-def test_scope_budget_changes_are_applied(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_scope_never_changes_the_budget_of_record(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue: the totals were reset to whatever scope the caller passed. The registry holds
+    the budget; a scope that disagrees is refused, naming both, and changes nothing."""
     engine = open_registry(f"sqlite:///{tmp_path / 'r.sqlite'}")
     ledger = Ledger(engine)
     ledger.ensure_project("p", 1.0, 1e-6)
+    ledger.ensure_project("p", 1.0, 1e-6)  # the same totals: nothing to say
     ledger.record("p", "a", user="u", sql="x", epsilon=0.8, delta=0.0, result={})
-    ledger.ensure_project("p", 0.5, 1e-6)  # the committee lowered the budget
+    for eps, dlt in ((5.0, 1e-6), (0.5, 1e-6), (1.0, 1e-5)):
+        with pytest.raises(ConfigurationError) as err:
+            ledger.ensure_project("p", eps, dlt)
+        assert err.value.rule == "dp.budget-mismatch"
+        assert f"epsilon={eps:g}, delta={dlt:g}" in err.value.message  # the scope's
+        assert "epsilon=1, delta=1e-06" in err.value.message  # the registry's
+        assert err.value.details["registry_epsilon"] == 1.0
+    status = ledger.status("p")
+    assert (status.epsilon_total, status.delta_total, status.epsilon_spent) == (1.0, 1e-6, 0.8)
+
+
+def test_set_totals_is_the_audited_admin_path(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = open_registry(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    ledger, log = Ledger(engine), AuditLog(engine)
+    ledger.ensure_project("p", 1.0, 1e-6)
+    ledger.record("p", "a", user="u", sql="x", epsilon=0.8, delta=0.0, result={})
+    ledger.set_totals("p", 0.5, 1e-6, actor="custodian")  # the committee lowered it
     assert ledger.status("p").epsilon_remaining == 0.0
     with pytest.raises(BudgetExhausted):
         ledger.record("p", "b", user="u", sql="x", epsilon=0.01, delta=0.0, result={})
+    ledger.ensure_project("p", 0.5, 1e-6)  # the amended scope now agrees
+    (event,) = log.entries(project="p")
+    assert (event.user, event.action, event.object) == ("custodian", "dp.budget-set", "project:p")
+    assert json.loads(event.details or "") == {
+        "from": {"epsilon": 1.0, "delta": 1e-6},
+        "to": {"epsilon": 0.5, "delta": 1e-6},
+    }
+    # the change and its audit event commit together: no event, no change
+    _break_audit_log(engine)
+    with pytest.raises(IntegrityError, match="audit log unavailable"):
+        ledger.set_totals("p", 3.0, 1e-6, actor="custodian")
+    assert ledger.status("p").epsilon_total == 0.5
+    assert log.count() == 1
+
+
+def _break_audit_log(engine: Engine) -> None:
+    """A real failure of the audit insert inside the spender's transaction (a trigger in
+    the test's database, not a mock)."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER audit_down BEFORE INSERT ON audit_log "
+            "BEGIN SELECT RAISE(ABORT, 'audit log unavailable'); END"
+        )
+
+
+def _entry(sql: str) -> AuditRecord:
+    return AuditRecord(
+        user="u", project="p", scope_version="v", action="sql_dp", sql=sql, outcome="ok",
+        duration_ms=1.0,
+    )  # fmt: skip
+
+
+def test_a_spend_and_its_audit_entry_commit_together(dp_registry: Engine) -> None:
+    """Issue: the spend and its audit row committed in separate transactions. Now the
+    ledger appends the entry in its own transaction: a failed audit insert rolls back the
+    spend (record), the settlement (settle) and the failure mark (fail)."""
+    ledger, log = Ledger(dp_registry), AuditLog(dp_registry)
+    ledger.ensure_project("p", 1.0, 1e-6)
+    ledger.record(
+        "p", "q0", user="u", sql="x", epsilon=0.1, delta=0.0, result={}, audit=_entry("x")
+    )
+    assert [e.detail for e in log.entries()] == ["release 1: spent epsilon=0.1, delta=0"]
+    held = ledger.reserve("p", "q1", user="u", sql="y", epsilon=0.2, delta=0.0)
+    _break_audit_log(dp_registry)
+    with pytest.raises(IntegrityError, match="audit log unavailable"):
+        ledger.record(
+            "p", "q2", user="u", sql="z", epsilon=0.3, delta=0.0, result={}, audit=_entry("z")
+        )
+    with pytest.raises(IntegrityError, match="audit log unavailable"):
+        ledger.settle("p", held, "q1", {"noisy": 1}, _entry("y"))
+    with pytest.raises(IntegrityError, match="audit log unavailable"):
+        ledger.fail("p", held, "q1", _entry("y"))
+    status = ledger.status("p")
+    assert status.epsilon_spent == pytest.approx(0.3)  # q0 and the reservation, nothing else
+    assert next(r.query_hash for r in status.history) == "q0"
+    assert status.history[1].result["pending"] is True  # neither settled nor marked failed
+    assert ledger.find("p", "q1") is None
+    assert ledger.find("p", "q2") is None
+    assert log.count() == 1
+    assert log.verify().ok
 
 
 @settings(max_examples=60, deadline=None)
