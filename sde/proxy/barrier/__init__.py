@@ -65,8 +65,12 @@ class BackendExtract:
         """One rewritten SELECT on the extract, cancelled after ``timeout_s``."""
         try:
             return self.backend.query(sql, timeout_s=timeout_s, max_rows=max_rows)
-        except EngineFailure as failure:
-            raise EngineError(failure) from None
+        except EngineFailure as caught:
+            failure = caught
+        # Raised outside the handler, the engine's own exception detached: no exception
+        # chain leads to the engine's text (it stays on ``failure.engine_message``).
+        failure.__cause__ = failure.__context__ = None
+        raise EngineError(failure)
 
     def close(self) -> None:
         self.backend.close()
