@@ -457,9 +457,9 @@ def _number_text(n: float) -> str:
 def _hits(value: object, strings: list[str], numbers: list[float], ignore: str) -> list[str]:
     hits: list[str] = []
     if isinstance(value, pd.DataFrame):
-        for col in value.columns:
+        for i, col in enumerate(value.columns):  # by position: names may repeat (a.x, b.x)
             hits += _hits(str(col), strings, numbers, ignore)
-            for v in value[col].tolist():
+            for v in value.iloc[:, i].tolist():
                 hits += _cell(str(col), v, strings, numbers, ignore)
         return sorted(set(hits))
     text = str(value)
