@@ -77,7 +77,7 @@ def _attempt(
     obj = f"user:{username[:64]}"
     row = find_user(tx.session, username)
     if row is None:
-        crypto.check_password(None, password)  # as long as for a known user
+        store.passwords.check(None, password)  # as long as for a known user
         tx.audit(username[:64], "auth.login", obj, outcome="refused", rule=BAD_CREDENTIALS)
         return AccessDenied(BAD_CREDENTIALS, _BAD_MESSAGE)
     if row.locked_until is not None and at < utc(row.locked_until):
@@ -88,8 +88,8 @@ def _attempt(
     if step is None:
         return _failed(tx, row, at)
     row.failed_logins, row.totp_last_step = 0, step
-    if row.password_hash is not None and crypto.needs_rehash(row.password_hash):
-        row.password_hash = crypto.hash_password(password)
+    if row.password_hash is not None and store.passwords.needs_rehash(row.password_hash):
+        row.password_hash = store.passwords.hash(password)
     info = user_info(tx.session, row)
     if not (info.is_staff or info.is_accredited(at.date())):
         tx.audit(username, "auth.login", obj, outcome="refused", rule="auth.not-accredited")
@@ -107,7 +107,7 @@ def _check_secrets(
     store: AccountStore, row: User, password: str, otp: str, at: dt.datetime
 ) -> int | None:
     """The TOTP step matched if both the password and the code are right, else None."""
-    password_ok = crypto.check_password(row.password_hash, password)
+    password_ok = store.passwords.check(row.password_hash, password)
     if row.totp_secret is None:
         return None
     secret = store.cipher.decrypt(row.totp_secret)

@@ -1,7 +1,8 @@
 """Secrets of a login: argon2id password hashes and TOTP secrets encrypted at rest.
 
-Passwords are hashed with argon2id (``argon2-cffi``'s defaults, RFC 9106's low-memory
-profile); a hash made with older parameters is replaced on the next good login.
+Passwords are hashed with argon2id (:class:`Passwords`: ``argon2-cffi``'s defaults, RFC
+9106's low-memory profile); a hash made with other parameters is replaced on the next good
+login.
 
 A TOTP secret is stored as a Fernet token (AES-128-CBC with HMAC-SHA256), under a key
 derived with HKDF-SHA256 from ``SDE_SECRET_KEY``: the key is never stored, so a copy of the
@@ -40,26 +41,40 @@ TOTP_STEP_SECONDS = 30
 TOTP_DRIFT_STEPS = 1
 _HKDF_INFO = b"sde-workbench totp-secret v1"
 
-_HASHER = PasswordHasher()
-#: Verified against when the user is unknown, so that the answer takes as long.
-_DUMMY_HASH = _HASHER.hash("not a password of anyone")
 
+class Passwords:
+    """argon2id hashing with one set of parameters (by default argon2-cffi's, RFC 9106's
+    low-memory profile; tests pass a cheaper one, the same algorithm).
 
-def hash_password(password: str) -> str:
-    """An argon2id hash of ``password``."""
-    return _HASHER.hash(password)
+    >>> from argon2 import PasswordHasher, profiles
+    >>> cheap = Passwords(PasswordHasher.from_parameters(profiles.CHEAPEST))
+    >>> stored = cheap.hash("a long passphrase")
+    >>> stored.startswith("$argon2id$"), cheap.check(stored, "a long passphrase")
+    (True, True)
+    >>> cheap.check(stored, "a wrong one"), cheap.check(None, "anything")
+    (False, False)
+    """
 
+    def __init__(self, hasher: PasswordHasher | None = None) -> None:
+        self._hasher = hasher or PasswordHasher()
+        self._dummy: str | None = None
 
-def check_password(stored: str | None, password: str) -> bool:
-    """Whether ``password`` matches ``stored`` (None: no password; still takes as long)."""
-    try:
-        return _HASHER.verify(stored or _DUMMY_HASH, password) and stored is not None
-    except (VerificationError, InvalidHashError):
-        return False
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
 
+    def check(self, stored: str | None, password: str) -> bool:
+        """Whether ``password`` matches ``stored``; with no hash (unknown user, no
+        password) it is checked against a dummy hash, so the answer takes as long."""
+        if stored is None and self._dummy is None:
+            self._dummy = self._hasher.hash("not the password of anyone")
+        try:
+            return self._hasher.verify(stored or self._dummy or "", password) and bool(stored)
+        except (VerificationError, InvalidHashError):
+            return False
 
-def needs_rehash(stored: str) -> bool:
-    return _HASHER.check_needs_rehash(stored)
+    def needs_rehash(self, stored: str) -> bool:
+        """Whether ``stored`` was made with other parameters (then hash again at login)."""
+        return self._hasher.check_needs_rehash(stored)
 
 
 def new_totp_secret() -> str:

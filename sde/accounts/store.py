@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session
 
-from sde.accounts.crypto import TotpCipher
+from sde.accounts.crypto import Passwords, TotpCipher
 from sde.accounts.model import Member, ProjectInfo, UserInfo, utc
 from sde.audit import AuditLog, AuditRecord
 from sde.errors import InvalidInput
@@ -60,11 +60,17 @@ class AccountStore:
 
     ``secret`` is the workbench secret the TOTP key is derived from; by default it is
     read from the settings when first needed, so commands that touch no TOTP secret run
-    without it.
+    without it. ``passwords`` hashes passwords (default: argon2id, default parameters).
     """
 
-    def __init__(self, engine: Engine, secret: str | Callable[[], str] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        secret: str | Callable[[], str] | None = None,
+        passwords: Passwords | None = None,
+    ) -> None:
         self.engine = engine
+        self.passwords = passwords or Passwords()
         self._secret = secret
         self._cipher: TotpCipher | None = None
 

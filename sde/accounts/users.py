@@ -209,7 +209,7 @@ def set_password(store: AccountStore, actor: str, username: str, password: str) 
             "user.weak-password",
             f"a password must have at least {MIN_PASSWORD_LENGTH} characters",
         )
-    hashed = crypto.hash_password(password)
+    hashed = store.passwords.hash(password)
     with store.write() as tx:
         require_user(tx.session, username).password_hash = hashed
         tx.audit(actor, "user.password", f"user:{username}")
