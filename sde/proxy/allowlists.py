@@ -27,7 +27,7 @@ SYNTAX = _classes(
     Interval IntervalSpan DataType DataTypeParam Var Exists In Between Is Not Neg Like
     ILike Escape Any All EQ NEQ GT GTE LT LTE NullSafeEQ NullSafeNEQ And Or Add Sub Mul
     Div IntDiv Mod DPipe BitwiseAnd BitwiseOr BitwiseXor BitwiseNot Bracket
-    IgnoreNulls RespectNulls National RawString SimilarTo
+    IgnoreNulls RespectNulls National RawString SimilarTo Pivot PivotAlias
     """
 )
 

@@ -26,6 +26,12 @@ class Case:
     dialect: str
     name: str | None
     scope: str
+    #: Engines an ``allow`` case must run on; the others refuse it as ``engine.unsupported``.
+    engines: tuple[str, ...] = ALL_DIALECTS
+
+    @property
+    def allowed(self) -> bool:
+        return self.rules == ("allow",)
 
     @property
     def id(self) -> str:
@@ -49,6 +55,7 @@ def load(files: str = "*.yaml") -> list[Case]:
                         dialect,
                         entry.get("name"),
                         entry.get("scope", "rows"),
+                        tuple(entry.get("engines", ALL_DIALECTS)),
                     )
                 )
     return cases

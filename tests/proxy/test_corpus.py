@@ -3,7 +3,9 @@
 Each case runs twice: through the pure pipeline (the rule id and the named
 offender must match) and through a real scoped DuckDB connection, where the
 refusal must carry the same rule and no planted sentinel. ``barrier`` cases
-pass the rules by design and must return nothing out of scope.
+pass the rules by design and must return nothing out of scope. ``allow`` cases
+are legitimate research SQL: they pass the rules and run on all three engines
+(or are refused by name on an engine that cannot run them).
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ def aggregates_conn(sentinel_nodes):  # type: ignore[no-untyped-def]
     conn.close()
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.rules != ("barrier",)], ids=lambda c: c.id)
+PASSING = (("barrier",), ("allow",))
+ALLOWED = [c for c in CASES if c.allowed]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.rules not in PASSING], ids=lambda c: c.id)
 def test_rule_trips(case: Case) -> None:
     ctx = RuleContext(_scope(case), case.dialect, Limits())
     with pytest.raises(SDEError) as info:
@@ -60,5 +66,28 @@ def test_through_connection(case: Case, scoped, aggregates_conn) -> None:  # typ
         if case.rules != ("barrier",):
             assert error.rule in case.rules
         return
-    assert case.rules == ("barrier",), f"not refused; returned {len(frame)} rows"
+    assert case.rules in PASSING, f"not refused; returned {len(frame)} rows"
     assert not sentinel_hits(frame)
+
+
+def test_corpus_has_allowed_research_sql() -> None:
+    assert len({(c.file, c.index) for c in ALLOWED}) >= 10
+
+
+@pytest.mark.parametrize("case", ALLOWED, ids=lambda c: c.id)
+def test_allowed_passes_every_rule(case: Case) -> None:
+    prepare(case.sql, RuleContext(_scope(case), case.dialect, Limits()))
+
+
+@pytest.mark.parametrize("case", [c for c in ALLOWED if c.scope == "rows"], ids=lambda c: c.id)
+def test_allowed_runs_on_every_engine(case: Case, engine_case) -> None:  # type: ignore[no-untyped-def]
+    frame, error = outcome(lambda: engine_case.conn.sql(case.sql, dialect=case.dialect))
+    if engine_case.engine in case.engines:
+        assert error is None, f"{error.rule}: {error.message}" if error else ""
+        assert frame is not None
+        assert len(frame) > 0
+        assert not sentinel_hits(frame)
+        return
+    assert error is not None
+    assert error.rule == "engine.unsupported"
+    assert engine_case.engine in error.message

@@ -13,6 +13,8 @@ check has accepted.
 | 2 | limits | ``limits.query-size``, ``limits.depth``, ``limits.recursive-cte`` |
 | 3 | tables | ``tables.not-allowed``, ``.qualified``, ``.catalog``, ``.file``, ``.function`` |
 | | | ``tables.clause`` |
+| 3b | shorthands | ``syntax.unsupported``, ``columns.not-allowed``: expands DuckDB's |
+| | | ``COLUMNS('regex')`` (allowlisted columns only), ``GROUP BY ALL``, ``ORDER BY ALL`` |
 | 4 | functions | ``functions.not-allowed``, ``functions.type-not-allowed`` |
 | 5 | constructs | ``syntax.unsupported`` |
 | 6 | columns | ``columns.not-allowed``, ``.whole-row``, ``.star``, ``.unresolved`` |
@@ -44,6 +46,7 @@ from sde.proxy.rules import (
     limits,
     recheck,
     row_cap,
+    shorthands,
     statement,
     tables,
     threshold,
@@ -56,6 +59,7 @@ RULES: tuple[Rule, ...] = (
     statement.check,
     limits.check,
     tables.check,
+    shorthands.rewrite,
     functions.check,
     constructs.check,
     columns.qualify,

@@ -46,6 +46,8 @@ def check(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
                 "YEAR, MONTH or DAY may be written without quotes",
                 construct=word,
             )
+        if isinstance(node, exp.Pivot):
+            _check_pivot(node, ctx)
         if isinstance(node, exp.Join) and node.args.get("method"):
             method = str(node.args["method"]).upper()
             raise ScopeViolation(
@@ -54,6 +56,38 @@ def check(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
                 construct=f"{method} JOIN",
             )
     return expression
+
+
+#: What a ``PIVOT (agg FOR col IN (...))`` may hold besides its aggregates and fields.
+_PIVOT_ARGS = frozenset(
+    {"expressions", "fields", "columns", "alias", "pivot_column_naming"}
+    | {"identify_pivot_strings", "prefixed_pivot_columns"}  # how sqlglot names outputs
+)
+
+
+def _check_pivot(pivot: exp.Pivot, ctx: RuleContext) -> None:
+    """``t PIVOT (agg FOR col IN (literals))`` in rows mode; nothing else of PIVOT.
+
+    The pivot groups by every other column of its source *as the engine holds it*;
+    in rows mode that is the allowlist, but an aggregates or DP extract also holds
+    ``person_id``, so there PIVOT is refused (write conditional aggregates).
+    """
+    if ctx.scope.access != "rows" or not ctx.enforce_access:
+        raise ScopeViolation(
+            "syntax.unsupported",
+            f"PIVOT is available in rows mode only (project {ctx.project} is "
+            f"{ctx.scope.access}); write COUNT(CASE WHEN col = v THEN 1 END) AS v, ...",
+            construct="PIVOT",
+        )
+    extra = sorted(k for k, v in pivot.args.items() if v and k not in _PIVOT_ARGS)
+    values = [v for f in pivot.args.get("fields") or [] for v in f.expressions]
+    literal = all(isinstance(v.unalias(), exp.Literal) for v in values) and values
+    if pivot.args.get("unpivot") or extra or not literal:
+        raise ScopeViolation(
+            "syntax.unsupported",
+            "only PIVOT (aggregate FOR column IN (constant, ...)) is allowed",
+            construct="PIVOT",
+        )
 
 
 def _name(node: exp.Expr) -> str:

@@ -34,7 +34,10 @@ def rewrite(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
     limit = expression.args.get("limit")
     if isinstance(limit, exp.Limit) and int(limit.expression.this) <= cap:
         return expression
-    if isinstance(expression, exp.Select):
+    distinct = expression.args.get("distinct")
+    if isinstance(expression, exp.Select) and not (distinct and distinct.args.get("on")):
         return expression.limit(cap, copy=False)
+    # Set operations, and DISTINCT ON (Spark runs it as a window in a subquery, which
+    # would cut rows before the distinct): the cap goes on the outside.
     wrapped = exp.select("*").from_(expression.subquery("sde_result"))
     return wrapped.limit(cap, copy=False)

@@ -61,6 +61,13 @@ def check(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
                 f"{what} is not allowed: project {ctx.project} is read-only; send one SELECT query",
                 construct=what,
             )
+    if isinstance(expression, exp.Pivot):
+        raise ScopeViolation(
+            "statement.read-only",
+            "the PIVOT statement is not allowed: write SELECT ... FROM t PIVOT "
+            "(aggregate FOR column IN (value, ...))",
+            construct="PIVOT",
+        )
     if not isinstance(expression, exp.Query):
         kind = expression.key.upper()
         raise ScopeViolation(

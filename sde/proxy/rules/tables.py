@@ -23,7 +23,7 @@ from sde.proxy.allowlists import CATALOG_PREFIXES, CATALOG_SCHEMAS
 from sde.proxy.context import RuleContext
 from sde.proxy.resolve import is_hint, visible_cte
 
-_TABLE_ARGS = frozenset({"this", "alias", "joins", "laterals"})
+_TABLE_ARGS = frozenset({"this", "alias", "joins", "laterals", "pivots"})
 
 
 def check(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
