@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,14 +12,23 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import Engine
 
+from sde.audit import AuditLog, AuditRecord
 from sde.dp.analyse import analyse
-from sde.dp.engine import DPEngine, Quote
+from sde.dp.engine import (
+    DPEngine,
+    Outcome,
+    Quote,
+    ask_at_terminal,
+    ask_in_notebook,
+    in_notebook,
+)
 from sde.dp.metadata import Metadata
 from sde.dp.plan import build
 from sde.dp.release import merge
-from sde.errors import DPRefusal, InvalidInput, SDEError
-from tests.fixtures.dp import run_on
+from sde.errors import BudgetExhausted, DPRefusal, InvalidInput, QueryFailed, SDEError
+from tests.fixtures.dp import build_dp_node, run_on
 from tests.fixtures.synth import all_nodes
 
 IMD_SBP = (
@@ -227,3 +239,63 @@ def test_clamped_report_weight_zero_gives_every_epsilon_to_the_statistics(
     (tmp_path / "bad.yaml").write_text("defaults:\n  clamped_report_weight: -1\n")
     with pytest.raises(ValueError, match="clamped_report_weight"):
         Metadata.load(tmp_path / "bad.yaml")
+
+
+def test_confirmation_never_prompts_outside_a_notebook(
+    dp_engine: Callable[..., DPEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue: ``input()`` ran whenever stdin was a terminal, so a server in a terminal's
+    foreground hung. Now only an IPython kernel is asked; a real terminal here is not."""
+    master, slave = pty.openpty()
+    os.write(master, b"y\n")  # an answer waiting, in case anything asks
+    with os.fdopen(slave, "r") as tty:
+        monkeypatch.setattr(sys, "stdin", tty)
+        assert sys.stdin.isatty()
+        engine = dp_engine()
+        quote = engine.quote("SELECT COUNT(*) AS n FROM person", accuracy=5)
+        assert not in_notebook()
+        assert ask_in_notebook(quote) is False
+        with pytest.raises(DPRefusal, match=r"costs epsilon=.*pass confirm=True") as err:
+            engine.sql_dp("SELECT COUNT(*) AS n FROM person", accuracy=5)
+        assert err.value.rule == "dp.not-confirmed"
+        # asked for explicitly, a prompt reads the terminal
+        out = engine.sql_dp("SELECT COUNT(*) AS n FROM person", accuracy=5, confirm=ask_at_terminal)
+    os.close(master)
+    assert engine.budget().epsilon_spent == pytest.approx(out.attrs["dp"]["epsilon"])
+
+
+def test_a_failed_run_audits_the_engine_message_and_raises_without_it(
+    dp_registry: Engine,
+) -> None:
+    """One entry per query with ``audit=``; a failure's entry keeps the engine's own words
+    (for custodians) and the error raised has neither them nor the original exception."""
+    con = duckdb.connect()
+    build_dp_node(con, persons=20)
+    con.execute("DROP TABLE measurement")  # a real engine failure
+    engine = DPEngine(run_on(con), registry=dp_registry, project="p", budget=(1.0, 1e-6))
+    log = AuditLog(dp_registry)
+
+    def entry(o: Outcome) -> AuditRecord:
+        return AuditRecord(
+            user="ana", project="p", scope_version="v", action="sql_dp", sql="q",
+            outcome=o.outcome, rule=o.rule, detail=o.detail, rows=o.rows, duration_ms=1.0,
+        )  # fmt: skip
+
+    with pytest.raises(QueryFailed) as err:
+        engine.sql_dp("SELECT COUNT(*) AS n FROM measurement", epsilon=0.25, audit=entry)
+    (failed,) = log.entries()
+    assert (failed.outcome, failed.rule) == ("error", "dp.engine-error")
+    assert failed.detail is not None
+    assert "measurement" in failed.detail
+    assert "charged epsilon=0.25" in failed.detail
+    assert "measurement" not in str(err.value)
+    assert err.value.__cause__ is None
+    assert err.value.__context__ is None
+    engine.sql_dp("SELECT COUNT(*) AS n FROM person", epsilon=0.25, audit=entry)
+    with pytest.raises(BudgetExhausted):
+        engine.sql_dp("SELECT COUNT(*) AS n FROM person", epsilon=0.75, audit=entry)
+    assert [(e.outcome, e.rule) for e in log.entries()] == [
+        ("error", "dp.engine-error"),
+        ("ok", None),
+        ("refused", "dp.budget"),
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,41 @@ def test_cli_verify(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["audit", "verify", "--registry", url])
     assert bad.exit_code == 1
     assert "entry 1 was changed" in bad.output
+
+
+def test_lock_joins_a_transaction_that_holds_the_write_lock(tmp_path: Path) -> None:
+    """The budget ledger begins with BEGIN IMMEDIATE, then appends its entry: lock() must not
+    BEGIN again there, and the entry commits (or rolls back) with the ledger's change."""
+    log, _ = _log(tmp_path, n=1)
+    record = AuditRecord.event("custodian", "dp.budget-set", "project:demo", project="demo")
+    with log.engine.connect() as conn:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        AuditLog.lock(conn)
+        log.append(record, conn=conn)
+        conn.rollback()
+    assert log.count() == 1
+    with log.engine.connect() as conn:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        AuditLog.lock(conn)
+        assert log.append(record, conn=conn) == 2
+        conn.commit()
+    assert log.verify().ok
+
+
+def test_lock_takes_the_write_lock_in_a_reading_transaction(tmp_path: Path) -> None:
+    """A transaction that has only read (SQLite's deferred BEGIN) gets the write lock from
+    lock(): another writer waits until it ends, so the head it read stays the head."""
+    log, url = _log(tmp_path, n=1)
+    other = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=0.05)
+    with log.engine.connect() as conn:
+        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("SELECT COUNT(*) FROM audit_log").fetchall()
+        AuditLog.lock(conn)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        log.append(AuditRecord.event("ana", "x", "y"), conn=conn)
+        conn.commit()
+    other.execute("BEGIN IMMEDIATE")  # free again
+    other.rollback()
+    other.close()
+    assert log.count() == 2
