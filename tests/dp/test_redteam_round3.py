@@ -64,7 +64,7 @@ def _concat_chain(levels: int) -> str:
 #: value is > {T}, and each passed every DP check before this round.
 PROBES = {
     "having-in-subquery": "SELECT COUNT(*) AS n FROM (SELECT m.person_id FROM measurement m "
-    "GROUP BY m.person_id HAVING CAST(MIN(CASE WHEN m.value_as_number > {T} THEN 'x' "
+    "GROUP BY m.person_id HAVING CAST(MAX(CASE WHEN m.value_as_number > {T} THEN 'x' "
     "ELSE '1' END) AS INTEGER) = 1) t",
     "having-division-in-cte": "WITH t AS (SELECT m.person_id FROM measurement m GROUP BY "
     "m.person_id HAVING 1 / MIN(CASE WHEN m.value_as_number > {T} THEN 0 ELSE 1 END) = 1) "
