@@ -35,8 +35,9 @@ from sde.errors import (
     SDEError,
 )
 from sde.proxy.barrier import EngineError, Extract
+from sde.proxy.barrier.cache import ExtractCache, ExtractKey, shared_extracts
 from sde.proxy.barrier.plan import ExtractPlan
-from sde.proxy.barrier.sources import ExtractRequest, source_for
+from sde.proxy.barrier.sources import ExtractRequest, Opened, source_for
 from sde.proxy.context import DIALECTS, Limits, RuleContext
 from sde.proxy.frames import normalise
 from sde.proxy.pipeline import Prepared, prepare
@@ -426,6 +427,8 @@ def connect(
     schema: str = "public",
     spark: Any = None,
     refresh: bool = False,
+    shared: bool = True,
+    cache: ExtractCache | None = None,
 ) -> Connection:
     """Open a connection scoped to one approved project.
 
@@ -437,6 +440,10 @@ def connect(
     data). ``dialect``: the SQL dialect you write (postgres, duckdb or spark).
     The engine is the one entry of :data:`sde.proxy.barrier.sources.SOURCES` that
     claims the input; an input two entries claim is refused (``connect.ambiguous``).
+    ``shared``: connections of one process that need the same extract (same source
+    data, scope version and project key) share one, built once, closed with the last of
+    them (:mod:`sde.proxy.barrier.cache`; ``cache`` defaults to the process's);
+    ``shared=False`` builds a private extract. ``refresh=True`` rebuilds it.
     """
     if path is None and spark is None:
         raise ConfigurationError(
@@ -465,7 +472,30 @@ def connect(
         spark=spark,
         refresh=refresh,
     )
-    registry_url, build = source_for(request).open(request)
-    engine = open_registry(registry_url)
-    extract = build(project_key(engine, the_scope.project))
-    return Connection(the_scope, extract, engine, user=user, dialect=dialect, limits=limits)
+    opened = source_for(request).open(request)
+    engine = open_registry(opened.registry)
+    key = project_key(engine, the_scope.project)
+    extract = _extract(opened, the_scope, key, refresh=refresh, shared=shared, cache=cache)
+    try:
+        return Connection(the_scope, extract, engine, user=user, dialect=dialect, limits=limits)
+    except BaseException:
+        extract.close()
+        raise
+
+
+def _extract(
+    opened: Opened,
+    scope: Scope,
+    key: bytes,
+    *,
+    refresh: bool,
+    shared: bool,
+    cache: ExtractCache | None,
+) -> Extract:
+    """A lease on the shared extract (from ``cache``, default the process's), or a private
+    extract when not ``shared``."""
+    if not shared:
+        return opened.build(key)
+    the_cache = cache if cache is not None else shared_extracts()
+    ident = ExtractKey.of(opened.identity, scope, key)
+    return the_cache.lease(ident, lambda: opened.build(key), refresh=refresh)

@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         description="Folder for the cached project extracts of DuckDB nodes. Default: a "
         "folder beside the data.",
     )
+    extract_cache_size: int = Field(
+        16,
+        gt=0,
+        description="Project extracts one process keeps for sharing between connections "
+        "(least recently used first out; one still in use stays open until its last "
+        "connection closes).",
+    )
     gateway_url: str | None = Field(
         None,
         description="URL of the query gateway; set in every notebook server so that "

@@ -14,6 +14,7 @@ backend's. The checks every build makes are in :mod:`sde.proxy.barrier.checks`;
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Protocol
 
 import pandas as pd
@@ -62,15 +63,22 @@ class BackendExtract:
         self.nodes = nodes
 
     def run(self, sql: str, *, timeout_s: float, max_rows: int) -> pd.DataFrame:
-        """One rewritten SELECT on the extract, cancelled after ``timeout_s``."""
-        try:
-            return self.backend.query(sql, timeout_s=timeout_s, max_rows=max_rows)
-        except EngineFailure as caught:
-            failure = caught
+        """One rewritten SELECT on the extract, cancelled after ``timeout_s``; safe to call
+        from several threads at once (see :meth:`serving`)."""
+        with self.serving() as backend:
+            try:
+                return backend.query(sql, timeout_s=timeout_s, max_rows=max_rows)
+            except EngineFailure as caught:
+                failure = caught
         # Raised outside the handler, the engine's own exception detached: no exception
         # chain leads to the engine's text (it stays on ``failure.engine_message``).
         failure.__cause__ = failure.__context__ = None
         raise EngineError(failure)
+
+    def serving(self) -> AbstractContextManager[Backend]:
+        """The backend that runs one query: here the extract's own, whose lock takes one
+        query at a time; DuckDB and PostgreSQL extracts serve several at once."""
+        return nullcontext(self.backend)
 
     def close(self) -> None:
         self.backend.close()

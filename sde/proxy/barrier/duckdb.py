@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -74,10 +76,36 @@ class DuckDBExtract(BackendExtract):
             backend = DuckDBBackend(path, read_only=True, harden=True)
         super().__init__(backend, tuple(nodes))
 
+        self._cursors = threading.Lock()
+
     @property
     def _con(self) -> duckdb.DuckDBPyConnection:
         """The hardened connection (tests inspect its settings and tables)."""
         return self.backend._con
+
+    @contextmanager
+    def serving(self) -> Iterator[DuckDBBackend]:
+        """A cursor of its own for each query: a DuckDB connection runs one statement at
+        a time, its cursors (connections to the same database, with its locked settings)
+        run side by side."""
+        with self._cursors:
+            cursor = _Cursor(self.backend)
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+
+
+class _Cursor(DuckDBBackend):
+    """A :class:`DuckDBBackend` over a cursor of another backend's database (its hardened,
+    locked settings included), for one query; :meth:`close` closes the cursor only."""
+
+    def __init__(self, parent: DuckDBBackend) -> None:  # opens nothing: no super().__init__
+        self.path = parent.path
+        self.statement_timeout = parent.statement_timeout
+        self._con = parent._con.cursor()
+        self._lock = threading.RLock()
+        self._closed = False
 
 
 def _building(path: str | Path) -> DuckDBBackend:
@@ -92,10 +120,19 @@ def _cache_path(cache_dir: Path, nodes: Mapping[str, Path], plan: ExtractPlan, k
     h.update(BUILD_VERSION.encode())
     h.update(plan.scope.version.encode())
     h.update(hashlib.sha256(b"fingerprint" + key).digest())
+    for part in node_identity(nodes):
+        h.update(part.encode())
+    return Path(cache_dir) / f"{plan.scope.project}-{h.hexdigest()[:20]}.duckdb"
+
+
+def node_identity(nodes: Mapping[str, Path]) -> tuple[str, ...]:
+    """Each node file's name, resolved path, size and modification time: a refreshed node
+    file names a new extract (cache file, or shared extract)."""
+    parts = []
     for node, path in sorted(nodes.items()):
         stat = Path(path).stat()
-        h.update(f"{node}\0{Path(path).resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
-    return Path(cache_dir) / f"{plan.scope.project}-{h.hexdigest()[:20]}.duckdb"
+        parts.append(f"{node}\0{Path(path).resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}")
+    return tuple(parts)
 
 
 def _build_file(path: Path, nodes: Mapping[str, Path], plan: ExtractPlan, key: bytes) -> None:

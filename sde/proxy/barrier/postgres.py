@@ -20,17 +20,24 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 from psycopg import sql as pgsql
 from psycopg.conninfo import conninfo_to_dict
 
 from sde.backends.postgresql import PostgresBackend
+from sde.errors import BackendUnavailable
 from sde.proxy.barrier import BackendExtract
 from sde.proxy.barrier.checks import check_pseudonyms, require_source_tables
 from sde.proxy.barrier.plan import ExtractPlan
 from sde.pseudonym import pads
 
 BUILD_VERSION = "2"  # 2: rows ordered by a keyed pseudonym
+
+#: Connections one extract opens as its project role at most (the role's limit is 8).
+POOL_SIZE = 4
 
 
 class PostgresExtract(BackendExtract):
@@ -72,6 +79,69 @@ class PostgresExtract(BackendExtract):
         finally:
             admin.close()
         super().__init__(role, (node,))
+        self._pool = _RolePool(role, self.role, password, self.schema)
+
+    def serving(self) -> AbstractContextManager[PostgresBackend]:
+        """A connection as the project role for each query running now (up to
+        :data:`POOL_SIZE`; more wait for one)."""
+        return self._pool.take()
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class _RolePool:
+    """Connections logged in as the project role: the first (made by the build) and, while
+    queries overlap, up to :data:`POOL_SIZE` in all. A login that fails (the role's
+    connection limit, or a newer build of the same extract set a new password) stops the
+    pool growing; queries then wait for a connection of the pool."""
+
+    def __init__(self, first: PostgresBackend, role: str, password: str, schema: str) -> None:
+        self._first = first
+        self._login = (role, password, schema)  # the password: in memory only
+        self._idle = [first]
+        self._open = 1
+        self._size = POOL_SIZE
+        self._closed = False
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def take(self) -> Iterator[PostgresBackend]:
+        backend = self._checkout()
+        try:
+            yield backend
+        finally:
+            with self._cond:
+                keep = not self._closed
+                if keep:
+                    self._idle.append(backend)
+                    self._cond.notify()
+            if not keep:
+                backend.close()
+
+    def _checkout(self) -> PostgresBackend:
+        while True:
+            with self._cond:
+                while not self._idle and self._open >= self._size:
+                    self._cond.wait()
+                if self._idle:
+                    return self._idle.pop()
+                self._open += 1
+            role, password, schema = self._login
+            try:
+                return self._first.as_role(role, password, schema=schema, read_only=True)
+            except BackendUnavailable:
+                with self._cond:
+                    self._open -= 1
+                    self._size = self._open
+
+    def close(self) -> None:
+        """Close the idle connections now, the busy ones when their query ends."""
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for backend in idle:
+            backend.close()
 
 
 def _exists(admin: PostgresBackend, schema: str, marker: str) -> bool:

@@ -55,8 +55,18 @@ class ExtractRequest:
         return self.path or ""
 
 
-#: Opening a source: the registry URL, and the extract's builder given the project key.
-Opened = tuple[str, Callable[[bytes], Extract]]
+@dataclass(frozen=True)
+class Opened:
+    """An opened source: where its project keys live and how its extract is built."""
+
+    #: SQLAlchemy URL of the registry.
+    registry: str
+    #: Builds the extract, given the project key.
+    build: Callable[[bytes], Extract]
+    #: The engine, its build version and what names the source's data (files and their
+    #: sizes and times, or database and schema): with the scope's version and the key's
+    #: fingerprint, the key of a shared extract (:mod:`sde.proxy.barrier.cache`).
+    identity: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -147,13 +157,18 @@ def _require_registry(registry: str | None, what: str) -> str:
 
 
 def _open_duckdb(req: ExtractRequest) -> Opened:
-    from sde.proxy.barrier.duckdb import DuckDBExtract
+    from sde.proxy.barrier.duckdb import BUILD_VERSION, DuckDBExtract, node_identity
     from sde.registry.db import registry_url_beside
 
     data = Path(req.text)
     nodes = duckdb_nodes(data, req.scope)
     url = req.registry or registry_url_beside(data)
-    return url, lambda key: DuckDBExtract(nodes, req.plan, key, cache_dir=req.cache_dir)
+    cache = str(Path(req.cache_dir).resolve()) if req.cache_dir is not None else ""
+    return Opened(
+        url,
+        lambda key: DuckDBExtract(nodes, req.plan, key, cache_dir=req.cache_dir),
+        ("duckdb", BUILD_VERSION, cache, *node_identity(nodes)),
+    )
 
 
 def _dbname(dsn: str) -> str:
@@ -163,19 +178,25 @@ def _dbname(dsn: str) -> str:
 
 
 def _open_postgres(req: ExtractRequest) -> Opened:
-    from sde.proxy.barrier.postgres import PostgresExtract
+    from psycopg.conninfo import conninfo_to_dict
+
+    from sde.proxy.barrier.postgres import BUILD_VERSION, PostgresExtract
 
     url = _require_registry(req.registry, "PostgreSQL")
     dsn = req.text.replace("postgresql+psycopg://", "postgresql://")
     default = req.schema if req.schema != "public" else _dbname(dsn)
     name = node_in_scope(req.node or default, req.scope)
-    return url, lambda key: PostgresExtract(
-        dsn, name, req.schema, req.plan, key, refresh=req.refresh
+    info = conninfo_to_dict(dsn)  # the server, database and user; never the password
+    server = [str(info.get(k) or "") for k in ("host", "hostaddr", "port", "dbname", "user")]
+    return Opened(
+        url,
+        lambda key: PostgresExtract(dsn, name, req.schema, req.plan, key, refresh=req.refresh),
+        ("postgresql", BUILD_VERSION, *server, req.schema, name),
     )
 
 
 def _open_spark(req: ExtractRequest) -> Opened:
-    from sde.proxy.barrier.spark import SparkExtract
+    from sde.proxy.barrier.spark import BUILD_VERSION, SparkExtract, store_identity
 
     if req.path is None or req.node is None:
         raise ConfigurationError(
@@ -183,7 +204,16 @@ def _open_spark(req: ExtractRequest) -> Opened:
         )
     url = _require_registry(req.registry, "Spark")
     name = node_in_scope(req.node, req.scope)
-    return url, lambda key: SparkExtract(req.spark, Path(req.text), name, req.plan, key)
+    root = Path(req.text).resolve() / name
+    # Sessions of one Spark application share the JVM: the extract lives in a new session
+    # of whichever the caller passes, so the application names where it can be shared.
+    app = str(req.spark.sparkContext.applicationId)
+    tables = req.plan.required_source_tables()
+    return Opened(
+        url,
+        lambda key: SparkExtract(req.spark, Path(req.text), name, req.plan, key),
+        ("spark", BUILD_VERSION, app, str(root), *store_identity(root, tables)),
+    )
 
 
 #: Every engine ``connect()`` can open, and what each claims.

@@ -15,6 +15,7 @@ the backend's watchdog cancels the query's job group at the timeout.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,22 @@ from sde.proxy.barrier import BackendExtract
 from sde.proxy.barrier.checks import check_pseudonyms, require_source_tables
 from sde.proxy.barrier.plan import ExtractPlan
 from sde.pseudonym import pads
+
+#: Bump when the extract's layout or build SQL changes (a new shared extract).
+BUILD_VERSION = "1"
+
+
+def store_identity(root: Path, tables: Iterable[str]) -> tuple[str, ...]:
+    """Every parquet file of the node tables the build reads (path, size, modification
+    time): a re-loaded node names a new extract."""
+    parts = []
+    for table in sorted(tables):
+        folder = Path(root) / table
+        files = sorted(folder.rglob("*")) if folder.is_dir() else []
+        for file in (f for f in files if f.is_file()):
+            stat = file.stat()
+            parts.append(f"{file.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}")
+    return tuple(parts)
 
 
 class SparkExtract(BackendExtract):
