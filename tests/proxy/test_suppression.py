@@ -26,7 +26,7 @@ import pytest
 
 import sde
 from sde.audit import AuditLog
-from sde.errors import SDEError
+from sde.errors import ResultTruncated, SDEError
 from tests.fixtures.proxy import scope_with
 
 AGGREGATES = scope_with(project="htn-suppression", access="aggregates")
@@ -176,7 +176,8 @@ def test_row_cap_counts_surviving_groups_only(case: Case) -> None:
         "ORDER BY CASE WHEN SUM(CASE WHEN p.gender_concept_id > {v} THEN 1 ELSE 0 END) > 0 "
         "AND COUNT(*) < 5 THEN 0 ELSE 1 END, k"
     )
-    got = assert_same_for_all(case.capped, sql, HIDDEN, key=_key(case.target, 8520))
+    with pytest.warns(ResultTruncated):  # the cut is told, the same way for every value
+        got = assert_same_for_all(case.capped, sql, HIDDEN, key=_key(case.target, 8520))
     assert got[2] == _survivors(case.target)[:1]
     assert "'truncated': True" in got[3]
 
