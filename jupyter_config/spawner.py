@@ -20,6 +20,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,10 @@ class SDESpawner(LocalProcessSpawner):
         # The lab's page config (downloads off, locked) from a folder the user cannot
         # change; their own settings and workspaces stay in their home folder.
         env["JUPYTER_CONFIG_DIR"] = str(Path(__file__).parent / "server")
+        # The hub's environment's Jupyter folders (server extensions such as JupyterLab,
+        # lab assets, kernels), also when the server runs a shim interpreter.
+        env["JUPYTER_CONFIG_PATH"] = str(Path(sys.prefix) / "etc" / "jupyter")
+        env["JUPYTER_PATH"] = str(Path(sys.prefix) / "share" / "jupyter")
         env["JUPYTERLAB_SETTINGS_DIR"] = f"{home}/.jupyter/lab/user-settings"
         env["JUPYTERLAB_WORKSPACES_DIR"] = f"{home}/.jupyter/lab/workspaces"
         return env

@@ -7,6 +7,8 @@ notebook server started for a researcher.
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from pathlib import Path
 
@@ -17,6 +19,10 @@ from sde.accounts import get_user
 from tests.hub.conftest import Hub, Login
 
 REFUSED = "Invalid username or password"
+DOWNLOAD_PLUGINS = (
+    "@jupyterlab/docmanager-extension:download",
+    "@jupyterlab/filebrowser-extension:download",
+)
 
 
 def _refused(login: Login) -> None:
@@ -134,6 +140,12 @@ def test_a_member_spawns_a_server_that_refuses_downloads(hub: Hub) -> None:
     assert server.get("files/out.txt", params={"download": "1"}).status_code == 403
     assert server.get("files/out.txt").status_code == 403
     assert server.get("nbconvert/html/out.txt").status_code == 403
+    lab = server.get("lab")
+    assert lab.status_code == 200
+    page = json.loads(re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', lab.text, re.S)[1])  # type: ignore[index]
+    for plugin in DOWNLOAD_PLUGINS:
+        assert plugin in page["disabledExtensions"], page["disabledExtensions"]
+        assert plugin in page["lockedExtensions"], page.get("lockedExtensions")
     env = _server_environment("ada")
     assert env["SDE_PROJECT"] == "htn"
     assert env["SDE_GATEWAY_URL"] == f"{hub.url}services/gateway/"
