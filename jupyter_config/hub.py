@@ -58,12 +58,24 @@ def _network(c: Any, hub: HubSettings, state: Path) -> None:
 
 def _identity(c: Any, sde: Settings, hub: HubSettings, state: Path) -> None:
     c.JupyterHub.authenticator_class = SDEAuthenticator
-    c.SDEAuthenticator.registry_url = sde.registry_url or registry_url_beside(state)
+    registry = sde.registry_url or registry_url_beside(state)
+    c.SDEAuthenticator.registry_url = registry
+    _private_sqlite(registry)
     c.SDEAuthenticator.gateway_url = sde.gateway_url or f"{hub.public_url}services/gateway/"
     c.SDEAuthenticator.committee_url = f"{hub.public_url}services/committee/"
     # auth_state (roles, projects) is kept encrypted, so only with JupyterHub's own key.
     c.SDEAuthenticator.enable_auth_state = bool(os.environ.get("JUPYTERHUB_CRYPT_KEY"))
     c.Authenticator.allow_all = False  # the registry is the allow list (check_allowed)
+
+
+def _private_sqlite(url: str) -> None:
+    """A SQLite registry readable by the hub's account only (servers run as other users)."""
+    if not url.startswith("sqlite:///"):
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and file.stat().st_uid == os.geteuid():
+            file.chmod(0o600)
 
 
 def _spawner(c: Any, hub: HubSettings, state: Path) -> None:

@@ -116,10 +116,14 @@ class Login:
     def ok(self) -> bool:
         return self.answer.status_code == 302 and "jupyterhub-session-id" in self.client.cookies
 
+    def xsrf_now(self) -> str:
+        """The session's XSRF token (the hub sets a new one at login)."""
+        tokens = [c.value for c in self.client.cookies.jar if c.name == "_xsrf" and c.value]
+        return tokens[-1] if tokens else self.xsrf
+
     def api(self, method: str, path: str, **kwargs: object) -> httpx.Response:
         """The hub's REST API with the login's cookie (and the session's XSRF token)."""
-        tokens = [c.value for c in self.client.cookies.jar if c.name == "_xsrf" and c.value]
-        headers = {"X-XSRFToken": tokens[-1] if tokens else self.xsrf}
+        headers = {"X-XSRFToken": self.xsrf_now()}
         return self.client.request(method, f"hub/api/{path}", headers=headers, **kwargs)  # type: ignore[arg-type]
 
 
@@ -196,7 +200,7 @@ def hub() -> Iterator[Hub]:
     cheap = Passwords(PasswordHasher.from_parameters(profiles.CHEAPEST))
     store = AccountStore(open_registry(registry), secret=SECRET, passwords=cheap)
     people = _populate(store)
-    (root / "registry.sqlite").chmod(0o600)
+    (root / "registry.sqlite").chmod(0o644)  # as a default umask leaves it: the hub fixes it
     port = _free_base_port()
     env = {**os.environ, "SDE_SECRET_KEY": SECRET, "SDE_DEMO": "false"}
     log = root / "jupyterhub.log"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 import time
 from pathlib import Path
 
@@ -121,6 +122,16 @@ def test_several_projects_get_a_picker(hub: Hub) -> None:
     assert page.status_code == 200
     assert 'name="project"' in page.text
     assert '<option value="copd">' in page.text
+    hub.spawned.add("ben")
+    chosen = login.client.post("hub/spawn", data={"project": "copd", "_xsrf": login.xsrf_now()})
+    assert chosen.status_code == 302, chosen.text[:300]
+    _wait_ready(login, "ben")
+    assert _server_environment("ben")["SDE_PROJECT"] == "copd"
+    assert login.api("DELETE", "users/ben/server").status_code in (202, 204)
+
+
+def test_the_registry_is_private_to_the_hub(hub: Hub) -> None:
+    assert stat.S_IMODE((hub.root / "registry.sqlite").stat().st_mode) == 0o600
 
 
 def test_a_member_spawns_a_server_that_refuses_downloads(hub: Hub) -> None:
