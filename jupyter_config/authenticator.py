@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import html
+from collections.abc import Sequence
 from typing import Any
 
 from jupyterhub.auth import Authenticator
@@ -113,8 +114,7 @@ class SDEAuthenticator(Authenticator):
         except AccessDenied as err:
             self.log.warning("Login refused for %s (%s)", username, err.rule)
             return None
-        projects = await asyncio.to_thread(active_projects_of, self.store, username)
-        return _model(username, result.roles, projects)
+        return _model(username, result.roles, result.projects)
 
     async def check_allowed(
         self, username: str, authentication: dict[str, Any] | None = None
@@ -139,7 +139,8 @@ class SDEAuthenticator(Authenticator):
         now = dt.datetime.now(dt.UTC)
         if info.is_locked(now) or not (info.is_staff or info.is_accredited(now.date())):
             return False
-        return _model(username, info.roles, active_projects_of(self.store, username))
+        projects = active_projects_of(self.store, username)
+        return _model(username, info.roles, [p.slug for p in projects])
 
     async def pre_spawn_start(self, user: Any, spawner: Any) -> None:
         """Refuse a server to anyone not in an active project; name the project chosen."""
@@ -185,13 +186,12 @@ def choose_project(projects: list[ProjectInfo], wanted: object) -> str:
     )
 
 
-def _model(username: str, roles: frozenset[str], projects: list[ProjectInfo]) -> dict[str, Any]:
-    slugs = [p.slug for p in projects]
+def _model(username: str, roles: frozenset[str], slugs: Sequence[str]) -> dict[str, Any]:
     return {
         "name": username,
         "admin": "admin" in roles,
         "groups": [group_name(s) for s in slugs],
-        "auth_state": {"roles": sorted(roles), "projects": slugs},
+        "auth_state": {"roles": sorted(roles), "projects": list(slugs)},
     }
 
 
