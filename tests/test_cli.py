@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from sde.cli.bench import available
+
 
 def _sde(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -20,7 +22,7 @@ def _sde(*args: str) -> subprocess.CompletedProcess[str]:
         (("bogus",), "No such command 'bogus'"),
         (("synth", "--persons", "abc", "--out", "x"), "Invalid value for '--persons'"),
         (("synth", "--nope"), "No such option: --nope"),
-        (("bench", "nope"), "unknown benchmark 'nope'; choose one of dp, proxy, sdc, synth"),
+        (("bench", "nope"), f"unknown benchmark 'nope'; choose one of {', '.join(available())}"),
     ],
 )
 def test_usage_errors_are_one_line(args: tuple[str, ...], expected: str) -> None:
