@@ -37,9 +37,11 @@ def check_pseudonyms(plan: ExtractPlan, backend: Backend, table: Callable[[str],
     """Refuse an extract in which two rows of a table share a pseudonymised row id.
 
     63-bit pseudonyms can collide; a collision would merge two persons (or two
-    events) in every join. ``table(name)`` is the extract table's name in SQL.
+    events, clinicians, care sites) in every join. Every keyed table is checked:
+    person-level tables and the shared ones whose own id is pseudonymised
+    (``provider``, ``care_site``). ``table(name)`` is the extract table's name in SQL.
     """
-    for plan_table in plan.person_tables:
+    for plan_table in (t for t in plan.tables if t.keyed):
         own = plan_table.own_id
         if own not in plan_table.ids:
             continue
