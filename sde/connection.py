@@ -46,6 +46,7 @@ from sde.registry.keys import project_key
 from sde.scope import Scope
 
 if TYPE_CHECKING:
+    from sde.client import GatewayConnection
     from sde.dp.engine import AuditFor, DPEngine, Outcome
     from sde.dp.ledger import BudgetStatus
 
@@ -429,8 +430,15 @@ def connect(
     refresh: bool = False,
     shared: bool = True,
     cache: ExtractCache | None = None,
-) -> Connection:
+    gateway: str | None = None,
+    token: str | None = None,
+    project: str | None = None,
+) -> Connection | GatewayConnection:
     """Open a connection scoped to one approved project.
+
+    With ``gateway=`` (a URL; ``token=`` and ``project=`` beside it), or with no data at all
+    (a notebook: ``SDE_GATEWAY_URL``, ``JUPYTERHUB_API_TOKEN`` and ``SDE_PROJECT``), a
+    :class:`~sde.client.GatewayConnection` with the same methods and errors.
 
     ``path``: a node file or a folder of node files (DuckDB); or a PostgreSQL URL or
     libpq DSN of one node's database (``schema`` holds its tables, ``node`` names it,
@@ -445,12 +453,10 @@ def connect(
     them (:mod:`sde.proxy.barrier.cache`; ``cache`` defaults to the process's);
     ``shared=False`` builds a private extract. ``refresh=True`` rebuilds it.
     """
-    if path is None and spark is None:
-        raise ConfigurationError(
-            "connect.gateway",
-            "no data given: in a notebook the gateway connection arrives with a later "
-            "release; pass a node file or folder, a postgresql:// URL or spark=",
-        )
+    if gateway is not None or (path is None and spark is None):
+        from sde.client import connect_gateway
+
+        return connect_gateway(gateway, token=token, project=project)
     if scope is None:
         raise ConfigurationError("connect.scope", "pass the project's scope (scope=...)")
     the_scope = Scope.load(scope)

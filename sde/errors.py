@@ -31,6 +31,14 @@ class SDEError(Exception):
         self.details = details
         super().__init__(self.message)
 
+    def _render_traceback_(self) -> list[str]:
+        """IPython's hook: a refusal shows in a notebook as one line with its rule id.
+
+        >>> ScopeViolation("tables.not-allowed", "table note is not available")._render_traceback_()
+        ['ScopeViolation: [tables.not-allowed] table note is not available']
+        """
+        return [f"{type(self).__name__}: [{self.rule}] {self.message}"]
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly form for APIs and audit records."""
         return {

@@ -24,7 +24,7 @@ settings.invalid | SDE_ROW_CAP: Input should be a valid integer, ...
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -93,6 +93,47 @@ class Settings(BaseSettings):
     )
     project: str | None = Field(
         None, description="The project a notebook server works for (set at spawn)."
+    )
+    data_dir: str | None = Field(
+        None,
+        description="The node data the gateway serves: a node file or a folder of node files "
+        "(DuckDB), or a postgresql:// URL of one node.",
+    )
+    gateway_port: int = Field(
+        8003,
+        gt=0,
+        lt=65536,
+        description="Port `sde serve gateway` listens on (on 127.0.0.1) when neither --port nor "
+        "JupyterHub's JUPYTERHUB_SERVICE_URL says otherwise.",
+    )
+    gateway_prefix: str = Field(
+        "/",
+        validation_alias=AliasChoices("JUPYTERHUB_SERVICE_PREFIX", "SDE_GATEWAY_PREFIX"),
+        description="URL path the gateway answers under (JupyterHub sets "
+        "JUPYTERHUB_SERVICE_PREFIX, e.g. /services/gateway/, for its managed services).",
+    )
+    gateway_bind_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("JUPYTERHUB_SERVICE_URL", "SDE_GATEWAY_BIND_URL"),
+        description="Where `sde serve gateway` listens (JupyterHub sets JUPYTERHUB_SERVICE_URL "
+        "for its managed services); --port and SDE_GATEWAY_PORT otherwise.",
+    )
+    gateway_auth: Literal["hub", "tokens"] = Field(
+        "hub",
+        description="How the gateway identifies callers: `hub` (JupyterHub's HubOAuth: API "
+        "tokens and the OAuth cookie; it runs as a hub service) or `tokens` (a table of "
+        "tokens in SDE_GATEWAY_TOKENS, for scripts and tests without a hub).",
+    )
+    gateway_tokens: Path | None = Field(
+        None,
+        description='JSON file `{"<token>": "<username>"}` of the `tokens` '
+        "authenticator (mode 0600: it holds secrets).",
+    )
+    gateway_connections: int = Field(
+        256,
+        gt=0,
+        description="Open project connections the gateway keeps (one per project, approval "
+        "version and user, all sharing the project's extract); least recently used closed first.",
     )
     hub_api_token: SecretStr | None = Field(
         None,

@@ -1,0 +1,58 @@
+"""``sde serve <service>``: the workbench's HTTP services (the gateway here).
+
+``sde serve gateway`` runs :func:`sde.gateway.create_app` under uvicorn on 127.0.0.1. As
+a JupyterHub managed service it listens where ``JUPYTERHUB_SERVICE_URL`` says and answers
+under ``JUPYTERHUB_SERVICE_PREFIX``; standalone, on ``--port`` (default
+``SDE_GATEWAY_PORT``). Other services add their commands to :data:`serve_app`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import typer
+
+from sde.settings import Settings, get_settings
+
+serve_app = typer.Typer(
+    name="serve", help="Run one of the workbench's HTTP services.", no_args_is_help=True
+)
+
+
+def listen_address(settings: Settings, port: int | None) -> tuple[str, int]:
+    """Host and port: ``--port``, else the hub's ``JUPYTERHUB_SERVICE_URL``, else the setting.
+
+    >>> listen_address(Settings(SDE_GATEWAY_BIND_URL="http://127.0.0.1:9003"), None)
+    ('127.0.0.1', 9003)
+    >>> listen_address(Settings(SDE_GATEWAY_BIND_URL="http://127.0.0.1:9003"), 7000)
+    ('127.0.0.1', 7000)
+    """
+    host, default = "127.0.0.1", settings.gateway_port
+    if settings.gateway_bind_url:
+        bound = urlsplit(settings.gateway_bind_url)
+        host = bound.hostname or host
+        default = bound.port or default
+    return host, port if port is not None else default
+
+
+@serve_app.command("gateway")
+def gateway(
+    port: Annotated[
+        int | None, typer.Option(help="Port (default: the hub's service URL or SDE_GATEWAY_PORT).")
+    ] = None,
+) -> None:
+    """Run the query gateway (settings: SDE_DATA_DIR, SDE_REGISTRY_URL, SDE_GATEWAY_AUTH)."""
+    import uvicorn
+
+    from sde.gateway import create_app
+
+    settings = get_settings()
+    host, the_port = listen_address(settings, port)
+    app = create_app(settings)
+    uvicorn.run(app, host=host, port=the_port, log_level="info", proxy_headers=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``serve`` command group."""
+    app.add_typer(serve_app)

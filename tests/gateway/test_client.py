@@ -1,0 +1,144 @@
+"""The client against a live gateway (uvicorn on loopback): the embedded connection's
+methods, results and errors; ``sde.connect()`` from the settings; progress after 2 s."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+
+import pandas as pd
+import pytest
+
+import sde
+from sde.client import GatewayConnection, _progress
+from sde.connection import Connection
+from sde.dp.ledger import BudgetStatus
+from sde.errors import (
+    AccessDenied,
+    BackendUnavailable,
+    BudgetExhausted,
+    ConfigurationError,
+    InvalidInput,
+    ScopeViolation,
+    SDEError,
+)
+from tests.gateway.conftest import ROWS_SCOPE, World
+
+SQL = "SELECT gender_concept_id, COUNT(*) AS n FROM person GROUP BY 1 ORDER BY 1"
+
+
+@pytest.fixture
+def ada(live_gateway: str) -> Iterator[GatewayConnection]:
+    conn = sde.connect(gateway=live_gateway, token="token-of-ada", project="htn")  # noqa: S106
+    assert isinstance(conn, GatewayConnection)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="module")
+def embedded(world: World) -> Iterator[Connection]:
+    conn = sde.connect(
+        world.data,
+        scope=ROWS_SCOPE,
+        registry=world.registry,
+        user="ada",
+        cache_dir=world.settings.extract_cache_dir,
+    )
+    yield conn
+    conn.close()
+
+
+def test_results_equal_the_embedded_connections(
+    ada: GatewayConnection, embedded: Connection
+) -> None:
+    for sql in (SQL, "SELECT person_id, year_of_birth FROM person ORDER BY 1 LIMIT 20"):
+        got, expected = ada.sql(sql), embedded.sql(sql)
+        pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+        assert got.attrs["sde"] == expected.attrs["sde"]
+    assert ada.explain(SQL) == embedded.explain(SQL)
+
+
+@pytest.mark.parametrize(
+    "sql", ["SELECT day_of_birth FROM person", "SELECT * FROM note", "SELECT FROM WHERE"]
+)
+def test_the_same_errors_are_raised(ada: GatewayConnection, embedded: Connection, sql: str) -> None:
+    with pytest.raises(SDEError) as local:
+        embedded.sql(sql)
+    with pytest.raises(SDEError) as remote:
+        ada.sql(sql)
+    assert type(remote.value) is type(local.value)
+    assert (remote.value.rule, remote.value.message) == (local.value.rule, local.value.message)
+
+
+def test_access_errors(live_gateway: str) -> None:
+    with pytest.raises(AccessDenied) as unknown:
+        GatewayConnection(live_gateway, "token-of-ada", "nosuch").sql(SQL)
+    assert unknown.value.rule == "project.unknown"
+    with pytest.raises(AccessDenied) as suspended:
+        GatewayConnection(live_gateway, "token-of-sue", "sus").sql(SQL)
+    assert suspended.value.rule == "access.suspended"
+    with pytest.raises(AccessDenied) as anonymous:
+        GatewayConnection(live_gateway, "wrong", "htn").sql(SQL)
+    assert anonymous.value.rule == "auth.unauthenticated"
+    with pytest.raises(InvalidInput):
+        GatewayConnection(live_gateway, "token-of-ada", "htn").sql("SELECT 1", dialect="oracle")
+
+
+def test_dp_and_budget(live_gateway: str) -> None:
+    with GatewayConnection(live_gateway, "token-of-dee", "dpp") as dee:
+        with pytest.raises(ScopeViolation) as plain:
+            dee.sql(SQL)
+        assert plain.value.rule == "access.dp-only"
+        before = dee.budget()
+        assert isinstance(before, BudgetStatus)
+        frame = dee.sql_dp("SELECT COUNT(*) AS n FROM person", epsilon=0.1)
+        assert list(frame.columns) == ["n"]
+        assert frame.attrs["dp"]["epsilon"] == pytest.approx(0.1)
+        after = dee.budget()
+        assert after.epsilon_spent == pytest.approx(before.epsilon_spent + 0.1)
+        assert after.history[-1].user == "dee"
+        with pytest.raises(BudgetExhausted):
+            dee.sql_dp("SELECT COUNT(*) AS n FROM person", epsilon=50)
+
+
+def test_connect_without_arguments_reads_the_settings(
+    live_gateway: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SDE_GATEWAY_URL", raising=False)
+    monkeypatch.delenv("SDE_PROJECT", raising=False)
+    monkeypatch.delenv("JUPYTERHUB_API_TOKEN", raising=False)
+    with pytest.raises(ConfigurationError) as missing:
+        sde.connect()
+    assert missing.value.rule == "connect.gateway"
+    for name in ("SDE_GATEWAY_URL", "SDE_PROJECT", "JUPYTERHUB_API_TOKEN"):
+        assert name in missing.value.message
+    monkeypatch.setenv("SDE_GATEWAY_URL", live_gateway)
+    monkeypatch.setenv("SDE_PROJECT", "htn")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "token-of-bob")
+    with sde.connect() as conn:
+        assert isinstance(conn, GatewayConnection)
+        assert conn.project == "htn"
+        assert conn.sql(SQL)["n"].sum() > 0
+
+
+def test_an_unreachable_gateway_is_backend_unavailable() -> None:
+    conn = GatewayConnection("http://127.0.0.1:9/", "t", "htn", timeout_s=2)
+    with pytest.raises(BackendUnavailable) as err:
+        conn.sql(SQL)
+    assert err.value.rule == "gateway.unreachable"
+    assert "t" not in err.value.message.split()  # the token is never echoed
+
+
+def test_progress_shows_after_two_seconds() -> None:
+    quick, slow = io.StringIO(), io.StringIO()
+    with _progress(quick):
+        time.sleep(0.1)
+    assert quick.getvalue() == ""
+    with _progress(slow):
+        time.sleep(3.2)
+    text = slow.getvalue()
+    assert "the query is running on the gateway (2 s)" in text
+    assert "(3 s)" in text
+    assert text.endswith("\n")
+    assert "done in 3." in text
