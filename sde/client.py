@@ -21,7 +21,7 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -29,7 +29,6 @@ import pandas as pd
 import pyarrow as pa
 
 from sde import errors
-from sde.dp.ledger import BudgetStatus, Release
 from sde.errors import (
     BackendUnavailable,
     ConfigurationError,
@@ -37,6 +36,9 @@ from sde.errors import (
     SDEError,
 )
 from sde.settings import get_settings
+
+if TYPE_CHECKING:
+    from sde.dp.ledger import BudgetStatus
 
 ARROW = "application/vnd.apache.arrow.stream"
 METADATA_KEY = b"sde"
@@ -95,13 +97,30 @@ class GatewayConnection:
         alpha: float = 0.05,
         **options: Any,
     ) -> pd.DataFrame:
-        """As :meth:`sde.connection.Connection.sql_dp` (``confirm`` must be a bool here)."""
+        """As :meth:`sde.connection.Connection.sql_dp` (``confirm`` must be a bool here).
+
+        As embedded, a cost computed from ``accuracy=`` is asked about in a notebook (and
+        refused elsewhere) unless ``confirm=True``: the gateway quotes it, the researcher
+        answers here, and only a yes is sent again with ``confirm=True``.
+        """
         body = {"sql": sql, "epsilon": epsilon, "delta": delta, "alpha": alpha, **options}
         body["accuracy"] = dict(accuracy) if isinstance(accuracy, Mapping) else accuracy
-        return self._frame("sql_dp", body)
+        try:
+            return self._frame("sql_dp", body)
+        except SDEError as err:
+            from sde.dp.engine import in_notebook  # the DP engine loads OpenDP: only now
+
+            if err.rule != "dp.not-confirmed" or "confirm" in options or not in_notebook():
+                raise
+            quote = err.message.split(" Not confirmed")[0]
+            if input(f"{quote} Spend it? [y/N] ").strip().lower() not in ("y", "yes"):
+                raise
+        return self._frame("sql_dp", {**body, "confirm": True})
 
     def budget(self) -> BudgetStatus:
         """As :meth:`sde.connection.Connection.budget`."""
+        from sde.dp.ledger import BudgetStatus, Release
+
         data = self._call("GET", "budget").json()
         releases = tuple(
             Release(**{**r, "created_at": dt.datetime.fromisoformat(r["created_at"])})

@@ -10,6 +10,7 @@ connections stay open (least recently used closed first).
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -52,6 +53,11 @@ class ConnectionPool:
                 self._add(key, conn)
             return conn
 
+    def get_open(self, project: str, version: int, user: str) -> Connection | None:
+        """The open connection for that key, if any (nothing is opened)."""
+        with self._lock:
+            return self._conns.get((project, version, user))
+
     def _add(self, key: PoolKey, conn: Connection) -> None:
         stale: list[Connection] = []
         with self._lock:
@@ -71,3 +77,17 @@ class ConnectionPool:
             self._conns.clear()
         for conn in conns:
             conn.close()
+
+
+_DP_LOCKS: weakref.WeakKeyDictionary[Connection, threading.Lock] = weakref.WeakKeyDictionary()
+_DP_LOCKS_LOCK = threading.Lock()
+
+
+def dp_lock(conn: Connection) -> threading.Lock:
+    """One caller's DP calls run one at a time on their connection (its DP engine keeps
+    per-connection state; the ledger itself is safe across connections and processes)."""
+    with _DP_LOCKS_LOCK:
+        lock = _DP_LOCKS.get(conn)
+        if lock is None:
+            lock = _DP_LOCKS[conn] = threading.Lock()
+        return lock

@@ -63,7 +63,7 @@ DP_SCOPE: dict[str, Any] = {
 #: name: (roles, accredited, signed the DAA, projects)
 PEOPLE: dict[str, tuple[tuple[str, ...], bool, bool, tuple[str, ...]]] = {
     "ada": (("researcher",), True, True, ("htn",)),
-    "bob": (("researcher",), True, True, ("htn",)),
+    "bob": (("researcher",), True, True, ("htn", "ver")),
     "dee": (("researcher",), True, True, ("dpp",)),
     "sue": (("researcher",), True, True, ("sus", "rev", "old")),
     "nim": (("researcher",), True, True, ()),
@@ -77,6 +77,7 @@ PROJECTS: dict[str, tuple[dict[str, Any], str | None]] = {
     "sus": ({**ROWS_SCOPE, "project": "sus"}, "suspend"),
     "rev": ({**ROWS_SCOPE, "project": "rev"}, "revoke"),
     "old": ({**ROWS_SCOPE, "project": "old", "expires": "2021-01-01"}, None),
+    "ver": ({**ROWS_SCOPE, "project": "ver"}, None),  # gets a new version, then suspended
 }
 TOKENS = {f"token-of-{name}": name for name in PEOPLE}
 

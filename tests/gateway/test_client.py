@@ -19,6 +19,7 @@ from sde.errors import (
     BackendUnavailable,
     BudgetExhausted,
     ConfigurationError,
+    DPRefusal,
     InvalidInput,
     ScopeViolation,
     SDEError,
@@ -142,3 +143,33 @@ def test_progress_shows_after_two_seconds() -> None:
     assert "(3 s)" in text
     assert text.endswith("\n")
     assert "done in 3." in text
+
+
+@pytest.mark.parametrize("answer", ["y", "n"])
+def test_an_accuracy_cost_is_asked_about_in_a_notebook(
+    live_gateway: str, monkeypatch: pytest.MonkeyPatch, answer: str
+) -> None:
+    import sde.dp.engine
+
+    asked: list[str] = []
+    monkeypatch.setattr(sde.dp.engine, "in_notebook", lambda: True)  # as in an IPython kernel
+    monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or answer)
+    sql = {  # two queries: a yes stores a release, which the same query reuses for free
+        "y": "SELECT gender_concept_id, COUNT(*) AS n FROM person GROUP BY gender_concept_id",
+        "n": "SELECT COUNT(*) AS persons FROM person",
+    }[answer]
+    with GatewayConnection(live_gateway, "token-of-dee", "dpp") as dee:
+        before = dee.budget().epsilon_spent
+        if answer == "y":
+            frame = dee.sql_dp(sql, accuracy=300.0)
+            assert dee.budget().epsilon_spent > before
+            assert frame.attrs["dp"]["epsilon"] == pytest.approx(
+                dee.budget().epsilon_spent - before
+            )
+        else:
+            with pytest.raises(DPRefusal) as err:
+                dee.sql_dp(sql, accuracy=300.0)
+            assert err.value.rule == "dp.not-confirmed"
+            assert dee.budget().epsilon_spent == before
+    assert len(asked) == 1
+    assert asked[0].endswith("Spend it? [y/N] ")

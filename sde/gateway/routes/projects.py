@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from sde.gateway.deps import ProjectConnection
+from sde.gateway.pool import dp_lock
 from sde.gateway.results import ARROW, frame_response, jsonable
 
 router = APIRouter(prefix="/api/projects/{project}", tags=["projects"])
@@ -77,15 +78,17 @@ def sql_dp(
 ) -> Response:
     options = query.model_dump(exclude={"sql", "epsilon", "delta", "accuracy", "alpha"})
     options = {k: v for k, v in options.items() if v is not None}
-    frame = conn.sql_dp(
-        query.sql, query.epsilon, query.delta, query.accuracy, query.alpha, **options
-    )
+    with dp_lock(conn):
+        frame = conn.sql_dp(
+            query.sql, query.epsilon, query.delta, query.accuracy, query.alpha, **options
+        )
     return frame_response(request, frame)
 
 
 @router.get("/budget", summary="The project's privacy budget: spent, remaining, releases")
 def budget(conn: ProjectConnection) -> dict[str, Any]:
-    status = conn.budget()
+    with dp_lock(conn):
+        status = conn.budget()
     out: dict[str, Any] = jsonable(dataclasses.asdict(status))
     out["releases"] = out.pop("history")
     out["epsilon_remaining"] = status.epsilon_remaining

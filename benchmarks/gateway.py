@@ -1,0 +1,264 @@
+"""Benchmark the gateway against embedded mode: 20 researchers at once, and a large result.
+
+Synthesises a population, makes a registry with one `rows` project and 20 members (through
+the account services), starts the gateway under uvicorn on loopback (token table), then:
+
+1. every researcher runs the research queries of ``tests/research_queries/`` (those the
+   project's scope admits) at the same time, once embedded (each with their own
+   ``sde.connect``, all sharing the project's extract) and once through the gateway
+   (``GatewayConnection``, Arrow); per-query latency p50/p95 and the gateway/embedded ratio;
+2. one result of at least 1M cells, embedded, through the gateway as Arrow, and as JSON.
+
+Writes ``benchmarks/results/gateway.json`` and ``gateway.md``.
+
+    .venv/bin/python benchmarks/gateway.py                  # 20,000 persons, 20 users
+    .venv/bin/python benchmarks/gateway.py --persons 5000 --users 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+import sde
+from sde.accounts import (
+    AccountStore,
+    add_member,
+    create_project,
+    create_user,
+    record_accreditation,
+    record_daa,
+)
+from sde.client import GatewayConnection
+from sde.errors import SDEError
+from sde.gateway import create_app
+from sde.gateway.auth import TokenTable
+from sde.omop.synth import synthesise
+from sde.registry import open_registry
+from sde.settings import Settings
+
+RESULTS = Path(__file__).parent / "results"
+QUERIES = Path(__file__).parents[1] / "tests" / "research_queries"
+SECRET = "a benchmark secret of at least thirty-two characters"  # noqa: S105
+SCOPE: dict[str, Any] = {
+    "project": "bench",
+    "access": "rows",
+    "tables": dict.fromkeys(
+        (
+            "person",
+            "condition_occurrence",
+            "measurement",
+            "drug_exposure",
+            "visit_occurrence",
+            "observation_period",
+            "death",
+            "location",
+            "concept",
+            "concept_ancestor",
+        ),
+        "*",
+    ),
+    "expires": "2099-12-31",
+}
+BIG = "SELECT * FROM measurement LIMIT {rows}"
+
+
+def _registry(root: Path, users: int) -> str:
+    url = f"sqlite:///{root / 'registry.sqlite'}"
+    store = AccountStore(open_registry(url), secret=SECRET)
+    create_project(store, "bench", "bench", title="Benchmark", scope=SCOPE)
+    for i in range(users):
+        name = f"r{i:02d}"
+        create_user(
+            store,
+            "bench",
+            name,
+            display_name=name,
+            email=f"{name}@x.org",
+            organisation="X",
+            roles=["researcher"],
+        )
+        record_accreditation(store, "bench", name, dt.date.today() + dt.timedelta(days=30))
+        record_daa(store, "bench", name, "v3")
+        add_member(store, "bench", "bench", name)
+    store.engine.dispose()
+    return url
+
+
+def _serve(settings: Settings, users: int) -> tuple[uvicorn.Server, threading.Thread, str]:
+    tokens = {f"t-{i:02d}": f"r{i:02d}" for i in range(users)}
+    app = create_app(settings, TokenTable(tokens))
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return server, thread, f"http://127.0.0.1:{port}/"
+
+
+def _admitted(data: Path, registry: str) -> dict[str, str]:
+    """The research queries the benchmark scope admits (run once, embedded)."""
+    found = {}
+    with sde.connect(data, scope=SCOPE, registry=registry, user="r00") as conn:
+        for path in sorted(QUERIES.glob("*.sql")):
+            sql = path.read_text()
+            try:
+                conn.sql(sql)
+            except SDEError:
+                continue
+            found[path.stem] = sql
+    return found
+
+
+def _run_all(users: int, make: Callable[[int], Any], queries: dict[str, str]) -> list[float]:
+    """Every user runs every query once, all users at once; latencies in ms."""
+    conns = [make(i) for i in range(users)]
+    start = threading.Barrier(users)
+
+    def one(i: int) -> list[float]:
+        start.wait()
+        out = []
+        for sql in queries.values():
+            began = time.perf_counter()
+            conns[i].sql(sql)
+            out.append((time.perf_counter() - began) * 1000)
+        return out
+
+    with ThreadPoolExecutor(users) as pool:
+        times = [t for batch in pool.map(one, range(users)) for t in batch]
+    for conn in conns:
+        conn.close()
+    return times
+
+
+def _summary(times: list[float]) -> dict[str, float]:
+    ordered = sorted(times)
+    return {
+        "n": len(ordered),
+        "p50_ms": statistics.median(ordered),
+        "p95_ms": ordered[max(0, int(0.95 * len(ordered)) - 1)],
+    }
+
+
+def _big(data: Path, registry: str, url: str, rows: int) -> dict[str, Any]:
+    sql = BIG.format(rows=rows)
+    with sde.connect(data, scope=SCOPE, registry=registry, user="r00") as conn:
+        began = time.perf_counter()
+        frame = conn.sql(sql)
+        embedded = time.perf_counter() - began
+    cells = frame.shape[0] * frame.shape[1]
+    with GatewayConnection(url, "t-00", "bench") as remote:
+        began = time.perf_counter()
+        remote.sql(sql)
+        arrow = time.perf_counter() - began
+    began = time.perf_counter()
+    answer = httpx.post(
+        f"{url}api/projects/bench/sql",
+        json={"sql": sql},
+        headers={"Authorization": "token t-00"},
+        timeout=600,
+    )
+    answer.raise_for_status()
+    as_json = time.perf_counter() - began
+    return {
+        "rows": frame.shape[0],
+        "cells": cells,
+        "embedded_s": embedded,
+        "gateway_arrow_s": arrow,
+        "gateway_json_s": as_json,
+        "json_bytes": len(answer.content),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, default=20_000)
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--big-rows", type=int, default=50_000)  # 22 columns: 1.1M cells
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sde-bench-gateway-") as tmp:
+        root = Path(tmp)
+        data = root / "data"
+        synthesise(args.persons, 3, 11, data, progress=False)
+        registry = _registry(root, args.users)
+        settings = Settings(data_dir=str(data), registry_url=registry, gateway_auth="tokens")
+        server, thread, url = _serve(settings, args.users)
+        try:
+            queries = _admitted(data, registry)
+
+            def embedded(i: int) -> Any:
+                return sde.connect(data, scope=SCOPE, registry=registry, user=f"r{i:02d}")
+
+            def remote(i: int) -> Any:
+                return GatewayConnection(url, f"t-{i:02d}", "bench", progress=io.StringIO())
+
+            _run_all(2, remote, queries)  # warm: the gateway's connections and extract
+            local = _summary(_run_all(args.users, embedded, queries))
+            gateway = _summary(_run_all(args.users, remote, queries))
+            big = _big(data, registry, url, args.big_rows)
+        finally:
+            server.should_exit = True
+            thread.join(30)
+    _write(args, queries, local, gateway, big)
+
+
+def _write(
+    args: argparse.Namespace,
+    queries: dict[str, str],
+    local: dict[str, float],
+    gateway: dict[str, float],
+    big: dict[str, Any],
+) -> None:
+    result = {
+        "persons": args.persons,
+        "users": args.users,
+        "queries": sorted(queries),
+        "embedded": local,
+        "gateway": gateway,
+        "ratio_p50": gateway["p50_ms"] / local["p50_ms"],
+        "ratio_p95": gateway["p95_ms"] / local["p95_ms"],
+        "big_result": big,
+        "machine": f"{platform.python_version()} on {platform.machine()}, "
+        f"{platform.system()} ({__import__('os').cpu_count()} cores)",
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "gateway.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [
+        "# Gateway vs embedded",
+        "",
+        f"{args.users} researchers at once, {len(queries)} research queries each, "
+        f"{args.persons:,} persons in 3 nodes; {result['machine']}.",
+        "",
+        "| mode | queries | p50 (ms) | p95 (ms) |",
+        "|---|---|---|---|",
+        f"| embedded | {local['n']} | {local['p50_ms']:.1f} | {local['p95_ms']:.1f} |",
+        f"| gateway (Arrow) | {gateway['n']} | {gateway['p50_ms']:.1f} | {gateway['p95_ms']:.1f} |",
+        f"| ratio | | {result['ratio_p50']:.2f} | {result['ratio_p95']:.2f} |",
+        "",
+        f"One result of {big['rows']:,} rows, {big['cells']:,} cells: embedded "
+        f"{big['embedded_s']:.2f} s, gateway Arrow {big['gateway_arrow_s']:.2f} s, gateway "
+        f"JSON {big['gateway_json_s']:.2f} s ({big['json_bytes'] / 1e6:.0f} MB).",
+        "",
+    ]
+    (RESULTS / "gateway.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
