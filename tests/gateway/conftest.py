@@ -10,10 +10,10 @@ use projects of their own.
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,15 +144,10 @@ def api(world: World) -> TestClient:
     return world.client
 
 
-@pytest.fixture(scope="session")
-def live_gateway(world: World) -> Iterator[str]:
-    """The same app under uvicorn on a loopback port; its base URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        world.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """``app`` under uvicorn on a free loopback port; its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -160,6 +155,16 @@ def live_gateway(world: World) -> Iterator[str]:
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(10)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def live_gateway(world: World) -> Iterator[str]:
+    """The same app under uvicorn on a loopback port; its base URL."""
+    with serving(world.app) as url:
+        yield url

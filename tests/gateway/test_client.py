@@ -21,10 +21,13 @@ from sde.errors import (
     ConfigurationError,
     DPRefusal,
     InvalidInput,
+    ResultTruncated,
     ScopeViolation,
     SDEError,
 )
-from tests.gateway.conftest import ROWS_SCOPE, World
+from sde.gateway import create_app
+from sde.gateway.auth import TokenTable
+from tests.gateway.conftest import ROWS_SCOPE, TOKENS, World, serving
 
 SQL = "SELECT gender_concept_id, COUNT(*) AS n FROM person GROUP BY 1 ORDER BY 1"
 
@@ -173,3 +176,17 @@ def test_an_accuracy_cost_is_asked_about_in_a_notebook(
             assert dee.budget().epsilon_spent == before
     assert len(asked) == 1
     assert asked[0].endswith("Spend it? [y/N] ")
+
+
+def test_a_cut_result_warns_as_embedded(world: World) -> None:
+    settings = world.settings.model_copy(update={"row_cap": 5})
+    app = create_app(settings, TokenTable(TOKENS), store=world.store)
+    with (
+        serving(app) as url,
+        GatewayConnection(url, "token-of-ada", "htn") as conn,
+        pytest.warns(ResultTruncated),
+    ):
+        frame = conn.sql("SELECT person_id FROM person")
+    app.state.gateway.pool.close()
+    assert len(frame) == 5
+    assert frame.attrs["sde"]["truncated"] is True
