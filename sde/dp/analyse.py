@@ -24,14 +24,14 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
-import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError
 
-from sde.dp.locality import Locality, Relation, Scope, refuse
+from sde.dp.locality import Locality, QueryLevel, refuse
 from sde.dp.metadata import CONCEPT_COLUMNS, Bounds, Metadata, ValueRef
 from sde.dp.totality import Checker
+from sde.errors import InvalidInput
 from sde.omop.cdm import CDM
+from sde.proxy.parse import parse_sql
 
 #: Aggregate kinds and what they need.
 NEEDS_BOUNDS = {"sum", "avg", "var", "std", "quantile"}
@@ -100,16 +100,15 @@ class Analysis:
 
 
 def parse(sql: str, dialect: str) -> exp.Select:
-    """One SELECT statement, or a refusal. Unparseable SQL is never passed through."""
+    """One SELECT statement, or a refusal. Unparseable SQL is never passed through.
+
+    The proxy's parser reads it (:func:`sde.proxy.parse.parse_sql`: its character, size and
+    ``Command`` refusals stand as they are); text that is not one query is ``dp.parse``.
+    """
     try:
-        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
-    except ParseError:
-        raise refuse("parse", "the query could not be parsed as one SELECT statement") from None
-    if len(statements) != 1:
-        raise refuse("parse", "give exactly one SELECT statement")
-    tree = statements[0]
-    if isinstance(tree, exp.Command) or tree.find(exp.Command):
-        raise refuse("parse", "the query could not be parsed as one SELECT statement")
+        tree = parse_sql(sql, dialect)
+    except InvalidInput as err:
+        raise refuse("parse", f"the query is not one SELECT statement: {err.message}") from None
     if isinstance(tree, exp.Union):
         raise refuse(
             "set-operation",
@@ -134,21 +133,44 @@ def analyse(
     tree = parse(sql, dialect)
     loc = Locality()
     loc.with_ctes(tree)
-    scope = loc.scope_of(tree)
-    loc.check_joins(tree, scope)
-    loc.check_predicates(tree, scope)
-    if not scope.persons:
+    level = loc.level_of(tree)
+    loc.check_joins(tree, level)
+    loc.check_predicates(tree, level)
+    root = level.root  # None only without person data: check_joins refused the rest
+    if root is None:
         raise refuse(
             "no-person",
             "a DP query must read person data (the privacy unit is the "
             "person); vocabulary tables can be queried with conn.sql()",
         )
     _check_top(tree)
-    root = _root_person(tree, scope)
     pid = exp.column(root.pid_col or "person_id", table=root.alias)
     concepts = _concept_filters(tree)
-    ctx = _Ctx(scope, concepts, md, dict(bounds or {}), dict(keys or {}), dialect)
+    ctx = _Ctx(level, concepts, md, dict(bounds or {}), dict(keys or {}), dialect)
+    group_keys, aggregates, outputs = _columns(tree, ctx)
+    analysis = Analysis(
+        tree,
+        dialect,
+        pid,
+        group_keys,
+        aggregates,
+        outputs,
+        tables=set().union(*(r.tables for r in level.relations)),
+    )
+    analysis.order_by = _order_by(tree, analysis)
+    analysis.limit = _limit(tree)
+    # Last, so that the rules above name what they refuse; rewrites in place (the keys
+    # and values above are nodes of ``tree``), so the exact SQL runs the total forms.
+    checker = Checker(tree)
+    checker.query(tree)
+    analysis.keys = [_typed(k, checker) for k in group_keys]
+    return analysis
 
+
+def _columns(
+    tree: exp.Select, ctx: _Ctx
+) -> tuple[list[GroupKey], list[Aggregate], list[tuple[str, int]]]:
+    """The group keys (hidden ones last), the aggregates, and the outputs in SELECT order."""
     group_exprs = _group_exprs(tree)
     projections = tree.expressions
     if any(
@@ -160,13 +182,12 @@ def analyse(
     outputs: list[tuple[str, int]] = []
     for p in projections:
         inner = p.unalias()
-        name = p.alias if isinstance(p, exp.Alias) else _default_name(inner, dialect)
+        name = p.alias if isinstance(p, exp.Alias) else _default_name(inner, ctx.dialect)
         if inner.find(exp.AggFunc) or isinstance(inner, exp.WithinGroup):
             aggregates.append(_aggregate(name, inner, ctx))
             outputs.append(("agg", len(aggregates) - 1))
             continue
-        match = next((g for g in group_exprs if g == inner), None)
-        if match is None:
+        if not any(g == inner for g in group_exprs):
             raise refuse(
                 "non-aggregate",
                 f"output column {name} is neither a GROUP BY key nor an aggregate: "
@@ -182,27 +203,11 @@ def analyse(
         )
     for g in group_exprs:
         if not any(k.expr == g for k in group_keys):
-            group_keys.append(_group_key(g.sql(dialect=dialect), g, ctx, shown=False))
+            group_keys.append(_group_key(g.sql(dialect=ctx.dialect), g, ctx, shown=False))
     columns = [group_keys[i].name if k == "key" else aggregates[i].name for k, i in outputs]
     if len(set(columns)) != len(columns):
         raise refuse("duplicate-column", "give each output column a distinct name (AS ...)")
-    analysis = Analysis(
-        tree,
-        dialect,
-        pid,
-        group_keys,
-        aggregates,
-        outputs,
-        tables=set().union(*(r.tables for r in scope.relations)),
-    )
-    analysis.order_by = _order_by(tree, analysis)
-    analysis.limit = _limit(tree)
-    # Last, so that the rules above name what they refuse; rewrites in place (the keys
-    # and values above are nodes of ``tree``), so the exact SQL runs the total forms.
-    checker = Checker(tree)
-    checker.query(tree)
-    analysis.keys = [_typed(k, checker) for k in group_keys]
-    return analysis
+    return group_keys, aggregates, outputs
 
 
 def _typed(key: GroupKey, checker: Checker) -> GroupKey:
@@ -238,16 +243,6 @@ def _check_top(tree: exp.Select) -> None:
         raise refuse(
             "group-by", "ROLLUP/CUBE/GROUPING SETS are not available; run one query per grouping"
         )
-
-
-def _root_person(tree: exp.Select, scope: Scope) -> Relation:
-    """The person relation whose person_id is never NULL-extended: FROM, else an INNER join."""
-    if scope.relations[0].person:
-        return scope.relations[0]
-    for join, rel in zip(tree.args.get("joins") or [], scope.relations[1:], strict=True):
-        if rel.person and (join.side or "").upper() != "LEFT":
-            return rel
-    return scope.persons[0]
 
 
 def _group_exprs(tree: exp.Select) -> list[exp.Expression]:
@@ -324,7 +319,7 @@ def _limit(tree: exp.Select) -> int | None:
 
 @dataclass
 class _Ctx:
-    scope: Scope
+    level: QueryLevel
     concepts: dict[str, frozenset[int]]
     md: Metadata
     bounds: dict[str, Sequence[float]]
@@ -416,7 +411,7 @@ def _count(name: str, agg: exp.Count, ctx: _Ctx) -> Aggregate:
         return Aggregate(name, "count")
     if isinstance(arg, exp.Distinct):
         cols = arg.expressions
-        if len(cols) == 1 and ctx.scope.is_pid(cols[0]):
+        if len(cols) == 1 and ctx.level.is_pid(cols[0]):
             return Aggregate(name, "count_persons", cols[0])
         raise refuse(
             "unsupported-aggregate",
@@ -516,7 +511,7 @@ def _ref(value: exp.Expression, ctx: _Ctx) -> ValueRef | None:
         return ValueRef(None, date_part=part[0])
     if not isinstance(value, exp.Column):
         return None
-    rel = ctx.scope.resolve(value)
+    rel = ctx.level.resolve(value)
     table = rel.origin if rel is not None else None
     return ValueRef(value.name, table, concepts=ctx.concepts)
 
@@ -539,7 +534,7 @@ def _is_numeric(expr: exp.Expression, ctx: _Ctx) -> bool:
         return True
     if not isinstance(expr, exp.Column):
         return False
-    rel = ctx.scope.resolve(expr)
+    rel = ctx.level.resolve(expr)
     if rel is None or rel.origin is None or not CDM.has_table(rel.origin):
         return False
     table = CDM.table(rel.origin)

@@ -19,6 +19,10 @@ This module checks (a) and (b) structurally and refuses what it cannot prove:
 * a subquery in a predicate is public (vocabulary only), or a person set tested by the
   row's own person (``person_id IN (SELECT person_id ...)``), or an ``EXISTS`` correlated on
   ``person_id``.
+
+Which tables are person data (:func:`~sde.proxy.persons.table_class`) and which relations
+are joined on their person columns (:class:`~sde.proxy.persons.PersonLinks`) are the facts
+of :mod:`sde.proxy.persons`, shared with the proxy's aggregates mode; the refusals are DP's.
 """
 
 from __future__ import annotations
@@ -30,40 +34,7 @@ from sqlglot import exp
 
 from sde.errors import DPRefusal
 from sde.omop.cdm import CDM
-
-PID = "person_id"
-
-#: Tables whose rows are about a person under another column name.
-PERSON_COLUMNS = {"cohort": "subject_id"}
-#: Tables that are not about persons: reference data, the organisation, definitions.
-PUBLIC_TABLES = CDM.VOCABULARY_TABLES | {
-    "care_site",
-    "provider",
-    "cohort_definition",
-    "cdm_source",
-    "metadata",
-}
-#: Tables of person data with no column naming the person: traced only through other
-#: records (a note, any event, any fact), or places where persons live. Refused.
-UNTRACED_TABLES = frozenset(
-    {"note_nlp", "cost", "fact_relationship", "episode_event", "location", "location_history"}
-)
-
-
-def table_class(name: str) -> tuple[str, str | None]:
-    """``("person", person column)``, ``("public", None)`` or ``("untraced", None)``.
-
-    Every CDM table is one of the three: a table with ``person_id`` (or ``cohort``, whose
-    ``subject_id`` is a person) is person data; the listed reference tables are public;
-    anything else, listed or not, is person data that cannot be traced to one person.
-    """
-    if name in PERSON_COLUMNS:
-        return "person", PERSON_COLUMNS[name]
-    if CDM.has_table(name) and CDM.is_person_table(name):
-        return "person", PID
-    if name in PUBLIC_TABLES:
-        return "public", None
-    return "untraced", None
+from sde.proxy.persons import OUTER, PersonLinks, table_class
 
 
 @dataclass
@@ -90,8 +61,8 @@ def _output_name(e: exp.Expression) -> str:
     return e.alias_or_name
 
 
-class Scope:
-    """The relations of one SELECT, by alias, with column resolution."""
+class QueryLevel:
+    """The relations of one SELECT (one level of a query), by alias, with column resolution."""
 
     def __init__(self, relations: list[Relation]) -> None:
         self.relations = relations
@@ -100,6 +71,13 @@ class Scope:
     @property
     def persons(self) -> list[Relation]:
         return [r for r in self.relations if r.person]
+
+    @property
+    def root(self) -> Relation | None:
+        """The first person relation whose person column is never NULL (in FROM or
+        INNER-joined): the person every row belongs to. Person tables LEFT-joined to it
+        hold rows of that person."""
+        return next((r for r in self.relations if r.person and not r.nullable), None)
 
     def resolve(self, col: exp.Column) -> Relation | None:
         """The relation a column belongs to, or None (an outer reference or unknown)."""
@@ -112,12 +90,14 @@ class Scope:
             return self.relations[0]
         return None
 
+    def person_of(self, col: exp.Column) -> str | None:
+        """The alias of the person relation whose person column ``col`` is, if any."""
+        rel = self.resolve(col)
+        return rel.alias if rel is not None and rel.person and col.name == rel.pid_col else None
+
     def is_pid(self, e: exp.Expression) -> bool:
-        """True when ``e`` is the person column of a person relation of this scope."""
-        if not isinstance(e, exp.Column):
-            return False
-        rel = self.resolve(e)
-        return rel is not None and rel.person and e.name == rel.pid_col
+        """True when ``e`` is the person column of a person relation of this level."""
+        return isinstance(e, exp.Column) and self.person_of(e) is not None
 
     def is_key(self, e: exp.Expression) -> bool:
         """True when ``e`` is a person column that is never NULL: the person a row belongs
@@ -167,7 +147,7 @@ class Locality:
             )
         raise refuse("unsupported-from", f"{node.sql()} cannot be used in FROM here")
 
-    def scope_of(self, select: exp.Select) -> Scope:
+    def level_of(self, select: exp.Select) -> QueryLevel:
         from_ = select.args.get("from_")
         if from_ is None:
             raise refuse("no-person", "a DP query must read from a table")
@@ -176,7 +156,7 @@ class Locality:
             rel = self.relation(join.this)
             rel.nullable = (join.side or "").upper() in {"LEFT", "RIGHT", "FULL"}
             rels.append(rel)
-        return Scope(rels)
+        return QueryLevel(rels)
 
     # -- queries -----------------------------------------------------------------------
 
@@ -211,12 +191,12 @@ class Locality:
         return self._select(q, need_pid)
 
     def _select(self, select: exp.Select, need_pid: bool = True) -> Relation:
-        scope = self.scope_of(select)
-        self.check_joins(select, scope)
-        self.check_predicates(select, scope)
-        tables = set().union(*(r.tables for r in scope.relations))
-        names = self._outputs(select, scope)
-        if not scope.persons:
+        level = self.level_of(select)
+        self.check_joins(select, level)
+        self.check_predicates(select, level)
+        tables = set().union(*(r.tables for r in level.relations))
+        names = self._outputs(select, level)
+        if not level.persons:
             return Relation("", False, None, names, tables)
         for key in ("limit", "offset"):
             if select.args.get(key) is not None:
@@ -229,24 +209,24 @@ class Locality:
             "distinct"
         ].args.get("on"):
             raise refuse("subquery-not-person-local", "DISTINCT ON is not available here")
-        self._check_per_person(select, scope)
-        pid_col = self._pid_output(select, scope, need_pid)
+        self._check_per_person(select, level)
+        pid_col = self._pid_output(select, level, need_pid)
         if pid_col is None and need_pid:
             raise refuse(
                 "no-person-column",
                 "a subquery or CTE over person data must keep person_id in its output, so "
                 "that each row still belongs to one person",
             )
-        origin = scope.persons[0].origin if len(scope.relations) == 1 else None
+        origin = level.persons[0].origin if len(level.relations) == 1 else None
         return Relation("", True, pid_col, names, tables, origin)
 
-    def _outputs(self, select: exp.Select, scope: Scope) -> tuple[str, ...] | None:
+    def _outputs(self, select: exp.Select, level: QueryLevel) -> tuple[str, ...] | None:
         names: list[str] = []
         for e in select.expressions:
             if isinstance(e, exp.Star) or (isinstance(e, exp.Column) and e.is_star):
-                rels = scope.relations
+                rels = level.relations
                 if isinstance(e, exp.Column) and e.table:
-                    rels = [scope.by_alias[e.table]] if e.table in scope.by_alias else []
+                    rels = [level.by_alias[e.table]] if e.table in level.by_alias else []
                 for r in rels:
                     if r.columns is None:
                         return None
@@ -255,7 +235,9 @@ class Locality:
                 names.append(_output_name(e))
         return tuple(names)
 
-    def _pid_output(self, select: exp.Select, scope: Scope, need_pid: bool = True) -> str | None:
+    def _pid_output(
+        self, select: exp.Select, level: QueryLevel, need_pid: bool = True
+    ) -> str | None:
         """The output column naming each row's person: a person column never NULL.
 
         A LEFT-joined relation's person column is NULL on unmatched rows and is never the
@@ -265,12 +247,12 @@ class Locality:
         found: list[tuple[str | None, bool]] = []
         for e in select.expressions:
             if isinstance(e, exp.Star) or (isinstance(e, exp.Column) and e.is_star):
-                rels = scope.persons
+                rels = level.persons
                 if isinstance(e, exp.Column) and e.table:
                     rels = [r for r in rels if r.alias == e.table]
                 found += [(r.pid_col, r.nullable) for r in rels]
-            elif scope.is_pid(e.unalias()):
-                found.append((_output_name(e), not scope.is_key(e.unalias())))
+            elif level.is_pid(e.unalias()):
+                found.append((_output_name(e), not level.is_key(e.unalias())))
         pid = next((name for name, nullable in found if not nullable), None)
         if pid is not None and any(name == pid and nullable for name, nullable in found):
             raise _outer_join_person()
@@ -278,7 +260,7 @@ class Locality:
             raise _outer_join_person()
         return pid
 
-    def _check_per_person(self, select: exp.Select, scope: Scope) -> None:
+    def _check_per_person(self, select: exp.Select, level: QueryLevel) -> None:
         group = select.args.get("group")
         has_agg = any(
             not agg.find_ancestor(exp.Window)
@@ -287,14 +269,14 @@ class Locality:
         )
         if group is not None or has_agg:
             keys = group.expressions if group is not None else []
-            if not any(scope.is_key(k) for k in keys):
+            if not any(level.is_key(k) for k in keys):
                 raise refuse(
                     "cross-person-aggregate",
                     "a subquery over person data may aggregate only per person "
                     "(GROUP BY person_id); aggregate across persons in the outer query",
                 )
         for win in select.find_all(exp.Window):
-            if not any(scope.is_key(p) for p in win.args.get("partition_by") or []):
+            if not any(level.is_key(p) for p in win.args.get("partition_by") or []):
                 raise refuse(
                     "cross-person-window",
                     "window functions over person data must be PARTITION BY person_id",
@@ -302,59 +284,44 @@ class Locality:
 
     # -- joins and predicates ------------------------------------------------------------
 
-    def check_joins(self, select: exp.Select, scope: Scope) -> None:
-        persons = scope.persons
-        parent = {r.alias: r.alias for r in persons}
-
-        def find(a: str) -> str:
-            while parent[a] != a:
-                a = parent[a]
-            return a
-
-        def link(cond: exp.Expression | None) -> None:
-            for conj in _conjuncts(cond):
-                if (
-                    isinstance(conj, exp.EQ)
-                    and scope.is_pid(conj.this)
-                    and scope.is_pid(conj.expression)
-                ):
-                    a = scope.resolve(conj.this)
-                    b = scope.resolve(conj.expression)
-                    if a is not None and b is not None:
-                        parent[find(a.alias)] = find(b.alias)
-
+    def check_joins(self, select: exp.Select, level: QueryLevel) -> None:
+        persons = level.persons
+        links = PersonLinks(select, [r.alias for r in persons], level.person_of)
         joins = select.args.get("joins") or []
-        for join, rel in zip(joins, scope.relations[1:], strict=True):
+        for join, rel in zip(joins, level.relations[1:], strict=True):
             side = (join.side or "").upper()
             if side in {"RIGHT", "FULL"} or (join.kind or "").upper() in {"SEMI", "ANTI"}:
                 raise refuse(
                     "join-type",
                     f"{side or join.kind} JOIN is not available in DP queries; use INNER or LEFT",
                 )
-            if join.args.get("using"):
-                names = {i.name for i in join.args["using"]}
-                if rel.person and rel.pid_col in names:
-                    for other in persons:
-                        if other is not rel and other.pid_col in names:
-                            parent[find(rel.alias)] = find(other.alias)
-                            break
-            link(join.args.get("on"))
-        link(select.args.get("where", exp.Where()).this if select.args.get("where") else None)
-        _check_person_side(select, scope)
-        roots = {find(r.alias) for r in persons}
-        if len(roots) > 1:
+            names = {i.name for i in join.args.get("using") or []}
+            if rel.person and rel.pid_col in names:
+                other = next((o for o in persons if o is not rel and o.pid_col in names), None)
+                links.union(rel.alias, other.alias if other is not None else None)
+        if persons and level.root is None:
+            # In ``concept c LEFT JOIN person p`` each unmatched row has a NULL person, and
+            # whether a concept row is unmatched depends on every person's data: such rows
+            # are nobody's, so truncating per person would not bound what one person changes.
+            raise refuse(
+                "outer-join-person",
+                "a LEFT JOIN to person data from a table that is not person data gives rows "
+                "with no person (NULL person_id), which truncation cannot bound; start FROM "
+                "the person table or use an INNER JOIN",
+            )
+        if links.components(r.alias for r in persons) > 1:
             raise refuse(
                 "join-not-on-person",
                 "tables of person data must be joined on person_id (a.person_id = b.person_id) "
                 "so that every row belongs to one person",
             )
 
-    def check_predicates(self, select: exp.Select, scope: Scope) -> None:
+    def check_predicates(self, select: exp.Select, level: QueryLevel) -> None:
         """Subqueries anywhere in the SELECT (not FROM items) must be public or person-tied."""
         for sub in _subqueries(select):
-            self._check_subquery(sub, scope)
+            self._check_subquery(sub, level)
 
-    def _check_subquery(self, node: exp.Expression, scope: Scope) -> None:
+    def _check_subquery(self, node: exp.Expression, level: QueryLevel) -> None:
         query = node.this if isinstance(node, exp.Subquery | exp.Exists) else node
         inner_locality = Locality()
         inner_locality.ctes = dict(self.ctes)
@@ -376,45 +343,19 @@ class Locality:
         parent = node.parent
         if isinstance(node, exp.Exists):
             if isinstance(query, exp.Select) and _correlated_on_person(
-                query, inner_locality.scope_of(query), scope
+                query, inner_locality.level_of(query), level
             ):
                 return
         elif (
             isinstance(parent, exp.In)
             and parent.args.get("query") is node
-            and scope.is_pid(parent.this)
+            and level.is_pid(parent.this)
             and isinstance(query, exp.Select | exp.Union)
             and len(query.selects) == 1
             and _output_name(cast(exp.Expression, query.selects[0])) == described.pid_col
         ):
             return
         raise refuse("subquery-not-person-local", _SUBQUERY_RULE)
-
-
-def _check_person_side(select: exp.Select, scope: Scope) -> None:
-    """Some person relation must be in FROM or INNER-joined: its person_id is never NULL.
-
-    In ``concept c LEFT JOIN person p`` every unmatched row gets a NULL person, and whether
-    a concept row is unmatched depends on every person's data: the rows of that NULL
-    "person" are nobody's, so truncating per person would not bound what one person
-    changes. Person tables LEFT-joined to a person relation are fine (their rows belong to
-    the row's person, whose id comes from the non-NULL side).
-    """
-    persons = scope.persons
-    if not persons:
-        return
-    if scope.relations[0].person:
-        return
-    joins = select.args.get("joins") or []
-    for join, rel in zip(joins, scope.relations[1:], strict=True):
-        if rel.person and (join.side or "").upper() not in {"LEFT", "RIGHT", "FULL"}:
-            return
-    raise refuse(
-        "outer-join-person",
-        "a LEFT JOIN to person data from a table that is not person data gives rows with no "
-        "person (NULL person_id), which truncation cannot bound; start FROM the person table "
-        "or use an INNER JOIN",
-    )
 
 
 def _outer_join_person() -> DPRefusal:
@@ -465,16 +406,6 @@ def _position(rel: Relation) -> int | None:
     return rel.columns.index(rel.pid_col) if rel.pid_col in rel.columns else None
 
 
-def _conjuncts(cond: exp.Expression | None) -> list[exp.Expression]:
-    if cond is None:
-        return []
-    if isinstance(cond, exp.Paren):
-        return _conjuncts(cond.this)
-    if isinstance(cond, exp.And):
-        return _conjuncts(cond.this) + _conjuncts(cond.expression)
-    return [cond]
-
-
 def _subqueries(select: exp.Select) -> list[exp.Expression]:
     """Maximal subqueries of ``select`` outside its FROM items and CTEs."""
     found: list[exp.Expression] = []
@@ -497,17 +428,22 @@ def _subqueries(select: exp.Select) -> list[exp.Expression]:
     return found
 
 
-def _correlated_on_person(query: exp.Select, inner: Scope, outer: Scope) -> bool:
-    where = query.args.get("where")
-    for conj in _conjuncts(where.this if where else None):
-        if not isinstance(conj, exp.EQ):
-            continue
-        a, b = conj.this, conj.expression
-        for x, y in ((a, b), (b, a)):
-            if (
-                inner.is_pid(x)
-                and isinstance(y, exp.Column)
-                and (y.table not in inner.by_alias and outer.is_pid(y))
-            ):
-                return True
-    return False
+def _correlated_on_person(query: exp.Select, inner: QueryLevel, outer: QueryLevel) -> bool:
+    """Every person relation of ``query`` holds the enclosing row's person.
+
+    An unqualified column is the enclosing query's only when no relation of ``query`` can
+    have it: SQL resolves it in the innermost query first (``WHERE person_id = person_id``
+    inside the subquery compares the subquery's own column with itself).
+    """
+
+    def node_of(col: exp.Column) -> str | None:
+        if col.table:
+            inside = col.table in inner.by_alias
+        else:
+            inside = any(r.columns is None or col.name in r.columns for r in inner.relations)
+        if inside:
+            return inner.person_of(col)
+        return OUTER if outer.is_pid(col) else None
+
+    links = PersonLinks(query, [r.alias for r in inner.persons], node_of)
+    return all(links.connected(r.alias, OUTER) for r in inner.persons)

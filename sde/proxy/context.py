@@ -68,8 +68,3 @@ def _sql_type(table: str, column: str) -> str:
     if column in NAMESPACES:
         return "BIGINT"
     return column_type(CDM.table(table).column(column), "duckdb").split("(", 1)[0]
-
-
-def is_person_table(table: str) -> bool:
-    """True when rows of ``table`` belong to a person (it carries ``person_id``)."""
-    return CDM.has_table(table) and CDM.table(table).has_column("person_id")

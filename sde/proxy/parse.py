@@ -28,7 +28,7 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.tokens import TokenType
 
 from sde.errors import InvalidInput, ScopeViolation
-from sde.proxy.context import DIALECTS, RuleContext
+from sde.proxy.context import DIALECTS, Limits, RuleContext
 
 _STRING_TOKENS = frozenset(
     {
@@ -41,6 +41,7 @@ _STRING_TOKENS = frozenset(
     }
 )
 _ALLOWED_CONTROL = frozenset("\t\n\r")
+_DEFAULT_LIMITS = Limits()
 
 
 class _QuietWhileParsing(logging.Filter):
@@ -110,21 +111,26 @@ def check_characters(sql: str, dialect: str) -> None:
 
 def parse(sql: str, ctx: RuleContext) -> exp.Expression:
     """The single statement of ``sql`` in ``ctx.dialect``, identifiers normalised."""
-    if ctx.dialect not in DIALECTS:
+    return parse_sql(sql, ctx.dialect, ctx.limits)
+
+
+def parse_sql(sql: str, dialect: str, limits: Limits = _DEFAULT_LIMITS) -> exp.Expression:
+    """:func:`parse` outside a project's rules (the DP analysis reads queries with it)."""
+    if dialect not in DIALECTS:
         raise InvalidInput(
-            "parse.dialect", f"dialect {ctx.dialect} is not supported; use one of {DIALECTS}"
+            "parse.dialect", f"dialect {dialect} is not supported; use one of {DIALECTS}"
         )
     if not isinstance(sql, str) or not sql.strip():
         raise InvalidInput("parse.empty", "the query is empty")
-    if len(sql) > ctx.limits.max_sql_chars:
+    if len(sql) > limits.max_sql_chars:
         raise ScopeViolation(
             "limits.query-size",
-            f"the query is {len(sql)} characters long; the limit is {ctx.limits.max_sql_chars}",
+            f"the query is {len(sql)} characters long; the limit is {limits.max_sql_chars}",
         )
-    check_characters(sql, ctx.dialect)
+    check_characters(sql, dialect)
     try:
         with _QUIET.active():  # the Command fallback warning: refused below
-            statements = sqlglot.parse(sql, read=ctx.dialect)
+            statements = sqlglot.parse(sql, read=dialect)
     except RecursionError:
         raise ScopeViolation("limits.depth", "the query is nested too deeply") from None
     except Exception as err:
@@ -152,7 +158,7 @@ def parse(sql: str, ctx: RuleContext) -> exp.Expression:
             keyword=keyword,
         )
     try:
-        tree = normalize_identifiers(tree, dialect=ctx.dialect)
+        tree = normalize_identifiers(tree, dialect=dialect)
     except RecursionError:
         raise ScopeViolation("limits.depth", "the query is nested too deeply") from None
     for node in tree.walk():

@@ -24,6 +24,9 @@ only flow **one person at a time** (``aggregates.cross-person``):
   t.person_id ...)``, or correlated with ``t.person_id = p.person_id``
   (``aggregates.unbound``); the same holds for the right side of a SEMI/ANTI join.
 
+Which tables are person-level and which sources are joined on ``person_id`` are the
+facts of :mod:`sde.proxy.persons`, shared with DP's locality check.
+
 Not a formal guarantee: thresholds do not stop differencing between queries or
 predicates aimed at one person inside a group; projects needing that use ``dp``.
 """
@@ -31,7 +34,6 @@ predicates aimed at one person inside a group; projects needing that use ``dp``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
 
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope as QueryScope
@@ -39,14 +41,11 @@ from sqlglot.optimizer.scope import build_scope
 
 from sde.errors import ScopeViolation
 from sde.proxy.allowlists import SAFE_AGGREGATES, function_name
-from sde.proxy.context import RuleContext, is_person_table
-from sde.proxy.resolve import conjuncts
+from sde.proxy.context import RuleContext
+from sde.proxy.persons import OUTER, PID, PersonLinks, person_column
 
 #: Prefix of the hidden person-count outputs the connection reads and drops.
 HIDDEN_PREFIX = "__sde_persons_"
-
-#: The node standing for "a person of an enclosing query" in the equality graph.
-_OUTER = "\0outer"
 
 
 def rewrite(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
@@ -74,7 +73,7 @@ def rewrite(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
     counted = _Flows(ctx).root(scope)
     for i, alias in enumerate(counted):
         count = exp.Count(
-            this=exp.Distinct(expressions=[exp.column("person_id", table=alias, quoted=True)])
+            this=exp.Distinct(expressions=[exp.column(PID, table=alias, quoted=True)])
         )
         expression.select(exp.alias_(count, f"{HIDDEN_PREFIX}{i}", quoted=True), copy=False)
     return expression
@@ -191,9 +190,7 @@ class _Flows:
         persons = self._persons(scope)
         semi = set(scope.semi_or_anti_join_tables)
         counted = [a for a in scope.selected_sources if a in persons and a not in semi]
-        graph = _Graph(persons)
-        for left, right in _person_equalities(scope):
-            graph.union(self._node(scope, left), self._node(scope, right))
+        graph = self._links(scope)
         for alias in sorted(semi & set(persons)):
             if not any(graph.connected(alias, c) for c in counted):
                 raise self._unbound(alias, "the right side of a SEMI or ANTI join")
@@ -205,17 +202,15 @@ class _Flows:
         """Check a scope below the outermost query.
 
         ``anchor`` is the local alias whose persons the scope hands on (the ``person_id``
-        it passes through, or selects for ``IN``), or ``_OUTER`` for a subquery that must
+        it passes through, or selects for ``IN``), or ``OUTER`` for a subquery that must
         be correlated with a person of an enclosing query.
         """
         persons = self._persons(scope)
         self._children(scope)
         if not persons:
             return
-        graph = _Graph(persons)
-        for left, right in _person_equalities(scope):
-            graph.union(self._node(scope, left), self._node(scope, right))
-        if anchor == _OUTER and not any(graph.connected(a, _OUTER) for a in persons):
+        graph = self._links(scope)
+        if anchor == OUTER and not any(graph.connected(a, OUTER) for a in persons):
             raise self._unbound(next(iter(persons)), "a subquery")
         for alias in persons:
             if not graph.connected(alias, anchor):
@@ -227,7 +222,7 @@ class _Flows:
                     f"ON {alias}.person_id = ...)",
                     name=alias,
                 )
-        if graph.connected(anchor, _OUTER):
+        if graph.connected(anchor, OUTER):
             return  # correlated on person_id: each evaluation sees one person's rows
         self._per_person(scope, persons)
 
@@ -260,7 +255,10 @@ class _Flows:
         for alias, source in scope.sources.items():
             if isinstance(source, QueryScope) and self.reads_persons(source):
                 inner = _unwrap(source)
-                self.nested(inner, self._handed_on(inner, alias))
+                handed_on = _person_alias(inner)
+                if handed_on is None:
+                    raise _no_person(alias)
+                self.nested(inner, handed_on)
         for sub in scope.subquery_scopes:
             if self.reads_persons(sub):
                 self._subquery(sub, scope)
@@ -269,7 +267,7 @@ class _Flows:
         lhs = _in_left_side(sub.expression)
         bound_in = (
             isinstance(lhs, exp.Column)
-            and lhs.name == "person_id"
+            and lhs.name == PID
             and self._node(outer, lhs.table) is not None
         )
         branches = sub.set_operation_scopes if isinstance(sub.expression, exp.SetOperation) else []
@@ -278,7 +276,7 @@ class _Flows:
                 self._subquery(branch, outer)
                 continue
             if not bound_in:
-                self.nested(branch, _OUTER)
+                self.nested(branch, OUTER)
                 continue
             projected = _projected_person(branch)
             if projected is None:
@@ -293,7 +291,7 @@ class _Flows:
         key = id(scope)
         if key not in self._reads:
             found = any(
-                (isinstance(s, exp.Table) and is_person_table(s.name))
+                (isinstance(s, exp.Table) and _is_person_table(s.name))
                 or (isinstance(s, QueryScope) and self.reads_persons(s))
                 for s in scope.sources.values()
             ) or any(
@@ -316,43 +314,29 @@ class _Flows:
         out: dict[str, exp.Table | QueryScope] = {}
         for alias, source in scope.sources.items():
             if isinstance(source, exp.Table):
-                if is_person_table(source.name):
+                if _is_person_table(source.name):
                     out[alias] = source
             elif isinstance(source, QueryScope):
                 if self.reads_persons(source):
-                    if not _traces_to_person(_unwrap(source), "person_id"):
-                        raise ScopeViolation(
-                            "aggregates.no-person",
-                            f"the persons behind source {alias} cannot be counted; pass "
-                            "person_id through it unchanged (SELECT ..., person_id FROM ...)",
-                            name=alias,
-                        )
+                    if _person_alias(_unwrap(source)) is None:
+                        raise _no_person(alias)
                     out[alias] = source
             else:
                 raise _shape(self.ctx, f"source {alias}")
         return out
 
-    def _handed_on(self, scope: QueryScope, alias: str) -> str:
-        """The local alias whose ``person_id`` a derived source passes through."""
-        if isinstance(scope.expression, exp.Select):
-            for projection in scope.expression.expressions:
-                value = projection.unalias()
-                if (
-                    projection.alias_or_name == "person_id"
-                    and isinstance(value, exp.Column)
-                    and value.table in scope.sources
-                ):
-                    return value.table
-        raise ScopeViolation(
-            "aggregates.no-person",
-            f"the persons behind source {alias} cannot be counted; pass person_id through "
-            "it unchanged (SELECT ..., person_id FROM ...)",
-            name=alias,
-        )
+    def _links(self, scope: QueryScope) -> PersonLinks:
+        """Which person sources of ``scope`` (and persons of enclosing queries) are joined
+        on ``person_id``."""
+
+        def node_of(column: exp.Column) -> str | None:
+            return self._node(scope, column.table) if column.name == PID else None
+
+        return PersonLinks(scope.expression, self._persons(scope), node_of)
 
     def _node(self, scope: QueryScope, alias: str) -> str | None:
         """Graph node of a ``person_id`` column qualified by ``alias`` as seen from ``scope``:
-        the alias itself for a local person source, ``_OUTER`` for a person source of an
+        the alias itself for a local person source, ``OUTER`` for a person source of an
         enclosing query, ``None`` for anything else."""
         if alias in scope.sources:
             return alias if alias in self._persons(scope) else None
@@ -362,7 +346,7 @@ class _Flows:
                 parent = parent.parent  # the LATERAL wrapper: its sources are its parent's
                 continue
             if alias in parent.sources:
-                return _OUTER if alias in self._persons(parent) else None
+                return OUTER if alias in self._persons(parent) else None
             parent = parent.parent
         return None
 
@@ -377,61 +361,11 @@ class _Flows:
         )
 
 
-class _Graph:
-    """Union-find over person-source aliases (and the outer person)."""
-
-    def __init__(self, nodes: Iterable[str]) -> None:
-        self._parent: dict[str, str] = {n: n for n in nodes}
-        self._parent[_OUTER] = _OUTER
-
-    def __contains__(self, node: str) -> bool:
-        return node in self._parent
-
-    def find(self, node: str) -> str:
-        while self._parent[node] != node:
-            self._parent[node] = self._parent[self._parent[node]]
-            node = self._parent[node]
-        return node
-
-    def union(self, a: str | None, b: str | None) -> None:
-        if a is None or b is None or a not in self._parent or b not in self._parent:
-            return
-        self._parent[self.find(a)] = self.find(b)
-
-    def connected(self, a: str, b: str) -> bool:
-        return a in self._parent and b in self._parent and self.find(a) == self.find(b)
-
-
 def _unwrap(scope: QueryScope) -> QueryScope:
     """The SELECT scope of ``LATERAL (SELECT ...)`` (sqlglot wraps it in a UDTF scope)."""
     if isinstance(scope.expression, exp.Lateral) and len(scope.subquery_scopes) == 1:
         return scope.subquery_scopes[0]
     return scope
-
-
-def _person_equalities(scope: QueryScope) -> list[tuple[str, str]]:
-    """``(a, b)`` for each top-level ``a.person_id = b.person_id`` in WHERE or a join's ON."""
-    select = scope.expression
-    if not isinstance(select, exp.Select):
-        return []
-    where = select.args.get("where")
-    conditions = conjuncts(where.this if where is not None else None)
-    for join in select.args.get("joins") or []:
-        conditions += conjuncts(join.args.get("on"))
-    out = []
-    for cond in conditions:
-        if not isinstance(cond, exp.EQ):
-            continue
-        left, right = cond.left, cond.right
-        if (
-            isinstance(left, exp.Column)
-            and isinstance(right, exp.Column)
-            and left.name == right.name == "person_id"
-            and left.table
-            and right.table
-        ):
-            out.append((left.table, right.table))
-    return out
 
 
 def _person_columns(
@@ -442,7 +376,7 @@ def _person_columns(
     return [
         c
         for c in ([node] if isinstance(node, exp.Column) else node.find_all(exp.Column))
-        if c.name == "person_id" and c.table in persons
+        if c.name == PID and c.table in persons
     ]
 
 
@@ -462,30 +396,46 @@ def _projected_person(scope: QueryScope) -> str | None:
     if not isinstance(select, exp.Select) or len(select.expressions) != 1:
         return None
     value = select.expressions[0].unalias()
-    if isinstance(value, exp.Column) and value.name == "person_id" and value.table:
-        entry = scope.sources.get(value.table)
-        if isinstance(entry, exp.Table) and is_person_table(entry.name):
-            return value.table
-        if isinstance(entry, QueryScope) and _traces_to_person(_unwrap(entry), "person_id"):
-            return value.table
-    return None
+    if not isinstance(value, exp.Column) or value.name != PID:
+        return None
+    return _passed_through(scope, select.expressions[0])
 
 
-def _traces_to_person(scope: QueryScope, column: str) -> bool:
+def _person_alias(scope: QueryScope, name: str = PID) -> str | None:
+    """The local source whose ``person_id`` the output ``name`` of ``scope`` passes through
+    unchanged, traced down to a person table; ``None`` when it does not."""
     select = scope.expression
     if not isinstance(select, exp.Select):
-        return False
-    for projection in select.expressions:
-        if projection.alias_or_name != column:
-            continue
-        value = projection.unalias()
-        if not isinstance(value, exp.Column) or not value.table:
-            return False
-        entry = scope.selected_sources.get(value.table)
-        if entry is None:
-            return False
-        source = entry[1]
-        if isinstance(source, exp.Table):
-            return is_person_table(source.name) and value.name == "person_id"
-        return _traces_to_person(_unwrap(source), value.name)
-    return False
+        return None
+    projection = next((p for p in select.expressions if p.alias_or_name == name), None)
+    return None if projection is None else _passed_through(scope, projection)
+
+
+def _passed_through(scope: QueryScope, projection: exp.Expression) -> str | None:
+    value = projection.unalias()
+    if not isinstance(value, exp.Column) or not value.table:
+        return None
+    entry = scope.selected_sources.get(value.table)
+    if entry is None:
+        return None
+    source = entry[1]
+    if isinstance(source, exp.Table):
+        traced = _is_person_table(source.name) and value.name == PID
+    else:
+        traced = _person_alias(_unwrap(source), value.name) is not None
+    return value.table if traced else None
+
+
+def _no_person(alias: str) -> ScopeViolation:
+    return ScopeViolation(
+        "aggregates.no-person",
+        f"the persons behind source {alias} cannot be counted; pass person_id through it "
+        "unchanged (SELECT ..., person_id FROM ...)",
+        name=alias,
+    )
+
+
+def _is_person_table(name: str) -> bool:
+    """A table counted by ``person_id`` (``cohort``, whose person is ``subject_id``, is
+    never in a scope)."""
+    return person_column(name) == PID
