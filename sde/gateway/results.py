@@ -41,6 +41,18 @@ def _scalar(value: Any) -> Any:
     return value
 
 
+def plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its object columns made JSON values (text for what has no JSON form)."""
+    out = frame.copy()
+    for name in out.select_dtypes(include="object").columns:
+        out[name] = [_text(jsonable(v)) for v in out[name]]
+    return out
+
+
+def _text(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, list | dict) else value
+
+
 def wants_arrow(request: Request) -> bool:
     return ARROW in request.headers.get("accept", "")
 
@@ -49,12 +61,19 @@ def frame_response(request: Request, frame: pd.DataFrame) -> Response:
     attrs = jsonable(dict(frame.attrs))
     if wants_arrow(request):
         return Response(to_arrow(frame, attrs), media_type=ARROW)
-    data = json.loads(frame.to_json(orient="split", index=False, date_format="iso"))
+    try:
+        text = frame.to_json(orient="split", index=False, date_format="iso")
+    except (ValueError, TypeError, OverflowError):  # a value pandas cannot write (an interval)
+        text = plain(frame).to_json(orient="split", index=False, date_format="iso")
+    data = json.loads(text)
     return JSONResponse({"columns": data["columns"], "data": data["data"], "attrs": attrs})
 
 
 def to_arrow(frame: pd.DataFrame, attrs: dict[str, Any]) -> bytes:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowException, ValueError, TypeError):  # a value Arrow cannot type
+        table = pa.Table.from_pandas(plain(frame), preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta[METADATA_KEY] = json.dumps(attrs).encode()
     table = table.replace_schema_metadata(meta)

@@ -229,3 +229,21 @@ def test_overspending_is_403_and_spends_nothing(api: TestClient) -> None:
     assert answer.json()["error"] == "BudgetExhausted"
     after = api.get("/api/projects/dpp/budget", headers=token("dee")).json()
     assert after["epsilon_spent"] == pytest.approx(before["epsilon_spent"])
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT INTERVAL '1 day' AS i",  # no JSON or Arrow form in pandas: sent as text
+        "SELECT CAST(1.5 AS DECIMAL(10,2)) AS d, DATE '2020-01-01' AS day",
+        "SELECT CAST(NULL AS INTEGER) AS n, 1e308 * 10 AS big, TRUE AS b",
+    ],
+)
+def test_awkward_values_are_answered_both_ways(api: TestClient, sql: str) -> None:
+    as_json = _post(api, "ada", "htn", "sql", sql=sql)
+    assert as_json.status_code == 200, as_json.text
+    as_arrow = api.post(
+        "/api/projects/htn/sql", json={"sql": sql}, headers={**token("ada"), "Accept": ARROW}
+    )
+    assert as_arrow.status_code == 200
+    assert list(frame_from_arrow(as_arrow.content).columns) == as_json.json()["columns"]
