@@ -15,10 +15,9 @@ from typing import Any
 
 from jupyter_config.authenticator import SDEAuthenticator, project_form, project_from_form
 from jupyter_config.server_python import server_python
-from jupyter_config.settings import SERVICES, HubSettings, get_hub_settings
 from jupyter_config.spawner import NOT_ROOT_WARNING, SDESpawner
 from sde.registry import registry_url_beside
-from sde.settings import Settings, get_settings
+from sde.settings import SERVICES, HubSettings, Settings, get_hub_settings, get_settings
 
 #: Arguments of every notebook server: no terminals, our authorizer (no downloads).
 SERVER_ARGS: tuple[str, ...] = (

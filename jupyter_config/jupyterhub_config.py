@@ -2,7 +2,7 @@
 
 ``sde hub`` does that for you. Everything is read from the settings (``SDE_REGISTRY_URL``,
 ``SDE_SECRET_KEY``, ``SDE_GATEWAY_URL`` and the hub's own ``SDE_HUB_*``, see
-:mod:`jupyter_config.settings`); the work is done in :func:`jupyter_config.hub.configure`.
+:class:`sde.settings.HubSettings`); the work is done in :func:`jupyter_config.hub.configure`.
 """
 
 from typing import Any

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import typer
+from pydantic_settings import BaseSettings
 
-from sde.settings import Settings, env_name, get_settings
+from sde.settings import HubSettings, Settings, env_name, get_hub_settings, get_settings
+
+#: Every settings section: its title and class (the workbench's, then the hub's).
+SECTIONS: tuple[tuple[str, type[BaseSettings]], ...] = (
+    ("The workbench", Settings),
+    ("The hub (`sde hub`, jupyter_config)", HubSettings),
+)
 
 
 def show() -> None:
     """Print every setting: its environment variable, its value (secrets masked) and help."""
-    current = get_settings()
-    for name, info in Settings.model_fields.items():
-        value = getattr(current, name)
-        shown = "(set)" if value is not None and "Secret" in type(value).__name__ else value
-        typer.echo(f"{env_name(name)}={'' if shown is None else shown}")
-        typer.echo(f"    {info.description}")
+    for current in (get_settings(), get_hub_settings()):
+        model = type(current)
+        for name, info in model.model_fields.items():
+            value = getattr(current, name)
+            shown = "(set)" if value is not None and "Secret" in type(value).__name__ else value
+            typer.echo(f"{env_name(name, model)}={'' if shown is None else shown}")
+            typer.echo(f"    {info.description}")
 
 
 def markdown() -> str:
@@ -25,11 +33,16 @@ def markdown() -> str:
         "Every setting of the workbench, read from the environment (`sde settings` prints the",
         "values in effect). Declared once in `sde/settings.py`; this page is generated from it",
         "by `sde settings --markdown > docs/settings.md`, and a test fails when they differ.",
-        "",
-        "| variable | type | default | what it is for |",
-        "|---|---|---|---|",
     ]
-    for name, info in Settings.model_fields.items():
+    for title, model in SECTIONS:
+        lines += ["", f"## {title}", "", "| variable | type | default | what it is for |"]
+        lines += ["|---|---|---|---|", *_rows(model)]
+    return "\n".join(lines) + "\n"
+
+
+def _rows(model: type[BaseSettings]) -> list[str]:
+    lines = []
+    for name, info in model.model_fields.items():
         default = info.default
         if default is not None and "Secret" in type(default).__name__:
             default = "(the demo's built-in secret)"
@@ -37,8 +50,8 @@ def markdown() -> str:
         kind = kind.replace("pydantic.types.", "").replace("<class '", "").replace("'>", "")
         kind = kind.replace(" | None", ", optional")
         shown = "" if default is None else f"`{default}`"
-        lines.append(f"| `{env_name(name)}` | {kind} | {shown} | {info.description} |")
-    return "\n".join(lines) + "\n"
+        lines.append(f"| `{env_name(name, model)}` | {kind} | {shown} | {info.description} |")
+    return lines
 
 
 def register(app: typer.Typer) -> None:

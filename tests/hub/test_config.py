@@ -15,12 +15,11 @@ from traitlets.config import Config
 
 from jupyter_config.authenticator import choose_project, project_from_form
 from jupyter_config.hub import SERVER_ARGS, configure
-from jupyter_config.settings import SERVICES, get_hub_settings
 from jupyter_config.spawner import NOT_ROOT_WARNING
 from sde.accounts import ProjectInfo
 from sde.cli.hub import ensure_chp
 from sde.errors import ConfigurationError
-from sde.settings import get_settings
+from sde.settings import SERVICES, get_hub_settings, get_settings
 
 
 @pytest.fixture(autouse=True)
