@@ -57,6 +57,7 @@ import sde
 import sde.dp.engine as dp_engine
 from sde.dp.engine import DPEngine
 from sde.dp.release import merge, privatise, render
+from sde.dp.request import DPRequest
 from sde.omop.synth import synthesise
 
 ROOT = Path(__file__).resolve().parent
@@ -319,19 +320,7 @@ def run_ours(conn: Any, exact: dict[str, pd.DataFrame], reps: int, draws: int) -
                     )
                 engine_runs.append(p)
         # More draws of the noise on one exact run: the plan's own mechanisms.
-        a, plan, _ = engine._prepare(
-            sql,
-            epsilon=EPS,
-            delta=None,
-            accuracy=None,
-            alpha=0.05,
-            bounds=None,
-            keys=None,
-            rows=rows,
-            groups=None,
-            noise="laplace",
-            dialect=None,
-        )
+        a, plan, _ = engine._prepare(DPRequest(sql, epsilon=EPS, max_rows_per_person=rows))
         combined = getattr(plan.exact, "combined", None)  # absent before the one-pass SQL
         if combined is not None:
             ex, hists = plan.exact.split(direct(conn, combined, a.dialect))
