@@ -18,7 +18,12 @@ only flow **one person at a time** (``aggregates.cross-person``):
   person-level sources together by ``person_id`` equality, and aggregates or
   runs window functions only per person (``GROUP BY``/``PARTITION BY``
   ``person_id``), so ``MAX(x) OVER ()`` or an inner ``MIN`` cannot smuggle one
-  person's value into everybody's row;
+  person's value into everybody's row. The key must be the bare column
+  ``t.person_id`` of a local person source: ``PARTITION BY t.person_id IS NOT NULL``
+  is one partition for everybody. ``DISTINCT ON (...)`` keeps one row per key (the
+  first person's), so it needs a bare ``person_id`` key as well; ``LIMIT``,
+  ``OFFSET``, ``FETCH`` and ``TOP`` keep the top rows across persons and are refused
+  unless the subquery is correlated on the outer person;
 - a subquery in an expression (``IN``, ``EXISTS``, a scalar subquery) that reads
   person-level data is tied to a counted person: ``p.person_id IN (SELECT
   t.person_id ...)``, or correlated with ``t.person_id = p.person_id``
@@ -229,25 +234,44 @@ class _Flows:
     def _per_person(self, scope: QueryScope, persons: dict[str, exp.Table | QueryScope]) -> None:
         """Aggregates and window functions of an uncorrelated scope stay within a person."""
         select = scope.expression
+        for arg in ("limit", "offset"):
+            if select.args.get(arg) is not None:
+                raise _top_n(arg)
+        distinct = select.args.get("distinct")
+        on = distinct.args.get("on") if isinstance(distinct, exp.Distinct) else None
+        if on is not None:
+            keys = on.expressions if isinstance(on, exp.Tuple) else [on]
+            if not _person_key(keys, persons):
+                raise ScopeViolation(
+                    "aggregates.cross-person",
+                    "DISTINCT ON inside a subquery keeps, for each key, the row of the one "
+                    "person that sorts first, so other persons' values decide which rows the "
+                    "outer counts see; include person_id as a key (DISTINCT ON (t.person_id, "
+                    "...)) or compute it in the outermost query",
+                    name="DISTINCT ON",
+                )
         group = select.args.get("group")
         aggregates = [a for a in scope.find_all(exp.AggFunc) if not a.find_ancestor(exp.Window)]
-        if (aggregates or group) and not _person_columns(group, persons):
+        keys = list(group.expressions) if group else []
+        if (aggregates or group) and not _person_key(keys, persons):
             name = function_name(aggregates[0]) if aggregates else "GROUP BY"
             raise ScopeViolation(
                 "aggregates.cross-person",
                 f"{name} inside a subquery combines several persons' rows into one value "
                 "that the outer counts do not cover; group it by person_id (one row per "
-                "person) or compute it in the outermost query",
+                "person: a bare person_id key, not an expression of it) or compute it in "
+                "the outermost query",
                 name=name,
             )
         for window in scope.find_all(exp.Window):
             partition = window.args.get("partition_by") or []
-            if not any(_person_columns(p, persons) for p in partition):
+            if not _person_key(partition, persons):
                 name = function_name(window.this) if isinstance(window.this, exp.Func) else "OVER"
                 raise ScopeViolation(
                     "aggregates.cross-person",
                     f"window function {name} runs across persons, so one person's value can "
-                    "reach another person's row; add PARTITION BY person_id",
+                    "reach another person's row; add PARTITION BY person_id (the bare "
+                    "column, not an expression of it)",
                     name=name,
                 )
 
@@ -271,12 +295,16 @@ class _Flows:
             and self._node(outer, lhs.table) is not None
         )
         branches = sub.set_operation_scopes if isinstance(sub.expression, exp.SetOperation) else []
+        if branches and bound_in:
+            for arg in ("limit", "offset"):
+                if sub.expression.args.get(arg) is not None:
+                    raise _top_n(arg)
         for branch in branches or [sub]:
             if isinstance(branch.expression, exp.SetOperation):
                 self._subquery(branch, outer)
                 continue
             if not bound_in:
-                self.nested(branch, OUTER)
+                self.nested(branch, OUTER)  # each branch correlated on the outer person
                 continue
             projected = _projected_person(branch)
             if projected is None:
@@ -368,16 +396,30 @@ def _unwrap(scope: QueryScope) -> QueryScope:
     return scope
 
 
-def _person_columns(
-    node: exp.Expression | None, persons: dict[str, exp.Table | QueryScope]
-) -> list[exp.Column]:
-    if node is None:
-        return []
-    return [
-        c
-        for c in ([node] if isinstance(node, exp.Column) else node.find_all(exp.Column))
-        if c.name == PID and c.table in persons
-    ]
+def _person_key(keys: list[exp.Expression], persons: dict[str, exp.Table | QueryScope]) -> bool:
+    """True when one of ``keys`` (GROUP BY, PARTITION BY or DISTINCT ON keys) is the bare
+    ``person_id`` column of a local person source. An expression of it (``t.person_id IS
+    NOT NULL``, ``t.person_id > 0``) can put every person in one group, so it does not
+    count; neither do ROLLUP/CUBE/GROUPING SETS, which add groups across persons."""
+    for key in keys:
+        bare = key
+        while isinstance(bare, exp.Paren):
+            bare = bare.this
+        if isinstance(bare, exp.Column) and bare.name == PID and bare.table in persons:
+            return True
+    return False
+
+
+def _top_n(arg: str) -> ScopeViolation:
+    clause = "LIMIT, FETCH or TOP" if arg == "limit" else "OFFSET"
+    return ScopeViolation(
+        "aggregates.cross-person",
+        f"{clause} inside a subquery keeps the top rows across persons, so which persons "
+        "the outer counts see depends on other persons' values; use it only in a subquery "
+        "correlated on the outer person (WHERE t.person_id = p.person_id) or in the "
+        "outermost query",
+        name=clause,
+    )
 
 
 def _in_left_side(query: exp.Expr) -> exp.Expr | None:
