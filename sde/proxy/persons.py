@@ -76,22 +76,27 @@ class PersonLinks:
 
     Two relations are linked when their person columns are equal on every row the level
     keeps: a conjunct of ``WHERE`` or of an inner join's ``ON`` equates them. The ``ON`` of
-    an outer join removes no row of the other side, only NULL-extends the joined relation:
-    there an equality ties the joined relation to one person of the rest, never two of the
-    rest to each other (``p CROSS JOIN m LEFT JOIN o ON m.person_id = p.person_id`` pairs
-    every person with everyone's rows). ``node_of`` says which relation (or :data:`OUTER`)
-    a column is the person column of. Linked relations hold the same person on every row.
+    an outer join removes no row of the kept side, only NULL-extends the padded side:
+    there an equality ties a padded relation to one person of the kept side, never two
+    relations of one side to each other (``p CROSS JOIN m LEFT JOIN o ON m.person_id =
+    p.person_id`` pairs every person with everyone's rows). The padded side is the joined
+    relation of a LEFT JOIN, the relations before the join of a RIGHT JOIN, and both sides
+    of a FULL JOIN, whose ``ON`` so links nothing: ``concept c RIGHT JOIN measurement m ON
+    m.person_id = p.person_id`` keeps everybody's measurements. ``node_of`` says which
+    relation (or :data:`OUTER`) a column is the person column of. Linked relations hold the
+    same person on every row.
     """
 
     def __init__(self, select: exp.Expr, nodes: Iterable[str], node_of: NodeOf) -> None:
         self._parent: dict[str, str] = {n: n for n in nodes}
         self._parent[OUTER] = OUTER
         outer: dict[str, list[str]] = {}
-        for left, right, joined in person_equalities(select, node_of):
-            if joined is None:
+        for left, right, padded in person_equalities(select, node_of):
+            if padded is None:
                 self.union(left, right)
-            elif joined in (left, right):
-                outer.setdefault(joined, []).append(right if left == joined else left)
+            elif (left in padded) != (right in padded):
+                joined, other = (left, right) if left in padded else (right, left)
+                outer.setdefault(joined, []).append(other)
         for joined, others in outer.items():
             if not any(self.connected(joined, o) for o in others):
                 self.union(joined, next((o for o in others if o in self._parent), None))
@@ -115,30 +120,51 @@ class PersonLinks:
         return len({self.find(n) for n in nodes})
 
 
-def person_equalities(select: exp.Expr, node_of: NodeOf) -> list[tuple[str, str, str | None]]:
-    """``(a, b, joined)`` for each top-level ``x = y`` in WHERE or a join's ON where ``x``
-    and ``y`` are person columns of nodes ``a`` and ``b``; ``joined`` is the relation an
-    outer join NULL-extends when the equality is in its ON, else ``None``."""
+def person_equalities(
+    select: exp.Expr, node_of: NodeOf
+) -> list[tuple[str, str, frozenset[str] | None]]:
+    """``(a, b, padded)`` for each top-level ``x = y`` in WHERE or a join's ON where ``x``
+    and ``y`` are person columns of nodes ``a`` and ``b``; ``padded`` names the relations
+    an outer join NULL-extends when the equality is in its ON, else ``None``. The ON of a
+    FULL join (which pads both sides) gives none."""
     if not isinstance(select, exp.Select):
         return []
     where = select.args.get("where")
-    conditions = [(c, None) for c in conjuncts(where.this if where is not None else None)]
+    conditions: list[tuple[exp.Expr, frozenset[str] | None]] = [
+        (c, None) for c in conjuncts(where.this if where is not None else None)
+    ]
+    from_ = select.args.get("from_")
+    before = [from_.this.alias_or_name] if from_ is not None else []
     for join in select.args.get("joins") or []:
-        joined = join.this.alias_or_name if _outer(join) else None
-        conditions += [(c, joined) for c in conjuncts(join.args.get("on"))]
-    out: list[tuple[str, str, str | None]] = []
-    for cond, joined in conditions:
+        padded = _padded(join, before)
+        before.append(join.this.alias_or_name)
+        if padded is not None and not padded:
+            continue  # FULL: both sides padded, the ON ties no relation to a kept one
+        conditions += [(c, padded) for c in conjuncts(join.args.get("on"))]
+    out: list[tuple[str, str, frozenset[str] | None]] = []
+    for cond, padded in conditions:
         if not isinstance(cond, exp.EQ):
             continue
         left, right = cond.left, cond.right
         if isinstance(left, exp.Column) and isinstance(right, exp.Column):
             a, b = node_of(left), node_of(right)
             if a is not None and b is not None:
-                out.append((a, b, joined))
+                out.append((a, b, padded))
     return out
 
 
-def _outer(join: exp.Join) -> bool:
-    """A join whose ON keeps rows that do not match (LEFT, RIGHT, FULL; not SEMI/ANTI)."""
+def _padded(join: exp.Join, before: list[str]) -> frozenset[str] | None:
+    """The relations ``join`` NULL-extends: ``None`` for a join that keeps only matching
+    rows (inner, CROSS, SEMI, ANTI), the joined relation for LEFT, the relations ``before``
+    it for RIGHT, and the empty set for FULL (and a bare ``OUTER JOIN``), whose ON can tie
+    no relation to a kept one."""
     side, kind = (join.side or "").upper(), (join.kind or "").upper()
-    return side in {"LEFT", "RIGHT", "FULL"} and kind not in {"SEMI", "ANTI"}
+    if kind in {"SEMI", "ANTI"}:
+        return None
+    if side == "LEFT":
+        return frozenset({join.this.alias_or_name})
+    if side == "RIGHT":
+        return frozenset(before)
+    if side == "FULL" or kind == "OUTER":
+        return frozenset()
+    return None
