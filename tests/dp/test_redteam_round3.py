@@ -367,3 +367,23 @@ def test_dp_refusals_are_dp_refusals_and_bad_arguments_invalid_input() -> None:
             noise="laplace",
         )
     assert bad.value.rule == "dp.epsilon"
+
+
+@pytest.mark.parametrize("join", ["RIGHT", "RIGHT OUTER", "FULL", "FULL OUTER"])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "SELECT COUNT(*) AS n FROM person p WHERE (SELECT COUNT(*) FROM concept c {join} JOIN "
+        "person q ON q.person_id = p.person_id AND c.concept_id = q.gender_concept_id WHERE "
+        "q.year_of_birth = 1913) > 0",
+        "SELECT COUNT(*) AS n FROM (SELECT p.person_id, (SELECT COUNT(*) FROM concept c {join} "
+        "JOIN person q ON q.person_id = p.person_id AND c.concept_id = q.gender_concept_id) AS k "
+        "FROM person p) t",
+    ],
+)
+def test_right_or_full_join_in_a_correlated_subquery_is_refused(join: str, shape: str) -> None:
+    """A RIGHT/FULL join keeps every row of the relation after it: its ON ties that
+    relation to no outer person (the aggregates-mode hole E); DP refuses the join type."""
+    with pytest.raises(DPRefusal) as err:
+        analyse(shape.format(join=join))
+    assert err.value.rule == "dp.join-type"
