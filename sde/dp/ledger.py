@@ -136,16 +136,7 @@ class Ledger:
             self._begin(conn)
             row = self._lock_budget(conn, project)
             if row is None:
-                conn.execute(
-                    insert(DPBudget).values(
-                        project=project,
-                        epsilon_total=eps,
-                        delta_total=dlt,
-                        epsilon_spent=0,
-                        delta_spent=0,
-                        updated_at=datetime.now(UTC),
-                    )
-                )
+                _insert_budget(conn, project, (eps, dlt), datetime.now(UTC))
                 conn.commit()
                 return
         if (row.epsilon_total, row.delta_total) != (eps, dlt):
@@ -165,16 +156,7 @@ class Ledger:
             self._begin(conn)
             row = self._lock_budget(conn, project)
             if row is None:
-                conn.execute(
-                    insert(DPBudget).values(
-                        project=project,
-                        epsilon_total=eps,
-                        delta_total=dlt,
-                        epsilon_spent=0,
-                        delta_spent=0,
-                        updated_at=now,
-                    )
-                )
+                _insert_budget(conn, project, (eps, dlt), now)
             else:
                 conn.execute(
                     update(DPBudget)
@@ -576,3 +558,17 @@ def _audit(conn: Connection, engine: Engine, record: AuditRecord | None, note: s
 
 def _cost(eps: int, dlt: int) -> str:
     return f"epsilon={from_units(eps, EPS_UNIT):.6g}, delta={from_units(dlt, DELTA_UNIT):.3g}"
+
+
+def _insert_budget(conn: Connection, project: str, totals: tuple[int, int], now: datetime) -> None:
+    """A project's first budget row: its totals (in units), nothing spent yet."""
+    conn.execute(
+        insert(DPBudget).values(
+            project=project,
+            epsilon_total=totals[0],
+            delta_total=totals[1],
+            epsilon_spent=0,
+            delta_spent=0,
+            updated_at=now,
+        )
+    )
