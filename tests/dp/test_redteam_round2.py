@@ -30,8 +30,9 @@ from sde.backends.base import Backend
 from sde.backends.dialect import transpile
 from sde.dp.analyse import analyse
 from sde.dp.engine import DPEngine
-from sde.errors import BudgetExhausted, QueryFailed, SDEError
+from sde.errors import BudgetExhausted, QueryFailed
 from sde.registry.db import open_registry
+from tests.dp.probes import largest_value, outcome, probe_engine
 
 JOINED = (
     "FROM person p JOIN measurement m ON m.person_id = p.person_id "
@@ -53,25 +54,7 @@ PROBES = {
 
 @pytest.fixture(scope="module")
 def known_value(engines: dict[str, Backend]) -> float:
-    return float(
-        engines["duckdb"].query("SELECT MAX(value_as_number) AS v FROM measurement")["v"][0]
-    )
-
-
-def _engine(backend: Backend, tmp_path: Path, project: str) -> DPEngine:
-    def run(sql: str, dialect: str) -> Any:
-        return backend.query(transpile(sql, backend.dialect, source=dialect))
-
-    registry = open_registry(f"sqlite:///{tmp_path / f'{project}.sqlite'}")
-    return DPEngine(run, registry=registry, project=project, budget=(10.0, 1e-6))
-
-
-def _outcome(engine: DPEngine, sql: str) -> tuple[str, str]:
-    try:
-        engine.sql_dp(sql, epsilon=0.001)
-    except SDEError as err:
-        return type(err).__name__, err.rule
-    return "answered", ""
+    return largest_value(engines["duckdb"])
 
 
 @pytest.mark.postgres
@@ -83,8 +66,8 @@ def test_scalar_subquery_probe_outcome_does_not_depend_on_the_threshold(
 ) -> None:
     outcomes = {}
     for label, t in (("below", known_value - 0.5), ("above", known_value + 0.5)):
-        engine = _engine(engines[name], tmp_path, f"{probe}-{label}")
-        outcomes[label] = _outcome(engine, PROBES[probe].format(T=t))
+        engine = probe_engine(engines[name], tmp_path, f"{probe}-{label}")
+        outcomes[label] = outcome(engine, PROBES[probe].format(T=t))
     assert outcomes["below"] == outcomes["above"], outcomes
     assert outcomes["below"][1] != "dp.engine-error", outcomes
 
