@@ -42,7 +42,7 @@ from sde.proxy.context import DIALECTS, Limits, RuleContext
 from sde.proxy.frames import normalise
 from sde.proxy.pipeline import Prepared, prepare
 from sde.registry.db import open_registry
-from sde.registry.keys import project_key
+from sde.registry.keys import KeyStore
 from sde.scope import Scope
 
 if TYPE_CHECKING:
@@ -480,7 +480,7 @@ def connect(
     )
     opened = source_for(request).open(request)
     engine = open_registry(opened.registry)
-    key = project_key(engine, the_scope.project)
+    key = KeyStore(engine).project_key(the_scope.project)
     extract = _extract(opened, the_scope, key, refresh=refresh, shared=shared, cache=cache)
     try:
         return Connection(the_scope, extract, engine, user=user, dialect=dialect, limits=limits)

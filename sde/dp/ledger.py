@@ -14,11 +14,12 @@ crash before the commit spends nothing and shows nothing; a crash after it leave
 release stored, and asking again returns it free.
 
 Every method that spends or refunds takes the query's audit entry (``audit=``) and appends
-it in its own transaction, after :meth:`AuditLog.lock <sde.audit.AuditLog.lock>`: a spend
+it in its own transaction (:meth:`BudgetTx.audit <sde.dp.store.BudgetTx.audit>`): a spend
 and its entry commit together or not at all. The registry holds the budget of record:
 :meth:`Ledger.ensure_project` creates a project's row but never changes its totals (a scope
 that disagrees is refused, ``dp.budget-mismatch``); :meth:`Ledger.set_totals` is the admin
-path, audited in the same transaction.
+path, audited in the same transaction. The ledger holds the rules only: the tables, locks
+and transactions are :class:`~sde.dp.store.BudgetStore`'s.
 
 Epsilon and delta are stored as integers (1e-12 and 1e-18 units): costs round up, totals
 round down, so float rounding can never let the sum of many small costs exceed the budget.
@@ -35,18 +36,11 @@ from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    delete,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Engine
 
-from sde.audit import AuditLog, AuditRecord
+from sde.audit import AuditRecord
+from sde.dp.store import Budget, BudgetStore, BudgetTx, StoredRelease
 from sde.errors import BudgetExhausted, ConfigurationError
-from sde.registry.budget import DPBudget, DPRelease
 
 EPS_UNIT = Decimal("1e-12")
 DELTA_UNIT = Decimal("1e-18")
@@ -101,25 +95,16 @@ class BudgetStatus:
 
 
 class Ledger:
-    """Budget accounting over the registry engine (SQLite or PostgreSQL)."""
+    """Budget accounting over a :class:`~sde.dp.store.BudgetStore` (or a registry engine,
+    wrapped in one): the rules here, every statement and transaction in the store."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._sqlite = engine.dialect.name == "sqlite"
+    def __init__(self, store: BudgetStore | Engine) -> None:
+        self.store = store if isinstance(store, BudgetStore) else BudgetStore(store)
 
-    # -- transactions ----------------------------------------------------------------
-
-    def _begin(self, conn: Connection) -> None:
-        if self._sqlite:
-            # Take the write lock now: concurrent spenders queue here, one at a time.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    def _lock_budget(self, conn: Connection, project: str) -> DPBudget | None:
-        stmt = select(DPBudget.__table__).where(DPBudget.project == project)
-        if not self._sqlite:
-            stmt = stmt.with_for_update()
-        row = conn.execute(stmt).mappings().first()
-        return None if row is None else DPBudget(**dict(row))
+    @property
+    def engine(self) -> Engine:
+        """The registry's engine (for audit entries written on their own)."""
+        return self.store.engine
 
     # -- service -----------------------------------------------------------------------
 
@@ -130,17 +115,17 @@ class Ledger:
         Totals that differ from it (a scope file edited, an old approval) are refused with
         ``dp.budget-mismatch`` naming both; only :meth:`set_totals` changes them.
         """
-        eps = to_units(epsilon_total, EPS_UNIT, up=False)
-        dlt = to_units(delta_total, DELTA_UNIT, up=False)
-        with self.engine.connect() as conn:
-            self._begin(conn)
-            row = self._lock_budget(conn, project)
-            if row is None:
-                _insert_budget(conn, project, (eps, dlt), datetime.now(UTC))
-                conn.commit()
+        totals = (
+            to_units(epsilon_total, EPS_UNIT, up=False),
+            to_units(delta_total, DELTA_UNIT, up=False),
+        )
+        with self.store.write(project) as tx:
+            if tx.budget is None:
+                tx.create(totals, datetime.now(UTC))
                 return
-        if (row.epsilon_total, row.delta_total) != (eps, dlt):
-            raise _mismatch(project, (eps, dlt), row)
+            row = tx.budget
+        if (row.epsilon_total, row.delta_total) != totals:
+            raise _mismatch(project, totals, row)
 
     def set_totals(self, project: str, epsilon: float, delta: float, *, actor: str) -> None:
         """Set a project's budget totals (an approved amendment): the admin path.
@@ -152,17 +137,12 @@ class Ledger:
         eps = to_units(epsilon, EPS_UNIT, up=False)
         dlt = to_units(delta, DELTA_UNIT, up=False)
         now = datetime.now(UTC)
-        with self.engine.connect() as conn:
-            self._begin(conn)
-            row = self._lock_budget(conn, project)
+        with self.store.write(project) as tx:
+            row = tx.budget
             if row is None:
-                _insert_budget(conn, project, (eps, dlt), now)
+                tx.create((eps, dlt), now)
             else:
-                conn.execute(
-                    update(DPBudget)
-                    .where(DPBudget.project == project)
-                    .values(epsilon_total=eps, delta_total=dlt, updated_at=now)
-                )
+                tx.set_totals((eps, dlt), now)
             old = None if row is None else _totals(row.epsilon_total, row.delta_total)
             event = AuditRecord.event(
                 actor,
@@ -171,25 +151,11 @@ class Ledger:
                 project=project,
                 details={"from": old, "to": _totals(eps, dlt)},
             )
-            AuditLog.lock(conn)
-            AuditLog(self.engine).append(event, conn=conn)
-            conn.commit()
+            tx.audit(event)
 
     def find(self, project: str, query_hash: str) -> Release | None:
-        with self.engine.connect() as conn:
-            return self._find(conn, project, query_hash)
-
-    def _find(self, conn: Connection, project: str, query_hash: str) -> Release | None:
-        row = (
-            conn.execute(
-                select(DPRelease.__table__).where(
-                    DPRelease.project == project, DPRelease.query_hash == query_hash
-                )
-            )
-            .mappings()
-            .first()
-        )
-        return None if row is None else _release(row, reused=True)
+        found = self.store.find(project, query_hash)
+        return None if found is None else _release(found, reused=True)
 
     def check(self, project: str, epsilon: float, delta: float) -> None:
         """Refuse early (no lock) when the cost clearly exceeds what remains."""
@@ -221,24 +187,21 @@ class Ledger:
         eps = to_units(epsilon, EPS_UNIT, up=True)
         dlt = to_units(delta, DELTA_UNIT, up=True)
         payload = json.dumps(result, separators=(",", ":"), allow_nan=True)
-        with self.engine.connect() as conn:
-            self._begin(conn)
-            budget = self._locked(conn, project)
-            existing = self._find(conn, project, query_hash)
+        with self.store.write(project) as tx:
+            budget = _locked(tx)
+            existing = tx.find(query_hash)
             if existing is not None:
-                _audit(conn, self.engine, audit, f"served from release {existing.id}")
-                conn.commit()
-                return existing
+                _audit(tx, audit, f"served from release {existing.id}")
+                return _release(existing, reused=True)
             self._refuse_if_over(
                 (budget.epsilon_total, budget.delta_total),
                 (budget.epsilon_spent, budget.delta_spent),
                 (eps, dlt),
                 units=True,
             )
-            release = self._insert(conn, project, query_hash, user, sql, (eps, dlt), payload)
-            _audit(conn, self.engine, audit, f"release {release.id}: spent {_cost(eps, dlt)}")
-            conn.commit()
-        return release
+            release = tx.insert(query_hash, user, sql, (eps, dlt), payload)
+            _audit(tx, audit, f"release {release.id}: spent {_cost(eps, dlt)}")
+        return _release(release, reused=False)
 
     def reserve(
         self, project: str, query_hash: str, *, user: str, sql: str, epsilon: float, delta: float
@@ -257,17 +220,15 @@ class Ledger:
         dlt = to_units(delta, DELTA_UNIT, up=True)
         salted = hashlib.sha256(f"pending:{query_hash}:{uuid.uuid4()}".encode()).hexdigest()
         payload = json.dumps({"pending": True, "query": query_hash})
-        with self.engine.connect() as conn:
-            self._begin(conn)
-            budget = self._locked(conn, project)
+        with self.store.write(project) as tx:
+            budget = _locked(tx)
             self._refuse_if_over(
                 (budget.epsilon_total, budget.delta_total),
                 (budget.epsilon_spent, budget.delta_spent),
                 (eps, dlt),
                 units=True,
             )
-            release = self._insert(conn, project, salted, user, sql, (eps, dlt), payload)
-            conn.commit()
+            release = tx.insert(salted, user, sql, (eps, dlt), payload)
         return release.id
 
     def settle(
@@ -285,69 +246,28 @@ class Ledger:
         query's entry, commits with the spend (or not at all, and neither does the spend).
         """
         payload = json.dumps(result, separators=(",", ":"), allow_nan=True)
-        with self.engine.connect() as conn:
-            self._begin(conn)
-            self._locked(conn, project)
-            existing = self._find(conn, project, query_hash)
-            row = (
-                conn.execute(select(DPRelease.__table__).where(DPRelease.id == reservation))
-                .mappings()
-                .first()
-            )
-            if row is None:
-                raise ConfigurationError("dp.no-reservation", f"no reserved release {reservation}")
+        with self.store.write(project) as tx:
+            _locked(tx)
+            existing = tx.find(query_hash)
+            row = _reservation(tx, reservation)
             if existing is not None:
-                self._refund(conn, project, row)
+                tx.remove(row)
                 note = f"served from release {existing.id}; reservation {reservation} refunded"
-                _audit(conn, self.engine, audit, note)
-                conn.commit()
-                return existing
-            conn.execute(
-                update(DPRelease)
-                .where(DPRelease.id == reservation)
-                .values(query_hash=query_hash, result=payload)
-            )
-            cost = _cost(row["epsilon"], row["delta"])
-            _audit(conn, self.engine, audit, f"release {reservation}: spent {cost}")
-            conn.commit()
-        return Release(
-            int(row["id"]),
-            query_hash,
-            row["user"],
-            row["sql"],
-            from_units(row["epsilon"], EPS_UNIT),
-            from_units(row["delta"], DELTA_UNIT),
-            row["created_at"],
-            json.loads(payload),
-        )
+                _audit(tx, audit, note)
+                return _release(existing, reused=True)
+            tx.update(reservation, query_hash=query_hash, result=payload)
+            _audit(tx, audit, f"release {reservation}: spent {_cost(row.epsilon, row.delta)}")
+        return _release(replace(row, query_hash=query_hash, result=payload), reused=False)
 
     def refund(self, project: str, reservation: int, audit: AuditRecord | None = None) -> None:
         """Undo a reservation whose query read no data (a refusal before it ran); ``audit``,
         the query's entry, commits with the refund."""
-        with self.engine.connect() as conn:
-            self._begin(conn)
-            self._locked(conn, project)
-            row = (
-                conn.execute(select(DPRelease.__table__).where(DPRelease.id == reservation))
-                .mappings()
-                .first()
-            )
+        with self.store.write(project) as tx:
+            _locked(tx)
+            row = tx.release(reservation)
             if row is not None:
-                self._refund(conn, project, row)
-            _audit(conn, self.engine, audit, f"reservation {reservation} refunded, nothing spent")
-            conn.commit()
-
-    @staticmethod
-    def _refund(conn: Connection, project: str, row: Any) -> None:
-        conn.execute(delete(DPRelease).where(DPRelease.id == row["id"]))
-        conn.execute(
-            update(DPBudget)
-            .where(DPBudget.project == project)
-            .values(
-                epsilon_spent=DPBudget.epsilon_spent - row["epsilon"],
-                delta_spent=DPBudget.delta_spent - row["delta"],
-            )
-        )
+                tx.remove(row)
+            _audit(tx, audit, f"reservation {reservation} refunded, nothing spent")
 
     def fail(
         self, project: str, reservation: int, query_hash: str, audit: AuditRecord | None = None
@@ -355,22 +275,12 @@ class Ledger:
         """A reserved query's exact run failed: its release stays, charged, marked failed;
         ``audit``, the query's entry, commits with it."""
         payload = json.dumps({"failed": True, "rule": "dp.engine-error", "query": query_hash})
-        with self.engine.connect() as conn:
-            self._begin(conn)
-            self._locked(conn, project)
-            row = (
-                conn.execute(select(DPRelease.__table__).where(DPRelease.id == reservation))
-                .mappings()
-                .first()
-            )
-            if row is None:
-                raise ConfigurationError("dp.no-reservation", f"no reserved release {reservation}")
-            conn.execute(
-                update(DPRelease).where(DPRelease.id == reservation).values(result=payload)
-            )
-            cost = _cost(row["epsilon"], row["delta"])
-            _audit(conn, self.engine, audit, f"release {reservation}: failed, charged {cost}")
-            conn.commit()
+        with self.store.write(project) as tx:
+            _locked(tx)
+            row = _reservation(tx, reservation)
+            tx.update(reservation, result=payload)
+            cost = _cost(row.epsilon, row.delta)
+            _audit(tx, audit, f"release {reservation}: failed, charged {cost}")
 
     def record_failure(
         self,
@@ -394,69 +304,13 @@ class Ledger:
         dlt = to_units(delta, DELTA_UNIT, up=True)
         salted = hashlib.sha256(f"failed:{query_hash}:{uuid.uuid4()}".encode()).hexdigest()
         payload = json.dumps({"failed": True, "rule": "dp.engine-error", "query": query_hash})
-        with self.engine.connect() as conn:
-            self._begin(conn)
-            budget = self._locked(conn, project)
+        with self.store.write(project) as tx:
+            budget = _locked(tx)
             eps = min(eps, max(budget.epsilon_total - budget.epsilon_spent, 0))
             dlt = min(dlt, max(budget.delta_total - budget.delta_spent, 0))
-            release = self._insert(conn, project, salted, user, sql, (eps, dlt), payload)
-            note = f"release {release.id}: failed, charged {_cost(eps, dlt)}"
-            _audit(conn, self.engine, audit, note)
-            conn.commit()
-        return release
-
-    def _locked(self, conn: Connection, project: str) -> DPBudget:
-        budget = self._lock_budget(conn, project)
-        if budget is None:
-            raise ConfigurationError("dp.no-budget", f"project {project} has no DP budget")
-        return budget
-
-    def _insert(
-        self,
-        conn: Connection,
-        project: str,
-        query_hash: str,
-        user: str,
-        sql: str,
-        cost: tuple[int, int],
-        payload: str,
-    ) -> Release:
-        """Insert a release and add its cost (in units), inside the caller's transaction."""
-        eps, dlt = cost
-        now = datetime.now(UTC)
-        new_id = conn.execute(
-            insert(DPRelease).values(
-                project=project,
-                query_hash=query_hash,
-                user=user,
-                sql=sql,
-                epsilon=eps,
-                delta=dlt,
-                created_at=now,
-                result=payload,
-            )
-        ).inserted_primary_key
-        conn.execute(
-            update(DPBudget)
-            .where(DPBudget.project == project)
-            .values(
-                epsilon_spent=DPBudget.epsilon_spent + eps,
-                delta_spent=DPBudget.delta_spent + dlt,
-                updated_at=now,
-            )
-        )
-        if new_id is None:
-            raise RuntimeError("the registry did not return the new release id")
-        return Release(
-            int(new_id[0]),
-            query_hash,
-            user,
-            sql,
-            from_units(eps, EPS_UNIT),
-            from_units(dlt, DELTA_UNIT),
-            now,
-            json.loads(payload),
-        )
+            release = tx.insert(salted, user, sql, (eps, dlt), payload)
+            _audit(tx, audit, f"release {release.id}: failed, charged {_cost(eps, dlt)}")
+        return _release(release, reused=False)
 
     @staticmethod
     def _refuse_if_over(
@@ -479,49 +333,47 @@ class Ledger:
         )
 
     def status(self, project: str, *, history: bool = True) -> BudgetStatus:
-        with self.engine.connect() as conn:
-            row = (
-                conn.execute(select(DPBudget.__table__).where(DPBudget.project == project))
-                .mappings()
-                .first()
-            )
-            if row is None:
-                raise ConfigurationError("dp.no-budget", f"project {project} has no DP budget")
-            releases: tuple[Release, ...] = ()
-            if history:
-                rows = (
-                    conn.execute(
-                        select(DPRelease.__table__)
-                        .where(DPRelease.project == project)
-                        .order_by(DPRelease.id)
-                    )
-                    .mappings()
-                    .all()
-                )
-                releases = tuple(_release(r, reused=False) for r in rows)
+        row, releases = self.store.snapshot(project, history=history)
+        if row is None:
+            raise _no_budget(project)
         return BudgetStatus(
             project,
-            from_units(row["epsilon_total"], EPS_UNIT),
-            from_units(row["delta_total"], DELTA_UNIT),
-            from_units(row["epsilon_spent"], EPS_UNIT),
-            from_units(row["delta_spent"], DELTA_UNIT),
-            releases,
+            from_units(row.epsilon_total, EPS_UNIT),
+            from_units(row.delta_total, DELTA_UNIT),
+            from_units(row.epsilon_spent, EPS_UNIT),
+            from_units(row.delta_spent, DELTA_UNIT),
+            tuple(_release(r, reused=False) for r in releases),
         )
 
 
-def _release(row: Any, *, reused: bool) -> Release:
-    created = row["created_at"]
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
+def _locked(tx: BudgetTx) -> Budget:
+    """The project's locked budget row; refused if it has none."""
+    if tx.budget is None:
+        raise _no_budget(tx.project)
+    return tx.budget
+
+
+def _reservation(tx: BudgetTx, reservation: int) -> StoredRelease:
+    row = tx.release(reservation)
+    if row is None:
+        raise ConfigurationError("dp.no-reservation", f"no reserved release {reservation}")
+    return row
+
+
+def _no_budget(project: str) -> ConfigurationError:
+    return ConfigurationError("dp.no-budget", f"project {project} has no DP budget")
+
+
+def _release(row: StoredRelease, *, reused: bool) -> Release:
     return Release(
-        int(row["id"]),
-        row["query_hash"],
-        row["user"],
-        row["sql"],
-        from_units(row["epsilon"], EPS_UNIT),
-        from_units(row["delta"], DELTA_UNIT),
-        created,
-        json.loads(row["result"]),
+        row.id,
+        row.query_hash,
+        row.user,
+        row.sql,
+        from_units(row.epsilon, EPS_UNIT),
+        from_units(row.delta, DELTA_UNIT),
+        row.created_at,
+        json.loads(row.result),
         reused,
     )
 
@@ -530,7 +382,7 @@ def _totals(eps: int, dlt: int) -> dict[str, float]:
     return {"epsilon": from_units(eps, EPS_UNIT), "delta": from_units(dlt, DELTA_UNIT)}
 
 
-def _mismatch(project: str, scope: tuple[int, int], row: DPBudget) -> ConfigurationError:
+def _mismatch(project: str, scope: tuple[int, int], row: Budget) -> ConfigurationError:
     ours, theirs = _totals(*scope), _totals(row.epsilon_total, row.delta_total)
     return ConfigurationError(
         "dp.budget-mismatch",
@@ -546,29 +398,14 @@ def _mismatch(project: str, scope: tuple[int, int], row: DPBudget) -> Configurat
     )
 
 
-def _audit(conn: Connection, engine: Engine, record: AuditRecord | None, note: str) -> None:
-    """Append ``record`` (with the ledger's ``note`` on what it did to the budget) inside the
-    transaction on ``conn``: the spend and its audit entry commit, or fail, together."""
+def _audit(tx: BudgetTx, record: AuditRecord | None, note: str) -> None:
+    """Append ``record`` (with the ledger's ``note`` on what it did to the budget) inside
+    the transaction ``tx``: the spend and its audit entry commit, or fail, together."""
     if record is None:
         return
     detail = note if not record.detail else f"{record.detail}; {note}"
-    AuditLog.lock(conn)
-    AuditLog(engine).append(replace(record, detail=detail), conn=conn)
+    tx.audit(replace(record, detail=detail))
 
 
 def _cost(eps: int, dlt: int) -> str:
     return f"epsilon={from_units(eps, EPS_UNIT):.6g}, delta={from_units(dlt, DELTA_UNIT):.3g}"
-
-
-def _insert_budget(conn: Connection, project: str, totals: tuple[int, int], now: datetime) -> None:
-    """A project's first budget row: its totals (in units), nothing spent yet."""
-    conn.execute(
-        insert(DPBudget).values(
-            project=project,
-            epsilon_total=totals[0],
-            delta_total=totals[1],
-            epsilon_spent=0,
-            delta_spent=0,
-            updated_at=now,
-        )
-    )

@@ -165,15 +165,16 @@ def test_registry_on_postgres(pg_server: Any) -> None:
 
     from sde.audit import AuditRecord
     from sde.registry import open_registry
-    from sde.registry.keys import project_key
+    from sde.registry.keys import KeyStore
 
     dsn = psycopg.conninfo.conninfo_to_dict(pg_server.create_database("proxy_registry"))
     url = make_url(
         f"postgresql+psycopg://{dsn['user']}@{dsn['host']}:{dsn['port']}/{dsn['dbname']}"
     )
     engine = open_registry(url.render_as_string(hide_password=False))
-    key = project_key(engine, "demo")
-    assert project_key(engine, "demo") == key
+    keys = KeyStore(engine)
+    key = keys.project_key("demo")
+    assert keys.project_key("demo") == key
     assert len(key) == 32
     log = AuditLog(engine)
     for i in range(3):
