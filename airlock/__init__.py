@@ -1,1 +1,2 @@
-"""Planned: see ARCHITECTURE.md. Built in a later milestone."""
+"""The airlock: release requests reviewed by two output checkers (issue in progress; see
+``airlock.app`` for the service as it stands)."""

@@ -10,6 +10,7 @@ import importlib.util
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ SERVER_ARGS: tuple[str, ...] = (
     "--ServerApp.terminals_enabled=False",
     "--ServerApp.authorizer_class=jupyter_config.authorizer.SDEAuthorizer",
 )
+#: The service ``sde up`` uses to make the demo users' hub accounts and API tokens.
+BOOTSTRAP_SERVICE = "sde-up"
+BOOTSTRAP_SCOPES = ["admin:users", "tokens", "list:users"]
 #: What the idle culler may do (its documented minimum).
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 
@@ -103,20 +107,46 @@ def _spawner(c: Any, hub: HubSettings, state: Path) -> None:
     c.Spawner.options_from_form = project_from_form
 
 
+def service_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The workbench settings (``SDE_*``) the managed services inherit from the hub.
+
+    The hub's own section (``SDE_HUB_*``: its bootstrap token among them) stays with the
+    hub; JupyterHub adds each service's ``JUPYTERHUB_*`` variables itself.
+
+    >>> service_environment({"SDE_DATA_DIR": "/d", "SDE_HUB_PORT": "8000", "HOME": "/root"})
+    {'SDE_DATA_DIR': '/d'}
+    """
+    environ = os.environ if environ is None else environ
+    return {
+        key: value
+        for key, value in environ.items()
+        if key.startswith("SDE_") and not key.startswith("SDE_HUB_")
+    }
+
+
 def _services(c: Any, hub: HubSettings) -> None:
     services: list[dict[str, Any]] = []
     roles: list[dict[str, Any]] = [{"name": "user", "scopes": ["self", "access:services"]}]
     if hub.services:
         sde_command = str(Path(sys.executable).parent / "sde")
+        environment = service_environment()
         services += [
             {
                 "name": name,
                 "url": f"http://127.0.0.1:{hub.service_port(name)}",
                 "command": [sde_command, "serve", name],
+                "environment": environment,
                 "oauth_no_confirm": True,
             }
             for name in SERVICES
         ]
+    if hub.bootstrap_token is not None:
+        # `sde up`: makes the demo users in the hub and their API tokens (not managed).
+        token = hub.bootstrap_token.get_secret_value()
+        services.append({"name": BOOTSTRAP_SERVICE, "api_token": token})
+        roles.append(
+            {"name": BOOTSTRAP_SERVICE, "scopes": BOOTSTRAP_SCOPES, "services": [BOOTSTRAP_SERVICE]}
+        )
     if importlib.util.find_spec("jupyterhub_idle_culler") is not None:
         services.append(
             {

@@ -224,6 +224,11 @@ class HubSettings(BaseSettings):
         "Default: the hub's own if it is, else a shim environment over the system's Python "
         "(jupyter_config/server_python.py).",
     )
+    bootstrap_token: SecretStr | None = Field(
+        None,
+        description="API token of the hub's `sde-up` service, which may make users and "
+        "their API tokens (`sde up` sets a new one on every start). Unset: no such service.",
+    )
     spawn_as_users: bool | None = Field(
         None,
         description="Run each notebook server as its own OS user (`sde-<name>`, made with "

@@ -1,4 +1,4 @@
-"""The README's first command (`sde up`) and the runnable examples work end to end."""
+"""`sde tour` (the embedded walkthrough) and the runnable examples work end to end."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_sde_up_synthesises_queries_and_refuses(tmp_path: Path) -> None:
-    out = _run("-m", "sde.cli", "up", "--workdir", str(tmp_path), "--persons", "1500")
+def test_sde_tour_synthesises_queries_and_refuses(tmp_path: Path) -> None:
+    out = _run("-m", "sde.cli", "tour", "--workdir", str(tmp_path), "--persons", "1500")
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "data" / "manifest.json").exists()
     assert (tmp_path / "htn-deprivation.scope.yaml").exists()
@@ -27,9 +27,9 @@ def test_sde_up_synthesises_queries_and_refuses(tmp_path: Path) -> None:
     assert (tmp_path / "outputs" / "results.json").exists()
     assert (tmp_path / "htn-by-imd-decile.png").stat().st_size > 10_000
     assert "privacy budget: spent 0.5 of 3 epsilon" in text
-    assert "The workbench is ready" in text
+    assert "The tour is over" in text
     # A second run reuses the population instead of synthesising it again.
-    again = _run("-m", "sde.cli", "up", "--workdir", str(tmp_path), "--persons", "1500")
+    again = _run("-m", "sde.cli", "tour", "--workdir", str(tmp_path), "--persons", "1500")
     assert again.returncode == 0, again.stderr
     again_text = " ".join(again.stdout.split())
     assert "reusing the demo population" in again_text

@@ -1,19 +1,24 @@
-"""``sde serve <service>``: the workbench's HTTP services (the gateway here).
+"""``sde serve <service>``: the workbench's HTTP services.
 
-``sde serve gateway`` runs :func:`sde.gateway.create_app` under uvicorn on 127.0.0.1. As
-a JupyterHub managed service it listens where ``JUPYTERHUB_SERVICE_URL`` says and answers
-under ``JUPYTERHUB_SERVICE_PREFIX``; standalone, on ``--port`` (default
-``SDE_GATEWAY_PORT``). Other services add their commands to :data:`serve_app`.
+``sde serve gateway`` runs :func:`sde.gateway.create_app` under uvicorn on 127.0.0.1,
+``sde serve airlock`` :func:`airlock.app.create_app` and ``sde serve committee``
+:func:`access_committee.app.create_app`. As a JupyterHub managed service each listens
+where ``JUPYTERHUB_SERVICE_URL`` says and answers under ``JUPYTERHUB_SERVICE_PREFIX``;
+standalone, on ``--port`` (default ``SDE_GATEWAY_PORT``).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 import typer
 
 from sde.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 serve_app = typer.Typer(
     name="serve", help="Run one of the workbench's HTTP services.", no_args_is_help=True
@@ -43,14 +48,39 @@ def gateway(
     ] = None,
 ) -> None:
     """Run the query gateway (settings: SDE_DATA_DIR, SDE_REGISTRY_URL, SDE_GATEWAY_AUTH)."""
-    import uvicorn
-
     from sde.gateway import create_app
+
+    _run(create_app, port)
+
+
+@serve_app.command("airlock")
+def airlock(
+    port: Annotated[int | None, typer.Option(help="Port (default: the hub's service URL).")] = None,
+) -> None:
+    """Run the airlock service (settings: SDE_REGISTRY_URL, SDE_GATEWAY_AUTH)."""
+    from airlock.app import create_app
+
+    _run(create_app, port)
+
+
+@serve_app.command("committee")
+def committee(
+    port: Annotated[int | None, typer.Option(help="Port (default: the hub's service URL).")] = None,
+) -> None:
+    """Run the data access committee's service (settings: SDE_REGISTRY_URL)."""
+    from access_committee.app import create_app
+
+    _run(create_app, port)
+
+
+def _run(create_app: Callable[[Settings], FastAPI], port: int | None) -> None:
+    import uvicorn
 
     settings = get_settings()
     host, the_port = listen_address(settings, port)
-    app = create_app(settings)
-    uvicorn.run(app, host=host, port=the_port, log_level="info", proxy_headers=False)
+    uvicorn.run(
+        create_app(settings), host=host, port=the_port, log_level="info", proxy_headers=False
+    )
 
 
 def register(app: typer.Typer) -> None:

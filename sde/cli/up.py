@@ -1,220 +1,192 @@
-"""``sde up``: the whole demo workbench on the embedded default.
+"""``sde up``: the whole workbench on one machine (what ``./workbench up`` runs; API.md).
 
-This milestone has no hosted JupyterHub yet, so ``sde up`` synthesises the demo
-population (once; reused afterwards), writes the approved demo project's scope
-file, and walks through what a researcher can do with it: scoped queries, a
-refusal that names its rule, and a checked output table.
+In order, each step reusing what an earlier run made:
+
+1. the demo population (three nodes, DuckDB) in ``DIR/data``, synthesised if missing;
+2. the registry (SQLite ``DIR/registry.sqlite``, or ``--registry``), migrated, holding the
+   demo people and projects of :mod:`sde.demo`; the workbench secret in ``DIR/secret_key``;
+3. configurable-http-proxy from npm (into a cache folder) if missing;
+4. JupyterHub on ``127.0.0.1:PORT`` with the gateway, airlock and committee as managed
+   services; its log in ``DIR/hub.log``;
+5. once everything answers: an API token per demo user, ``DIR/credentials.json`` (0600),
+   the users' table with their TOTP secrets as QR codes, and the line
+   ``SDE Workbench ready at http://127.0.0.1:PORT/``.
+
+Ctrl-C or SIGTERM stops the hub, which stops its proxy, services and notebook servers:
+everything ``sde up`` started and nothing else. Node agents (one process per node) come
+with the federation.
 """
 
 from __future__ import annotations
 
-import json
+import os
+import secrets
+import signal
+import socket
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from types import FrameType
+from typing import Annotated
 
-import pandas as pd
 import typer
-
-import sde
-
-if TYPE_CHECKING:
-    from sde.connection import Connection
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-DEMO_SCOPE = """\
-# The approved demo project: hypertension and deprivation in Lancashire & South Cumbria.
-# In the deployment the Data Access Committee writes this file when it approves a project.
-project: htn-deprivation
-access: rows
-tables:
-  person: [person_id, gender_concept_id, year_of_birth, location_id]
-  condition_occurrence: [person_id, condition_concept_id, condition_start_date]
-  measurement: [person_id, measurement_concept_id, measurement_date, value_as_number,
-                unit_concept_id]
-  observation: [person_id, observation_concept_id, observation_date, value_as_number]
-  drug_exposure: [person_id, drug_concept_id, drug_exposure_start_date]
-  concept: "*"
-  concept_ancestor: "*"
-period: {start: 2015-01-01, end: 2024-12-31}
-sdc: {threshold: 10}
-dp: {epsilon: 3.0, delta: 1.0e-6}
-expires: 2027-12-31
-"""
+from jupyter_config.spawner import NOT_ROOT_WARNING
+from sde.accounts import AccountStore
+from sde.cli.credentials import credentials, read_known, show_users, write_private_json
+from sde.cli.hub import ensure_chp, hub_environment, start_hub, stop_hub
+from sde.cli.hub_api import HubAdmin, wait_until_ready
+from sde.cli.reaper import become_subreaper, stop_orphans
+from sde.cli.tour import synthesise_once
+from sde.demo import DemoUser, load_demo
+from sde.errors import ConfigurationError
+from sde.settings import SERVICES
 
-#: What the walkthrough runs, in the researcher's (PostgreSQL) dialect.
-DEMO_QUERIES: tuple[tuple[str, str], ...] = (
-    (
-        "Persons in the project by sex",
-        "SELECT c.concept_name AS sex, COUNT(*) AS persons\n"
-        "FROM person p JOIN concept c ON c.concept_id = p.gender_concept_id\n"
-        "GROUP BY c.concept_name ORDER BY persons DESC",
-    ),
-    (
-        "Hypertension prevalence by IMD decile (1 = most deprived)",
-        "WITH imd AS (\n"
-        "  SELECT person_id, MAX(value_as_number)::int AS decile FROM observation\n"
-        "  WHERE observation_concept_id = 2000000001 GROUP BY person_id),\n"
-        "htn AS (\n"
-        "  SELECT DISTINCT co.person_id FROM condition_occurrence co\n"
-        "  JOIN concept_ancestor ca ON ca.descendant_concept_id = co.condition_concept_id\n"
-        "  WHERE ca.ancestor_concept_id = 320128)\n"
-        "SELECT imd.decile, COUNT(*) AS persons, COUNT(htn.person_id) AS with_htn,\n"
-        "       ROUND(100.0 * COUNT(htn.person_id) / COUNT(*), 1) AS pct\n"
-        "FROM imd LEFT JOIN htn ON htn.person_id = imd.person_id\n"
-        "GROUP BY imd.decile ORDER BY imd.decile",
-    ),
-)
-
-REFUSED_QUERY = "SELECT person_source_value FROM person LIMIT 5"
-
-#: Record-level rows (pseudonymised) for a table the researcher checks before export.
-CHECKED_ROWS = (
-    "SELECT DISTINCT p.person_id, imd.value_as_number::int AS decile,\n"
-    "       CASE p.gender_concept_id WHEN 8507 THEN 'male' ELSE 'female' END AS sex\n"
-    "FROM person p\n"
-    "JOIN observation imd ON imd.person_id = p.person_id\n"
-    "     AND imd.observation_concept_id = 2000000001\n"
-    "JOIN condition_occurrence co ON co.person_id = p.person_id\n"
-    "JOIN concept_ancestor ca ON ca.descendant_concept_id = co.condition_concept_id\n"
-    "WHERE ca.ancestor_concept_id = 313217  -- atrial fibrillation: some small cells"
-)
-
-#: A differentially private count, charged to the project's budget.
-DP_QUERY = (
-    "SELECT value_as_number AS decile, COUNT(*) AS persons FROM observation\n"
-    "WHERE observation_concept_id = 2000000001 GROUP BY value_as_number ORDER BY decile"
-)
+#: Ports from PORT that the hub, its proxy's API and the services use.
+PORTS_USED = 3 + len(SERVICES)
 
 
-def _render(console: Console, title: str, frame: pd.DataFrame) -> None:
-    table = Table(title=f"[bold]{escape(title)}[/]", title_justify="left")
-    for col in frame.columns:
-        table.add_column(str(col), justify="right")
-    for row in frame.head(12).itertuples(index=False):
-        table.add_row(*(_cell(v) for v in row))
-    console.print(table)
+class _Stop(Exception):
+    """SIGTERM arrived."""
 
 
-def _cell(value: object) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _synthesise(console: Console, data: Path, persons: int, seed: int) -> dict[str, object]:
-    from sde.omop.synth import synthesise
-
-    manifest_path = data / "manifest.json"
-    if manifest_path.exists():
-        manifest: dict[str, object] = json.loads(manifest_path.read_text())
-        if manifest.get("persons") == persons and manifest.get("seed") == seed:
-            console.print(f"[green]reusing[/] the demo population in {data}")
-            return manifest
-    console.print(f"synthesising {persons:,} persons over 3 nodes into {data} ...")
-    data.mkdir(parents=True, exist_ok=True)
-    return dict(synthesise(persons=persons, nodes=3, seed=seed, out=data, progress=True))
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
 
 
 def up(
-    workdir: Annotated[Path, typer.Option(help="Where the demo data and registry live.")] = Path(
-        "demo"
-    ),
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Folder of the demo's data, registry and hub state.")
+    ] = Path("demo"),
+    port: Annotated[int, typer.Option(min=1, max=65530, help="Port of the hub's URL.")] = 8000,
     persons: Annotated[int, typer.Option(min=100, help="Persons in the demo population.")] = 20000,
+    registry: Annotated[
+        str | None, typer.Option(help="Registry URL (default: SQLite in DIR).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the demo population.")] = 1,
+    qr: Annotated[bool, typer.Option(help="Print the TOTP secrets as QR codes too.")] = True,
 ) -> None:
-    """Set up and start the workbench on the embedded default (DuckDB)."""
-    from sde.errors import SDEError
-
+    """Start the whole workbench (JupyterHub, gateway, airlock, committee) with demo users."""
     console = Console()
-    data = workdir / "data"
-    manifest = _synthesise(console, data, persons, seed)
+    if not console.is_terminal:  # a log file: never cut a password to fit 80 columns
+        console = Console(width=160)
+    _check_ports_free(port)
+    directory = directory.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o711)  # notebook servers' OS users reach their homes, nothing else
+    data = directory / "data"
+    manifest = synthesise_once(console, data, persons, seed)
+    data.chmod(0o700)
     nodes = [str(node["name"]) for node in manifest["nodes"]]  # type: ignore[attr-defined]
-    console.print(f"nodes: {', '.join(nodes)}")
-
-    scope_path = workdir / "htn-deprivation.scope.yaml"
-    scope_path.write_text(DEMO_SCOPE)
-    console.print(f"approved demo project: htn-deprivation (scope file {scope_path})\n")
-
-    conn = sde.connect(str(data), scope=str(scope_path))
-    frames = {}
-    for title, sql in DEMO_QUERIES:
-        console.print(f"[dim]{escape(sql)}[/]")
-        frames[title] = conn.sql(sql)
-        _render(console, title, frames[title])
-    plot = _plot_prevalence(frames[DEMO_QUERIES[1][0]], workdir / "htn-by-imd-decile.png")
-    console.print(f"plot: {plot}\n")
-
-    console.print(f"[bold]A query outside the project's scope[/]\n[dim]{REFUSED_QUERY}[/]")
-    try:
-        conn.sql(REFUSED_QUERY)
-        raise SystemExit("the demo refusal was not refused: the proxy is broken")
-    except SDEError as err:
-        console.print(f"[red]refused[/] {escape(f'[{err.rule}] {err.message}')}\n")
-
-    _show_output_check(console, conn, workdir / "outputs")
-    _show_dp(console, conn)
-
-    console.print(
-        "[bold]The workbench is ready on the embedded default.[/]\n"
-        f"  data: {data.resolve()}  (one DuckDB file per node)\n"
-        f"  scope: {scope_path.resolve()}\n"
-        "  try:  .venv/bin/python examples/researcher_quickstart.py  (a tour of sde.connect)\n"
-        "  The hosted JupyterHub, airlock and access committee arrive in the next milestone;"
-        " until then this command is the workbench's front door."
+    url = registry or f"sqlite:///{directory / 'registry.sqlite'}"
+    secret = _secret(directory)
+    store = AccountStore.open(url, secret)
+    creds = directory / "credentials.json"
+    users = load_demo(store, nodes, read_known(creds))
+    console.print(f"registry: {_shown(url)} ({len(users)} demo users)")
+    bootstrap = secrets.token_hex(32)
+    env = hub_environment(
+        directory / "hub",
+        port,
+        url,
+        ensure_chp(),
+        services=True,
+        extra={
+            "SDE_DATA_DIR": str(data),
+            "SDE_SECRET_KEY": secret,
+            "SDE_GATEWAY_AUTH": "hub",
+            "SDE_HUB_BOOTSTRAP_TOKEN": bootstrap,
+        },
     )
+    if os.geteuid() != 0:
+        console.print(f"[red]{NOT_ROOT_WARNING}[/]", highlight=False)
+    raise typer.Exit(_run(console, directory, env, bootstrap, users, nodes, port, qr))
 
 
-def _plot_prevalence(frame: pd.DataFrame, path: Path) -> Path:
-    import matplotlib
+def _run(
+    console: Console,
+    directory: Path,
+    env: dict[str, str],
+    bootstrap: str,
+    users: list[DemoUser],
+    nodes: list[str],
+    port: int,
+    qr: bool,
+) -> int:
+    """Start the hub, finish the set-up once it answers, and wait for the end."""
+    hub_url = f"http://127.0.0.1:{port}/"
+    log_path = directory / "hub.log"
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    become_subreaper()
+    with os.fdopen(fd, "ab") as log:
+        proc = start_hub(directory / "hub", env, log)
+        try:
+            with console.status("starting JupyterHub and the services") as status:
+                wait_until_ready(hub_url, SERVICES, proc, progress=status.update)
+            _issue_tokens(hub_url, bootstrap, users)
+            write_private_json(directory / "credentials.json", credentials(hub_url, nodes, users))
+            show_users(console, users, qr=qr)
+            console.print(f"hub log: {log_path}   credentials: {directory / 'credentials.json'}")
+            print(f"SDE Workbench ready at {hub_url}  (Ctrl-C stops it)", flush=True)
+            code = proc.wait()
+            console.print(f"[red]JupyterHub exited (code {code}); its log: {log_path}[/]")
+            return 1
+        except (KeyboardInterrupt, _Stop):
+            console.print("stopping the workbench ...")
+            code = stop_hub(proc)
+            return 0 if code in (0, -signal.SIGTERM) else code
+        except BaseException:
+            console.print(f"[red]the workbench did not start; the hub's log: {log_path}[/]")
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            stop_hub(proc)
+            left = stop_orphans()
+            if left:
+                console.print(f"stopped {len(left)} process(es) the hub left behind")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar(frame["decile"].astype(int), frame["pct"].astype(float), color="#005eb8")
-    ax.set_xticks(range(1, 11))
-    ax.set_xlabel("IMD 2019 decile (1 = most deprived)")
-    ax.set_ylabel("% with hypertension")
-    ax.set_title("Hypertension by deprivation (synthetic LSC data)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path.resolve()
+def _issue_tokens(url: str, bootstrap: str, users: list[DemoUser]) -> None:
+    """Give every user a live hub API token (keeping the ones that still work)."""
+    with HubAdmin(url, bootstrap) as hub:
+        hub.ensure_users(user.name for user in users)
+        for user in users:
+            if user.token is None or not hub.token_works(user.name, user.token):
+                user.token = hub.new_token(user.name)
 
 
-def _show_output_check(console: Console, conn: Connection, outputs: Path) -> None:
-    from sde import sdc
-
-    console.print(f"[bold]Checking a table before it leaves[/]\n[dim]{escape(CHECKED_ROWS)}[/]")
-    rows = conn.sql(CHECKED_ROWS)
-    checked = sdc.crosstab(rows["decile"], rows["sex"], persons=rows["person_id"])
-    flagged = int(checked.flags.map(bool).to_numpy().sum())
-    console.print(
-        f"persons with atrial fibrillation by decile and sex: status [bold]{checked.status}[/], "
-        f"{flagged} cell(s) flagged; the protected table:"
-    )
-    _render(
-        console,
-        "atrial fibrillation by IMD decile and sex (suppressed cells blank)",
-        checked.safe.reset_index(),
-    )
-    folder = checked.write(outputs)
-    console.print(f"report (ACRO results.json shape, SACRO-Viewer can open it): {folder}\n")
+def _secret(directory: Path) -> str:
+    """The workbench secret: ``SDE_SECRET_KEY`` if set, else ``DIR/secret_key`` (made once)."""
+    given = os.environ.get("SDE_SECRET_KEY")
+    if given:
+        return given
+    path = directory / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
 
 
-def _show_dp(console: Console, conn: Connection) -> None:
-    console.print(f"[bold]A differentially private answer[/]\n[dim]{escape(DP_QUERY)}[/]")
-    noisy = conn.sql_dp(DP_QUERY, epsilon=0.5)
-    _render(console, "persons by IMD decile, epsilon 0.5", noisy)
-    budget = conn.budget()
-    console.print(
-        f"privacy budget: spent {budget.epsilon_spent:g} of {budget.epsilon_total:g} epsilon "
-        "(asking the same query again is free)\n"
-    )
+def _check_ports_free(port: int) -> None:
+    for candidate in range(port, port + PORTS_USED):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                raise ConfigurationError(
+                    "up.port-busy",
+                    f"port {candidate} is in use; the workbench needs ports {port}-"
+                    f"{port + PORTS_USED - 1} (choose others with --port)",
+                ) from None
+
+
+def _shown(url: str) -> str:
+    """A registry URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def register(app: typer.Typer) -> None:
