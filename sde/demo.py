@@ -11,7 +11,9 @@ with the codes their authenticator app already makes. Every change goes through
 What API.md asks the demo to hold: a ``rows`` project with two researchers; a ``dp``
 project with one researcher who is in no other project; three output checkers, one of
 them a researcher of the ``rows`` project; three committee members; a custodian for each
-node; an administrator; and an accredited researcher in no project.
+node; an administrator; and an accredited researcher in no project. Besides, an
+``aggregates`` project that ada shares with ben, so ada picks a project when her
+notebook server starts.
 """
 
 from __future__ import annotations
@@ -86,6 +88,16 @@ PROJECTS: tuple[DemoProject, ...] = (
         },
     ),
     DemoProject(
+        "copd-inhalers",
+        "Inhaler prescribing in COPD (aggregate results only)",
+        "aggregates",
+        {
+            "tables": _RESEARCH_TABLES,
+            "period": {"start": "2018-01-01", "end": "2024-12-31"},
+            "sdc": {"threshold": 10},
+        },
+    ),
+    DemoProject(
         "af-outcomes",
         "Atrial fibrillation outcomes by deprivation (differentially private)",
         "dp",
@@ -111,13 +123,19 @@ class DemoPerson:
 
 
 PEOPLE: tuple[DemoPerson, ...] = (
-    DemoPerson("ada", "Ada Okafor", "Lancaster University", ("researcher",), ("htn-deprivation",)),
+    DemoPerson(
+        "ada",
+        "Ada Okafor",
+        "Lancaster University",
+        ("researcher",),
+        ("htn-deprivation", "copd-inhalers"),
+    ),
     DemoPerson(
         "ben",
         "Ben Hughes",
         "Lancashire Teaching Hospitals",
         ("researcher", "output-checker"),
-        ("htn-deprivation",),
+        ("htn-deprivation", "copd-inhalers"),
     ),
     DemoPerson(
         "cat", "Cat Nowak", "University of Central Lancashire", ("researcher",), ("af-outcomes",)
