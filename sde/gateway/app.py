@@ -12,6 +12,7 @@ from sde.accounts import AccountStore, ProjectAccess
 from sde.connection import Connection, connect
 from sde.errors import ConfigurationError
 from sde.gateway import errors
+from sde.gateway.access import AccessChecker
 from sde.gateway.auth import Authenticator, HubAuthenticator, TokenTable
 from sde.gateway.deps import Gateway
 from sde.gateway.pool import ConnectionPool, Opener
@@ -73,7 +74,13 @@ def create_app(
     url = registry_url(settings)
     the_store = store or AccountStore.open(url)
     pool = ConnectionPool(connection_opener(settings, url), settings.gateway_connections)
-    gateway = Gateway(settings, the_store, pool, authenticate or default_authenticator(settings))
+    gateway = Gateway(
+        settings,
+        the_store,
+        pool,
+        authenticate or default_authenticator(settings),
+        AccessChecker(the_store),
+    )
     prefix = settings.gateway_prefix.rstrip("/")
 
     @asynccontextmanager

@@ -1,37 +1,50 @@
 """The gateway's dependencies: who calls, which project they may use, their connection.
 
-Routes take these as ``Annotated`` aliases (:data:`CurrentUser`, :data:`Access`,
-:data:`ProjectConnection`) and stay thin; refusals are :class:`~sde.errors.SDEError`\\ s,
-which :mod:`sde.gateway.errors` turns into HTTP.
+Routes take these as ``Annotated`` aliases (:data:`CurrentUser`, :data:`Call`) and stay
+thin; refusals are :class:`~sde.errors.SDEError`\\ s, which
+:mod:`sde.gateway.errors` turns into HTTP.
+
+FastAPI runs a plain ``def`` dependency on its thread pool, one round trip between the
+event loop and a worker thread each, and under load every round trip waits for the GIL.
+So the dependencies are ``async`` and never block (:func:`current_user` awaits the hub;
+the token table answers at once), and a project's route makes one round trip
+(:meth:`ProjectCall.run`) for the registry check, the pool lookup and the query together.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Path, Request
+from starlette.concurrency import run_in_threadpool
 
-from sde.accounts import AccountStore, ProjectAccess, check_project_access
+from sde.accounts import AccountStore
 from sde.accounts.model import SLUG
 from sde.connection import Connection
 from sde.errors import AccessDenied
+from sde.gateway.access import AccessChecker
 from sde.gateway.auth import Authenticator
 from sde.gateway.pool import ConnectionPool
 from sde.settings import Settings
 
+T = TypeVar("T")
+
 
 @dataclass
 class Gateway:
-    """What every request needs: settings, the registry, the connections, the authenticator."""
+    """What every request needs: settings, the registry, the connections, the authenticator
+    and the access check."""
 
     settings: Settings
     store: AccountStore
     pool: ConnectionPool
     authenticate: Authenticator
+    access: AccessChecker
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
     return gateway
 
@@ -55,16 +68,30 @@ ProjectSlug = Annotated[
 ]
 
 
-def project_access(project: ProjectSlug, user: CurrentUser, gateway: GatewayState) -> ProjectAccess:
-    """The caller's access to ``project`` now (checked on every request)."""
-    return check_project_access(gateway.store, user, project)
+@dataclass(frozen=True)
+class ProjectCall:
+    """One request of ``user`` on ``project``: :meth:`run` does the work on a worker thread."""
+
+    gateway: Gateway
+    user: str
+    project: str
+
+    def connection(self) -> Connection:
+        """The caller's connection, their access checked now (on every request:
+        :class:`~sde.gateway.access.AccessChecker`). Blocks: call it on a worker thread."""
+        access = self.gateway.access(self.user, self.project)
+        return self.gateway.pool.get(access, self.user)
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` on the thread pool, the access check and the pool lookup in
+        the same trip."""
+        return await run_in_threadpool(lambda: work(self.connection()))
 
 
-Access = Annotated[ProjectAccess, Depends(project_access)]
+async def project_call(
+    project: ProjectSlug, user: CurrentUser, gateway: GatewayState
+) -> ProjectCall:
+    return ProjectCall(gateway, user, project)
 
 
-def project_connection(access: Access, user: CurrentUser, gateway: GatewayState) -> Connection:
-    return gateway.pool.get(access, user)
-
-
-ProjectConnection = Annotated[Connection, Depends(project_connection)]
+Call = Annotated[ProjectCall, Depends(project_call)]

@@ -2,21 +2,25 @@
 
 Each call runs on the caller's :class:`~sde.connection.Connection` (scope proxy, audit
 entry naming the caller and the approval version, DP ledger), over the project's shared
-extract.
+extract, in one trip to the thread pool (:meth:`~sde.gateway.deps.ProjectCall.run`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from sde.gateway.deps import ProjectConnection
+from sde.connection import Connection
+from sde.gateway.deps import Call
 from sde.gateway.pool import dp_lock
 from sde.gateway.results import ARROW, frame_response, jsonable
+
+if TYPE_CHECKING:
+    from sde.dp.ledger import BudgetStatus
 
 router = APIRouter(prefix="/api/projects/{project}", tags=["projects"])
 
@@ -60,35 +64,43 @@ class DPQuery(BaseModel):
 
 
 @router.post("/sql", summary="Run one SELECT in the project's scope", responses=_RESULT)
-def sql(request: Request, conn: ProjectConnection, query: Annotated[Query, Body()]) -> Response:
-    # _execute is sql() without its ResultTruncated warning: the cut travels in attrs["sde"]
-    # and the client warns where the researcher looks.
-    frame = conn._execute(query.sql, query.dialect)
-    return frame_response(request, frame)
+async def sql(request: Request, call: Call, query: Annotated[Query, Body()]) -> Response:
+    def work(conn: Connection) -> Response:
+        # _execute is sql() without its ResultTruncated warning: the cut travels in
+        # attrs["sde"] and the client warns where the researcher looks.
+        return frame_response(request, conn._execute(query.sql, query.dialect))
+
+    return await call.run(work)
 
 
 @router.post("/explain", summary="The rewritten SQL, keyed by where it runs")
-def explain(conn: ProjectConnection, query: Annotated[Query, Body()]) -> dict[str, Any]:
-    return {"plans": conn.explain(query.sql, query.dialect)}
+async def explain(call: Call, query: Annotated[Query, Body()]) -> dict[str, Any]:
+    plans = await call.run(lambda conn: conn.explain(query.sql, query.dialect))
+    return {"plans": plans}
 
 
 @router.post("/sql_dp", summary="A differentially private answer", responses=_RESULT)
-def sql_dp(
-    request: Request, conn: ProjectConnection, query: Annotated[DPQuery, Body()]
-) -> Response:
+async def sql_dp(request: Request, call: Call, query: Annotated[DPQuery, Body()]) -> Response:
     options = query.model_dump(exclude={"sql", "epsilon", "delta", "accuracy", "alpha"})
     options = {k: v for k, v in options.items() if v is not None}
-    with dp_lock(conn):
-        frame = conn.sql_dp(
-            query.sql, query.epsilon, query.delta, query.accuracy, query.alpha, **options
-        )
-    return frame_response(request, frame)
+
+    def work(conn: Connection) -> Response:
+        with dp_lock(conn):
+            frame = conn.sql_dp(
+                query.sql, query.epsilon, query.delta, query.accuracy, query.alpha, **options
+            )
+        return frame_response(request, frame)
+
+    return await call.run(work)
 
 
 @router.get("/budget", summary="The project's privacy budget: spent, remaining, releases")
-def budget(conn: ProjectConnection) -> dict[str, Any]:
-    with dp_lock(conn):
-        status = conn.budget()
+async def budget(call: Call) -> dict[str, Any]:
+    def work(conn: Connection) -> BudgetStatus:
+        with dp_lock(conn):
+            return conn.budget()
+
+    status = await call.run(work)
     out: dict[str, Any] = jsonable(dataclasses.asdict(status))
     out["releases"] = out.pop("history")
     out["epsilon_remaining"] = status.epsilon_remaining
