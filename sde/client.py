@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -200,32 +202,86 @@ def frame_from_arrow(payload: bytes) -> pd.DataFrame:
     return frame
 
 
-@contextmanager
-def _progress(stream: IO[str] | None, after_s: float = PROGRESS_AFTER_S) -> Iterator[None]:
-    """After ``after_s`` seconds, a stderr line counting the seconds until the call ends."""
-    done = threading.Event()
-    out = stream if stream is not None else sys.stderr
-    start = time.monotonic()
+class _Ticker:
+    """Shows the progress of every slow call of the process from one thread.
 
-    def show() -> None:
-        if done.wait(after_s):
-            return
+    A thread per call would cost each call a start and a join, two hand-offs of the GIL
+    that wait behind every busy thread when many calls run at once (the gateway
+    benchmark's 20 researchers). The ticker thread starts with the first call and wakes
+    only when a running call's next line is due (at the latest every half second while
+    calls run; never while none do).
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._cond = threading.Condition()
+        self._calls: dict[int, _Running] = {}
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def watch(self, stream: IO[str], after_s: float) -> Iterator[None]:
+        call = _Running(stream, time.monotonic(), after_s)
+        with self._cond:
+            self._calls[id(call)] = call
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="sde-progress", daemon=True)
+                self._thread.start()
+            elif len(self._calls) == 1:
+                self._cond.notify()
+        try:
+            yield
+        finally:
+            with self._cond:
+                del self._calls[id(call)]
+                shown = call.shown
+            if shown:
+                elapsed = time.monotonic() - call.start
+                stream.write(f"\rsde: done in {elapsed:.1f} s{' ' * 30}\n")
+                stream.flush()
+
+    def _run(self) -> None:
         while True:
-            seconds = time.monotonic() - start
-            out.write(f"\rsde: the query is running on the gateway ({seconds:.0f} s)")
-            out.flush()
-            if done.wait(1.0):
-                break
-        out.write(f"\rsde: done in {time.monotonic() - start:.1f} s{' ' * 30}\n")
-        out.flush()
+            with self._cond:
+                while not self._calls:
+                    self._cond.wait()
+                now = time.monotonic()
+                for call in self._calls.values():  # under the lock: never after "done"
+                    if call.next_at() <= now:
+                        call.show(now)
+                wake = min(call.next_at() for call in self._calls.values())
+                self._cond.wait(min(max(wake - now, 0.01), 0.5))
 
-    watcher = threading.Thread(target=show, name="sde-progress", daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        done.set()
-        watcher.join()
+
+class _Running:
+    """One call the ticker watches."""
+
+    def __init__(self, stream: IO[str], start: float, after_s: float) -> None:
+        self.stream = stream
+        self.start = start
+        self.after_s = after_s
+        self.shown = False
+        self._last = -1
+
+    def next_at(self) -> float:
+        """When its next line is due."""
+        return self.start + max(self.after_s, self._last + 1)
+
+    def show(self, now: float) -> None:
+        self._last = int(now - self.start)
+        self.shown = True
+        self.stream.write(f"\rsde: the query is running on the gateway ({self._last} s)")
+        self.stream.flush()
+
+
+_TICKER = _Ticker()
+os.register_at_fork(after_in_child=_TICKER.reset)  # a forked child has no ticker thread
+
+
+def _progress(stream: IO[str] | None, after_s: float = PROGRESS_AFTER_S) -> ContextManager[None]:
+    """After ``after_s`` seconds, a stderr line counting the seconds until the call ends."""
+    return _TICKER.watch(stream if stream is not None else sys.stderr, after_s)
 
 
 def connect_gateway(

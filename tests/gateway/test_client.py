@@ -4,6 +4,7 @@ methods, results and errors; ``sde.connect()`` from the settings; progress after
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Iterator
 
@@ -146,6 +147,23 @@ def test_progress_shows_after_two_seconds() -> None:
     assert "(3 s)" in text
     assert text.endswith("\n")
     assert "done in 3." in text
+
+
+def test_calls_at_once_show_progress_from_one_thread() -> None:
+    streams = [io.StringIO() for _ in range(3)]
+
+    def call(stream: io.StringIO) -> None:
+        with _progress(stream, after_s=0.2):
+            time.sleep(0.6)
+
+    workers = [threading.Thread(target=call, args=(s,)) for s in streams]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert all("running on the gateway (0 s)" in s.getvalue() for s in streams)
+    assert all(s.getvalue().endswith("\n") and "done in 0." in s.getvalue() for s in streams)
+    assert [t.name for t in threading.enumerate()].count("sde-progress") == 1
 
 
 @pytest.mark.parametrize("answer", ["y", "n"])
