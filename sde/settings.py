@@ -135,6 +135,19 @@ class Settings(BaseSettings):
         description="Open project connections the gateway keeps (one per project, approval "
         "version and user, all sharing the project's extract); least recently used closed first.",
     )
+    airlock_dir: Path | None = Field(
+        None,
+        description="Folder of the airlock's file store (files by SHA-256; mode 0700). "
+        "Default: `airlock/` beside the data (SDE_DATA_DIR).",
+    )
+    airlock_max_file_mb: float = Field(
+        50, gt=0, description="Largest file the airlock accepts, in megabytes."
+    )
+    airlock_file_types: tuple[str, ...] = Field(
+        ("csv", "parquet", "xlsx", "png", "svg", "pdf", "txt", "md", "json", "html"),
+        description="File types (name endings) the airlock accepts; JSON list in the "
+        "environment.",
+    )
     hub_api_token: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("JUPYTERHUB_API_TOKEN", "SDE_HUB_API_TOKEN"),

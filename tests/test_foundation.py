@@ -8,6 +8,9 @@ import pkgutil
 
 import pytest
 
+import access_committee
+import airlock
+import jupyter_config
 import sde
 from sde import errors
 from sde.omop.cdm import CDM
@@ -93,8 +96,10 @@ def test_unknown_dialect_is_refused() -> None:
 
 def _modules_with_doctests() -> list[str]:
     names = []
-    for info in pkgutil.walk_packages(sde.__path__, "sde."):
-        if ".cli" in info.name or info.name.endswith("__main__"):
+    packages = [sde, airlock, access_committee, jupyter_config]
+    infos = [i for p in packages for i in pkgutil.walk_packages(p.__path__, f"{p.__name__}.")]
+    for info in infos:
+        if ".cli" in info.name or info.name.endswith(("__main__", ".jupyterhub_config")):
             continue
         if ".registry.migrations" in info.name:  # scripts Alembic runs, not importable alone
             continue

@@ -4,6 +4,7 @@ A module that adds tables adds one import line here, and a migration in ``migrat
 (a test compares the two).
 """
 
+import sde.registry.airlock
 import sde.registry.audit_log
 import sde.registry.budget
 import sde.registry.disclosure
