@@ -57,6 +57,10 @@ RULE_STATUS: dict[str, int] = {
     "project.unknown": 404,  # someone else's project looks exactly like a missing one
     "auth.unauthenticated": 401,
     "limits.too-large": 413,
+    # The airlock: someone else's request looks exactly like a missing one.
+    "airlock.unknown": 404,
+    "airlock.unknown-group": 404,
+    "airlock.unknown-file": 404,
 }
 #: Classes the client re-raises by name (every public error class).
 ERROR_CLASSES: dict[str, type[SDEError]] = {cls.__name__: cls for cls in STATUS}
