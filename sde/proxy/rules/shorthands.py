@@ -6,7 +6,13 @@
   matches because it is not there to match. ``COLUMNS(*)``, lambdas and COLUMNS
   inside an expression are left to the functions and syntax rules, which refuse them.
 - ``GROUP BY ALL``: the outputs that hold no aggregate (constants need no group).
-- ``ORDER BY ALL``: every output, left to right, in the direction written.
+  ``GROUP BY ALL a, b`` is PostgreSQL's set quantifier: ``GROUP BY a, b``.
+- ``ORDER BY ALL``: every output of the query (a SELECT, or the first SELECT of a
+  set operation), left to right, in the direction written. DuckDB and Spark parse
+  ``ALL`` as a keyword; PostgreSQL, where ``ALL`` is reserved and ``ORDER BY ALL``
+  is not SQL of its own, parses it as an unquoted column named ``all`` (a quoted
+  ``"all"`` stays a column). Beside other sort keys, or inside a window or an
+  aggregate, it is refused naming itself.
 
 The researcher's dialect decides nothing here: the rewritten tree is plain SQL
 that PostgreSQL and Spark run too, and the later rules (aggregates mode included)
@@ -34,10 +40,19 @@ def rewrite(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
     for select in expression.find_all(exp.Select):
         group = select.args.get("group")
         if isinstance(group, exp.Group) and group.args.get("all"):
-            _group_by_all(select)
-        order = select.args.get("order")
-        if isinstance(order, exp.Order) and _is_all(order):
-            _order_by_all(select, order)
+            _group_by_all(select, group)
+    for query in list(expression.find_all(exp.Select, exp.SetOperation)):
+        order = query.args.get("order")
+        if not isinstance(order, exp.Order) or not isinstance(query, exp.Select | exp.SetOperation):
+            continue
+        if any(_is_all(o.this) for o in order.expressions):
+            _order_by_all(query, order)
+    for ordered in expression.find_all(exp.Ordered):  # windows, WITHIN GROUP, aggregates
+        if _is_all(ordered.this):
+            raise _refusal(
+                "ORDER BY ALL orders a query's outputs; inside a window or an aggregate "
+                "list the sort keys"
+            )
     return expression
 
 
@@ -96,7 +111,10 @@ def _star_columns(select: exp.Select, root: exp.Expression, ctx: RuleContext) ->
     return found
 
 
-def _group_by_all(select: exp.Select) -> None:
+def _group_by_all(select: exp.Select, group: exp.Group) -> None:
+    if group.expressions:  # GROUP BY ALL a, b: the standard quantifier, GROUP BY a, b
+        group.set("all", None)
+        return
     keys = []
     for projection in select.expressions:
         _no_star(projection, "GROUP BY ALL")
@@ -107,10 +125,13 @@ def _group_by_all(select: exp.Select) -> None:
     select.set("group", exp.Group(expressions=keys) if keys else None)
 
 
-def _order_by_all(select: exp.Select, order: exp.Order) -> None:
+def _order_by_all(query: exp.Select | exp.SetOperation, order: exp.Order) -> None:
+    """``ORDER BY ALL [dir]``: every output by position, each in direction ``dir``."""
+    if len(order.expressions) != 1:
+        raise _refusal("ORDER BY ALL cannot be combined with other sort keys; list them all")
     (ordered,) = order.expressions
     terms = []
-    for position, projection in enumerate(select.expressions, start=1):
+    for position, projection in enumerate(query.selects, start=1):
         _no_star(projection, "ORDER BY ALL")
         term = ordered.copy()
         term.set("this", exp.Literal.number(position))
@@ -118,13 +139,17 @@ def _order_by_all(select: exp.Select, order: exp.Order) -> None:
     order.set("expressions", terms)
 
 
-def _is_all(order: exp.Order) -> bool:
-    terms = order.expressions
+def _is_all(key: exp.Expr) -> bool:
+    """True if sort key ``key`` is the word ALL: a keyword (DuckDB, Spark), or an
+    unquoted, unqualified column named ``all`` (PostgreSQL, where ALL is reserved)."""
+    if isinstance(key, exp.Var):
+        return key.name.upper() == "ALL"
     return (
-        len(terms) == 1
-        and isinstance(terms[0], exp.Ordered)
-        and isinstance(terms[0].this, exp.Var)
-        and terms[0].this.name.upper() == "ALL"
+        isinstance(key, exp.Column)
+        and not key.table
+        and isinstance(key.this, exp.Identifier)
+        and not key.this.quoted
+        and key.name.upper() == "ALL"
     )
 
 
