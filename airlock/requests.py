@@ -245,6 +245,7 @@ class Airlock:
             if blocking:
                 raise DisclosureRisk("airlock.identifiers", "; ".join(blocking))
             ctx.request.turn += 1
+            ctx.request.reviews_needed = _reviews_needed(ctx.session, ctx.request.project, files)
             ctx.move(Action.SUBMIT, State.SUBMITTED, self.now())
             return views.request_view(ctx.session, ctx.request, user, ctx.relation)
 
@@ -546,6 +547,13 @@ def _files(session: Session, request_id: int) -> list[AirlockFile]:
             .order_by(AirlockGroup.name, AirlockFile.name)
         )
     )
+
+
+def _reviews_needed(session: Session, project: str, files: list[AirlockFile]) -> int:
+    """One review where the project allows it and every output file's checks passed."""
+    outputs = [f for f in files if f.kind == "output"]
+    passed = bool(outputs) and all(f.checks_status == "pass" for f in outputs)
+    return 1 if _rules(session, project).single_review and passed else 2
 
 
 def _released(session: Session, project: str) -> list[AirlockFile]:

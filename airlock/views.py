@@ -56,8 +56,10 @@ def file_view(
     *,
     viewer: str | None = None,
 ) -> dict[str, Any]:
+    # Only submitted reviews count, so while a turn is blind its decisions are "incomplete"
+    # for everyone: showing them reveals no vote.
     shown = None
-    if file.kind == "output" and (relation is Relation.CHECKER or not blind(request, request.turn)):
+    if file.kind == "output":
         shown = file_decision(session, request, file) if request.turn else "incomplete"
     checks: dict[str, Any] = {"status": file.checks_status}
     if file.checks_report:

@@ -92,6 +92,7 @@ def up(
         services=True,
         extra={
             "SDE_DATA_DIR": str(data),
+            "SDE_AIRLOCK_DIR": str(directory / "airlock"),
             "SDE_SECRET_KEY": secret,
             "SDE_GATEWAY_AUTH": "hub",
             "SDE_HUB_BOOTSTRAP_TOKEN": bootstrap,

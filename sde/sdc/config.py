@@ -46,6 +46,9 @@ class SDCConfig:
     #: Suppression: the narrowest interval (in units) an attacker may narrow a hidden
     #: count to by linear programming; ``None`` means ``threshold``.
     protection_width: float | None = None
+    #: Airlock risk tier: a request whose automatic checks all pass needs one output
+    #: checker's review instead of two (the committee allows it per project).
+    single_review: bool = False
 
     @property
     def width(self) -> float:

@@ -157,11 +157,30 @@ class World:
 
 
 def make_world(root: Path, registry: str | None = None) -> World:
+    world = make_world_on(root, registry)
+    _populate(world.store)
+    return world
+
+
+def make_world_on(root: Path, registry: str | None = None) -> World:
+    """The airlock on ``root``'s registry and files as they are (another process's view)."""
     store = AccountStore(
         open_registry(registry or f"sqlite:///{root / 'registry.sqlite'}"),
         secret=SECRET,
         passwords=Passwords(PasswordHasher.from_parameters(profiles.CHEAPEST)),
     )
+    world = World(store, None)  # type: ignore[arg-type]
+    world.airlock = Airlock(
+        store,
+        FileStore(root / "files"),
+        file_types=TYPES,
+        max_file_mb=1,
+        on_release=world._on_release,
+    )
+    return world
+
+
+def _populate(store: AccountStore) -> None:
     next_year = dt.date.today() + dt.timedelta(days=365)
     for name, roles in PEOPLE.items():
         create_user(
@@ -189,12 +208,3 @@ def make_world(root: Path, registry: str | None = None) -> World:
     )
     for member in ("ada", "ben"):
         add_member(store, "tests", PROJECT, member)
-    world = World(store, None)  # type: ignore[arg-type]
-    world.airlock = Airlock(
-        store,
-        FileStore(root / "files"),
-        file_types=TYPES,
-        max_file_mb=1,
-        on_release=world._on_release,
-    )
-    return world
