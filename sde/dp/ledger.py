@@ -31,6 +31,8 @@ import hashlib
 import json
 import math
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -187,20 +189,14 @@ class Ledger:
         eps = to_units(epsilon, EPS_UNIT, up=True)
         dlt = to_units(delta, DELTA_UNIT, up=True)
         payload = json.dumps(result, separators=(",", ":"), allow_nan=True)
-        with self.store.write(project) as tx:
-            budget = _locked(tx)
-            existing = tx.find(query_hash)
+        with self._change(project, audit) as change:
+            existing = change.tx.find(query_hash)
             if existing is not None:
-                _audit(tx, audit, f"served from release {existing.id}")
+                change.note = f"served from release {existing.id}"
                 return _release(existing, reused=True)
-            self._refuse_if_over(
-                (budget.epsilon_total, budget.delta_total),
-                (budget.epsilon_spent, budget.delta_spent),
-                (eps, dlt),
-                units=True,
-            )
-            release = tx.insert(query_hash, user, sql, (eps, dlt), payload)
-            _audit(tx, audit, f"release {release.id}: spent {_cost(eps, dlt)}")
+            change.refuse_if_over((eps, dlt))
+            release = change.tx.insert(query_hash, user, sql, (eps, dlt), payload)
+            change.note = f"release {release.id}: spent {_cost(eps, dlt)}"
         return _release(release, reused=False)
 
     def reserve(
@@ -220,15 +216,9 @@ class Ledger:
         dlt = to_units(delta, DELTA_UNIT, up=True)
         salted = hashlib.sha256(f"pending:{query_hash}:{uuid.uuid4()}".encode()).hexdigest()
         payload = json.dumps({"pending": True, "query": query_hash})
-        with self.store.write(project) as tx:
-            budget = _locked(tx)
-            self._refuse_if_over(
-                (budget.epsilon_total, budget.delta_total),
-                (budget.epsilon_spent, budget.delta_spent),
-                (eps, dlt),
-                units=True,
-            )
-            release = tx.insert(salted, user, sql, (eps, dlt), payload)
+        with self._change(project) as change:
+            change.refuse_if_over((eps, dlt))
+            release = change.tx.insert(salted, user, sql, (eps, dlt), payload)
         return release.id
 
     def settle(
@@ -246,28 +236,27 @@ class Ledger:
         query's entry, commits with the spend (or not at all, and neither does the spend).
         """
         payload = json.dumps(result, separators=(",", ":"), allow_nan=True)
-        with self.store.write(project) as tx:
-            _locked(tx)
-            existing = tx.find(query_hash)
-            row = _reservation(tx, reservation)
+        with self._change(project, audit) as change:
+            existing = change.tx.find(query_hash)
+            row = change.reservation(reservation)
             if existing is not None:
-                tx.remove(row)
-                note = f"served from release {existing.id}; reservation {reservation} refunded"
-                _audit(tx, audit, note)
+                change.tx.remove(row)
+                change.note = (
+                    f"served from release {existing.id}; reservation {reservation} refunded"
+                )
                 return _release(existing, reused=True)
-            tx.update(reservation, query_hash=query_hash, result=payload)
-            _audit(tx, audit, f"release {reservation}: spent {_cost(row.epsilon, row.delta)}")
+            change.tx.update(reservation, query_hash=query_hash, result=payload)
+            change.note = f"release {reservation}: spent {_cost(row.epsilon, row.delta)}"
         return _release(replace(row, query_hash=query_hash, result=payload), reused=False)
 
     def refund(self, project: str, reservation: int, audit: AuditRecord | None = None) -> None:
         """Undo a reservation whose query read no data (a refusal before it ran); ``audit``,
         the query's entry, commits with the refund."""
-        with self.store.write(project) as tx:
-            _locked(tx)
-            row = tx.release(reservation)
+        with self._change(project, audit) as change:
+            row = change.tx.release(reservation)
             if row is not None:
-                tx.remove(row)
-            _audit(tx, audit, f"reservation {reservation} refunded, nothing spent")
+                change.tx.remove(row)
+            change.note = f"reservation {reservation} refunded, nothing spent"
 
     def fail(
         self, project: str, reservation: int, query_hash: str, audit: AuditRecord | None = None
@@ -275,12 +264,10 @@ class Ledger:
         """A reserved query's exact run failed: its release stays, charged, marked failed;
         ``audit``, the query's entry, commits with it."""
         payload = json.dumps({"failed": True, "rule": "dp.engine-error", "query": query_hash})
-        with self.store.write(project) as tx:
-            _locked(tx)
-            row = _reservation(tx, reservation)
-            tx.update(reservation, result=payload)
-            cost = _cost(row.epsilon, row.delta)
-            _audit(tx, audit, f"release {reservation}: failed, charged {cost}")
+        with self._change(project, audit) as change:
+            row = change.reservation(reservation)
+            change.tx.update(reservation, result=payload)
+            change.note = f"release {reservation}: failed, charged {_cost(row.epsilon, row.delta)}"
 
     def record_failure(
         self,
@@ -304,13 +291,25 @@ class Ledger:
         dlt = to_units(delta, DELTA_UNIT, up=True)
         salted = hashlib.sha256(f"failed:{query_hash}:{uuid.uuid4()}".encode()).hexdigest()
         payload = json.dumps({"failed": True, "rule": "dp.engine-error", "query": query_hash})
-        with self.store.write(project) as tx:
-            budget = _locked(tx)
+        with self._change(project, audit) as change:
+            budget = change.budget
             eps = min(eps, max(budget.epsilon_total - budget.epsilon_spent, 0))
             dlt = min(dlt, max(budget.delta_total - budget.delta_spent, 0))
-            release = tx.insert(salted, user, sql, (eps, dlt), payload)
-            _audit(tx, audit, f"release {release.id}: failed, charged {_cost(eps, dlt)}")
+            release = change.tx.insert(salted, user, sql, (eps, dlt), payload)
+            change.note = f"release {release.id}: failed, charged {_cost(eps, dlt)}"
         return _release(release, reused=False)
+
+    @contextmanager
+    def _change(self, project: str, audit: AuditRecord | None = None) -> Iterator[_Change]:
+        """One change to ``project``'s spend, in one transaction: its budget row locked
+        (refused, ``dp.no-budget``, if it has none), the body's writes, then ``audit`` with
+        the body's ``note`` on what it did. An error anywhere commits nothing."""
+        with self.store.write(project) as tx:
+            if tx.budget is None:
+                raise _no_budget(project)
+            change = _Change(tx, tx.budget)
+            yield change
+            _audit(tx, audit, change.note)
 
     @staticmethod
     def _refuse_if_over(
@@ -346,18 +345,29 @@ class Ledger:
         )
 
 
-def _locked(tx: BudgetTx) -> Budget:
-    """The project's locked budget row; refused if it has none."""
-    if tx.budget is None:
-        raise _no_budget(tx.project)
-    return tx.budget
+@dataclass
+class _Change:
+    """A change in progress (:meth:`Ledger._change`): the transaction, the project's locked
+    budget row, and the ``note`` its audit entry will carry."""
 
+    tx: BudgetTx
+    budget: Budget
+    note: str = ""
 
-def _reservation(tx: BudgetTx, reservation: int) -> StoredRelease:
-    row = tx.release(reservation)
-    if row is None:
-        raise ConfigurationError("dp.no-reservation", f"no reserved release {reservation}")
-    return row
+    def refuse_if_over(self, cost: tuple[int, int]) -> None:
+        """Refuse (:class:`~sde.errors.BudgetExhausted`) a cost, in units, that the locked
+        budget cannot pay."""
+        b = self.budget
+        Ledger._refuse_if_over(
+            (b.epsilon_total, b.delta_total), (b.epsilon_spent, b.delta_spent), cost, units=True
+        )
+
+    def reservation(self, reservation: int) -> StoredRelease:
+        """The pending release ``reservation``; an error if there is none."""
+        row = self.tx.release(reservation)
+        if row is None:
+            raise ConfigurationError("dp.no-reservation", f"no reserved release {reservation}")
+        return row
 
 
 def _no_budget(project: str) -> ConfigurationError:

@@ -293,3 +293,24 @@ def test_unit_rounding_never_admits_more_than_the_total(total: float, costs: lis
             spent += units
             accepted.append(c)
     assert sum((Fraction(c) for c in accepted), Fraction(0)) <= Fraction(total)
+
+
+def test_a_refund_and_its_audit_entry_commit_together(dp_registry: Engine) -> None:
+    """Every spend, settlement, failure mark and refund runs through one helper that locks
+    the budget row, writes, then audits: a refund whose entry cannot be written is undone,
+    and a project with no budget row is refused before anything is written."""
+    ledger, log = Ledger(dp_registry), AuditLog(dp_registry)
+    ledger.ensure_project("p", 1.0, 1e-6)
+    held = ledger.reserve("p", "q1", user="u", sql="y", epsilon=0.2, delta=0.0)
+    _break_audit_log(dp_registry)
+    with pytest.raises(IntegrityError, match="audit log unavailable"):
+        ledger.refund("p", held, _entry("y"))
+    assert ledger.status("p").epsilon_spent == pytest.approx(0.2)  # still reserved
+    for spend in (
+        lambda: ledger.reserve("none", "q", user="u", sql="x", epsilon=0.1, delta=0.0),
+        lambda: ledger.refund("none", held, _entry("y")),
+    ):
+        with pytest.raises(ConfigurationError) as err:
+            spend()
+        assert err.value.rule == "dp.no-budget"
+    assert log.count() == 0
