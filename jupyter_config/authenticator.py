@@ -17,7 +17,8 @@ What the hub learns from the registry at login, and again every ``auth_refresh_a
 Before a notebook server starts, :meth:`SDEAuthenticator.pre_spawn_start` asks the registry
 again (:func:`sde.accounts.check_may_spawn`): only a member of an active project gets one,
 for a project they chose (:func:`project_form`) that is put in the server's environment as
-``SDE_PROJECT``, with ``SDE_GATEWAY_URL``. This works with any spawner.
+``SDE_PROJECT``, with ``SDE_GATEWAY_URL`` and ``SDE_AIRLOCK_URL``. This works with any
+spawner.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class SDEAuthenticator(Authenticator):
     )
     gateway_url = Unicode(
         "", help="URL of the query gateway, set as SDE_GATEWAY_URL in every notebook server."
+    ).tag(config=True)
+    airlock_url = Unicode(
+        "", help="URL of the airlock, set as SDE_AIRLOCK_URL in every notebook server."
     ).tag(config=True)
     committee_url = Unicode(
         "/services/committee/",
@@ -154,6 +158,7 @@ class SDEAuthenticator(Authenticator):
             **spawner.environment,
             "SDE_PROJECT": slug,
             "SDE_GATEWAY_URL": self.gateway_url,
+            "SDE_AIRLOCK_URL": self.airlock_url,
         }
         self.log.info("Server for %s works for project %s", user.name, slug)
 

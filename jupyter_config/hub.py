@@ -65,6 +65,7 @@ def _identity(c: Any, sde: Settings, hub: HubSettings, state: Path) -> None:
     c.SDEAuthenticator.registry_url = registry
     _private_sqlite(registry)
     c.SDEAuthenticator.gateway_url = sde.gateway_url or f"{hub.public_url}services/gateway/"
+    c.SDEAuthenticator.airlock_url = f"{hub.public_url}services/airlock/"
     c.SDEAuthenticator.committee_url = f"{hub.public_url}services/committee/"
     # auth_state (roles, projects) is kept encrypted, so only with JupyterHub's own key.
     c.SDEAuthenticator.enable_auth_state = bool(os.environ.get("JUPYTERHUB_CRYPT_KEY"))

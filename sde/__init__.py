@@ -2,7 +2,8 @@
 
 The researcher's whole surface is small: :func:`connect`, then ``.sql()``,
 ``.explain()``, ``.sql_dp()`` and ``.budget()`` on the connection, plus
-:mod:`sde.sdc` for checking outputs. See ``docs/`` for the tour.
+:mod:`sde.sdc` for checking outputs and :func:`sde.airlock.submit` to ask for them to leave.
+See ``docs/`` for the tour.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def connect(*args: Any, **kwargs: Any) -> Any:
 
 def __getattr__(name: str) -> Any:
     # Heavy subpackages load on first use so that `import sde` stays fast.
-    if name in {"sdc", "dp", "omop", "backends", "proxy", "registry"}:
+    if name in {"sdc", "dp", "omop", "backends", "proxy", "registry", "airlock"}:
         import importlib
 
         return importlib.import_module(f"sde.{name}")
