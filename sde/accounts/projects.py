@@ -77,24 +77,36 @@ def create_project(
         )
     if not title.strip():
         raise InvalidInput("project.invalid-title", "a project needs a title")
-    at = now_utc(now)
     with store.write() as tx:
-        if tx.session.get(Project, slug) is not None:
-            raise InvalidInput("project.exists", f"project {slug!r} already exists")
-        tx.session.add(
-            Project(
-                slug=slug,
-                title=title.strip(),
-                status="active",
-                status_changed_at=at,
-                created_at=at,
-                created_by=actor,
-            )
+        return create_project_in(tx, actor, slug, title.strip(), compiled, note, now_utc(now))
+
+
+def create_project_in(
+    tx: Tx,
+    actor: str,
+    slug: str,
+    title: str,
+    scope: Scope | None,
+    note: str | None,
+    at: dt.datetime,
+) -> ProjectInfo:
+    """:func:`create_project` inside the caller's transaction (the committee provisions so)."""
+    if tx.session.get(Project, slug) is not None:
+        raise InvalidInput("project.exists", f"project {slug!r} already exists")
+    tx.session.add(
+        Project(
+            slug=slug,
+            title=title,
+            status="active",
+            status_changed_at=at,
+            created_at=at,
+            created_by=actor,
         )
-        tx.audit(actor, "project.create", f"project:{slug}", project=slug, details={"title": title})
-        if compiled is not None:
-            _add_version(tx, actor, slug, compiled, note, at)
-        return project_info(tx.session, require_project(tx.session, slug))
+    )
+    tx.audit(actor, "project.create", f"project:{slug}", project=slug, details={"title": title})
+    if scope is not None:
+        add_version_in(tx, actor, slug, scope, note, at)
+    return project_info(tx.session, require_project(tx.session, slug))
 
 
 def add_version(
@@ -114,11 +126,11 @@ def add_version(
             raise InvalidTransition(
                 "project.revoked", f"project {slug} is revoked: it cannot be approved again"
             )
-        _add_version(tx, actor, slug, compiled, note, now_utc(now))
+        add_version_in(tx, actor, slug, compiled, note, now_utc(now))
         return project_info(tx.session, row)
 
 
-def _add_version(
+def add_version_in(
     tx: Tx, actor: str, slug: str, scope: Scope, note: str | None, at: dt.datetime
 ) -> int:
     if scope.project != slug:
@@ -225,31 +237,32 @@ def add_member(
     if role not in MEMBER_ROLES:
         raise InvalidInput("project.invalid-member-role", "a member's role is pi or member")
     with store.write() as tx:
-        row = require_project(tx.session, slug)
-        require_user(tx.session, username)
-        if row.status == "revoked":
-            raise InvalidTransition("project.revoked", f"project {slug} is revoked")
-        if tx.session.get(UserRole, (username, "researcher")) is None:
-            raise InvalidInput(
-                "project.member-not-researcher",
-                f"{username!r} does not have the researcher role",
-            )
-        member = tx.session.get(Membership, (slug, username))
-        if member is None:
-            tx.session.add(
-                Membership(
-                    project=slug,
-                    username=username,
-                    role=role,
-                    added_at=now_utc(now),
-                    added_by=actor,
-                )
-            )
-        else:
-            member.role = role
-        details = {"user": username, "role": role}
-        tx.audit(actor, "project.member.add", f"project:{slug}", project=slug, details=details)
-        return project_info(tx.session, row)
+        return add_member_in(tx, actor, slug, username, role, now_utc(now))
+
+
+def add_member_in(
+    tx: Tx, actor: str, slug: str, username: str, role: str, at: dt.datetime
+) -> ProjectInfo:
+    """:func:`add_member` inside the caller's transaction."""
+    row = require_project(tx.session, slug)
+    require_user(tx.session, username)
+    if row.status == "revoked":
+        raise InvalidTransition("project.revoked", f"project {slug} is revoked")
+    if tx.session.get(UserRole, (username, "researcher")) is None:
+        raise InvalidInput(
+            "project.member-not-researcher",
+            f"{username!r} does not have the researcher role",
+        )
+    member = tx.session.get(Membership, (slug, username))
+    if member is None:
+        tx.session.add(
+            Membership(project=slug, username=username, role=role, added_at=at, added_by=actor)
+        )
+    else:
+        member.role = role
+    details = {"user": username, "role": role}
+    tx.audit(actor, "project.member.add", f"project:{slug}", project=slug, details=details)
+    return project_info(tx.session, row)
 
 
 def remove_member(store: AccountStore, actor: str, slug: str, username: str) -> ProjectInfo:
