@@ -84,13 +84,19 @@ class CDM:
     #: name one physical device (an implant: one person) and a specimen's source id is
     #: the laboratory's accession number: raw text identifiers with no research value
     #: that a per-project pseudonym would keep, so they are withheld, not pseudonymised.
+    #: Clinicians' and sites' names are free text naming a person or a practice, and a
+    #: site's source value (its ODS code) or a family's source value is the raw
+    #: identifier behind a pseudonymised id: shown, they would undo the pseudonym and
+    #: link projects.
     NEVER_EXPOSED: ClassVar[dict[str, frozenset[str]]] = {
         "person": frozenset({"person_source_value", "day_of_birth", "birth_datetime"}),
-        "provider": frozenset({"npi", "dea", "provider_source_value"}),
+        "provider": frozenset({"provider_name", "npi", "dea", "provider_source_value"}),
+        "care_site": frozenset({"care_site_name", "care_site_source_value"}),
         "location": frozenset({"address_1", "address_2", "location_source_value"}),
         "note": frozenset({"note_text"}),
         "device_exposure": frozenset({"unique_device_id", "production_id"}),
         "specimen": frozenset({"specimen_source_id"}),
+        "payer_plan_period": frozenset({"family_source_value"}),
     }
 
     #: Vocabulary tables: public reference data, not about persons.
