@@ -1,13 +1,21 @@
 """Benchmark the gateway against embedded mode: 20 researchers at once, and a large result.
 
 Synthesises a population, makes a registry with one `rows` project and 20 members (through
-the account services), starts the gateway under uvicorn on loopback (token table), then:
+the account services), starts the gateway under uvicorn on loopback (token table) in a
+process of its own, as deployed (``--in-process``: a thread of this process, sharing its
+GIL with the 20 clients, as the first version of this benchmark did), then:
 
-1. every researcher runs the research queries of ``tests/research_queries/`` (those the
-   project's scope admits) at the same time, once embedded (each with their own
-   ``sde.connect``, all sharing the project's extract) and once through the gateway
-   (``GatewayConnection``, Arrow); per-query latency p50/p95 and the gateway/embedded ratio;
-2. one result of at least 1M cells, embedded, through the gateway as Arrow, and as JSON.
+1. one researcher runs each research query of ``tests/research_queries/`` (those the
+   project's scope admits) ``--reps`` times, embedded and through the gateway in turn:
+   per query the median of each and the gateway's overhead (their difference);
+2. every researcher runs those queries at the same time, once embedded (each with their
+   own ``sde.connect``, all sharing the project's extract, in threads of this process)
+   and once through the gateway (``GatewayConnection``, Arrow); every connection has run
+   one query before the clock starts; per-query latency p50/p95 and the ratio;
+3. one result of at least 1M cells, embedded, through the gateway as Arrow, and as JSON.
+
+The load average (``os.getloadavg``) is written beside the figures: the machine's cores
+may be shared.
 
 Writes ``benchmarks/results/gateway.json`` and ``gateway.md``.
 
@@ -21,7 +29,10 @@ import argparse
 import datetime as dt
 import io
 import json
+import multiprocessing
+import os
 import platform
+import socket
 import statistics
 import tempfile
 import threading
@@ -75,6 +86,8 @@ SCOPE: dict[str, Any] = {
     "expires": "2099-12-31",
 }
 BIG = "SELECT * FROM measurement LIMIT {rows}"
+#: Each connection's first query, before the clock starts.
+WARM = "SELECT COUNT(*) AS n FROM person"
 
 
 def _registry(root: Path, users: int) -> str:
@@ -99,9 +112,13 @@ def _registry(root: Path, users: int) -> str:
     return url
 
 
+def _tokens(users: int) -> dict[str, str]:
+    return {f"t-{i:02d}": f"r{i:02d}" for i in range(users)}
+
+
 def _serve(settings: Settings, users: int) -> tuple[uvicorn.Server, threading.Thread, str]:
-    tokens = {f"t-{i:02d}": f"r{i:02d}" for i in range(users)}
-    app = create_app(settings, TokenTable(tokens))
+    """The gateway in a thread of this process (``--in-process``)."""
+    app = create_app(settings, TokenTable(_tokens(users)))
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -110,6 +127,33 @@ def _serve(settings: Settings, users: int) -> tuple[uvicorn.Server, threading.Th
         time.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
     return server, thread, f"http://127.0.0.1:{port}/"
+
+
+def _gateway_process(data: str, registry: str, users: int, port: int) -> None:
+    settings = Settings(data_dir=data, registry_url=registry, gateway_auth="tokens")
+    app = create_app(settings, TokenTable(_tokens(users)))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def _serve_process(data: Path, registry: str, users: int) -> tuple[Any, str]:
+    """The gateway in a process of its own, as deployed; the process and its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ctx = multiprocessing.get_context("spawn")
+    process = ctx.Process(target=_gateway_process, args=(str(data), registry, users, port))
+    process.start()
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            httpx.get(f"{url}healthz", timeout=1).raise_for_status()
+            return process, url
+        except httpx.HTTPError:
+            if not process.is_alive() or time.monotonic() > deadline:
+                process.terminate()
+                raise RuntimeError("the gateway process did not start") from None
+            time.sleep(0.1)
 
 
 def _admitted(data: Path, registry: str) -> dict[str, str]:
@@ -126,9 +170,34 @@ def _admitted(data: Path, registry: str) -> dict[str, str]:
     return found
 
 
+def _single(
+    embedded: Any, remote: Any, queries: dict[str, str], reps: int
+) -> dict[str, dict[str, float]]:
+    """One researcher, each query ``reps`` times in each mode in turn: medians in ms."""
+    out = {}
+    for name, sql in queries.items():
+        local, gateway = [], []
+        for _ in range(reps):
+            began = time.perf_counter()
+            embedded.sql(sql)
+            local.append((time.perf_counter() - began) * 1000)
+            began = time.perf_counter()
+            remote.sql(sql)
+            gateway.append((time.perf_counter() - began) * 1000)
+        out[name] = {
+            "embedded_ms": statistics.median(local),
+            "gateway_ms": statistics.median(gateway),
+        }
+        out[name]["overhead_ms"] = out[name]["gateway_ms"] - out[name]["embedded_ms"]
+    return out
+
+
 def _run_all(users: int, make: Callable[[int], Any], queries: dict[str, str]) -> list[float]:
-    """Every user runs every query once, all users at once; latencies in ms."""
+    """Every user runs every query once, all users at once; latencies in ms. Each
+    connection runs :data:`WARM` first, before the clock starts."""
     conns = [make(i) for i in range(users)]
+    with ThreadPoolExecutor(users) as pool:
+        list(pool.map(lambda conn: conn.sql(WARM), conns))
     start = threading.Barrier(users)
 
     def one(i: int) -> list[float]:
@@ -190,15 +259,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--persons", type=int, default=20_000)
     parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--reps", type=int, default=5, help="single user: runs of each query")
     parser.add_argument("--big-rows", type=int, default=50_000)  # 22 columns: 1.1M cells
+    parser.add_argument(
+        "--in-process", action="store_true", help="the gateway in a thread of this process"
+    )
     args = parser.parse_args()
+    load = [os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="sde-bench-gateway-") as tmp:
         root = Path(tmp)
         data = root / "data"
         synthesise(args.persons, 3, 11, data, progress=False)
         registry = _registry(root, args.users)
-        settings = Settings(data_dir=str(data), registry_url=registry, gateway_auth="tokens")
-        server, thread, url = _serve(settings, args.users)
+        if args.in_process:
+            settings = Settings(data_dir=str(data), registry_url=registry, gateway_auth="tokens")
+            server, thread, url = _serve(settings, args.users)
+
+            def stop() -> None:
+                server.should_exit = True
+                thread.join(30)
+        else:
+            process, url = _serve_process(data, registry, args.users)
+
+            def stop() -> None:
+                process.terminate()
+                process.join(30)
+
         try:
             queries = _admitted(data, registry)
 
@@ -208,42 +294,78 @@ def main() -> None:
             def remote(i: int) -> Any:
                 return GatewayConnection(url, f"t-{i:02d}", "bench", progress=io.StringIO())
 
-            _run_all(2, remote, queries)  # warm: the gateway's connections and extract
+            with embedded(0) as one_local, remote(0) as one_remote:
+                _single(one_local, one_remote, queries, 1)  # warm
+                single = _single(one_local, one_remote, queries, args.reps)
+            load.append(os.getloadavg())
+            _run_all(2, remote, queries)  # warm: the gateway's extract and code paths
             local = _summary(_run_all(args.users, embedded, queries))
             gateway = _summary(_run_all(args.users, remote, queries))
+            load.append(os.getloadavg())
             big = _big(data, registry, url, args.big_rows)
         finally:
-            server.should_exit = True
-            thread.join(30)
-    _write(args, queries, local, gateway, big)
+            stop()
+    _write(args, queries, single, local, gateway, big, load)
 
 
 def _write(
     args: argparse.Namespace,
     queries: dict[str, str],
+    single: dict[str, dict[str, float]],
     local: dict[str, float],
     gateway: dict[str, float],
     big: dict[str, Any],
+    load: list[tuple[float, float, float]],
 ) -> None:
+    overheads = [q["overhead_ms"] for q in single.values()]
+    one = {
+        "reps": args.reps,
+        "embedded_p50_ms": statistics.median(q["embedded_ms"] for q in single.values()),
+        "gateway_p50_ms": statistics.median(q["gateway_ms"] for q in single.values()),
+        "overhead_p50_ms": statistics.median(overheads),
+        "overhead_max_ms": max(overheads),
+        "queries": single,
+    }
+    layout = "in one process" if args.in_process else "gateway in its own process"
     result = {
         "persons": args.persons,
         "users": args.users,
+        "layout": layout,
         "queries": sorted(queries),
+        "single_user": one,
         "embedded": local,
         "gateway": gateway,
         "ratio_p50": gateway["p50_ms"] / local["p50_ms"],
         "ratio_p95": gateway["p95_ms"] / local["p95_ms"],
+        "overhead_p50_ms": gateway["p50_ms"] - local["p50_ms"],
         "big_result": big,
+        "load_average": {
+            "start": load[0],
+            "after_single_user": load[1],
+            "after_concurrent": load[2],
+        },
         "machine": f"{platform.python_version()} on {platform.machine()}, "
-        f"{platform.system()} ({__import__('os').cpu_count()} cores)",
+        f"{platform.system()} ({os.cpu_count()} cores)",
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "gateway.json").write_text(json.dumps(result, indent=2) + "\n")
+    loads = ", ".join(f"{a:.1f}" for a, _, _ in load)
     lines = [
         "# Gateway vs embedded",
         "",
-        f"{args.users} researchers at once, {len(queries)} research queries each, "
-        f"{args.persons:,} persons in 3 nodes; {result['machine']}.",
+        f"{len(queries)} research queries, {args.persons:,} persons in 3 nodes; "
+        f"{result['machine']}; {layout}; load average (1 min) {loads} at the start, after "
+        "the single user and after the concurrent runs.",
+        "",
+        f"One researcher, each query {args.reps} times per mode (medians per query):",
+        "",
+        "| mode | p50 over queries (ms) |",
+        "|---|---|",
+        f"| embedded | {one['embedded_p50_ms']:.1f} |",
+        f"| gateway (Arrow) | {one['gateway_p50_ms']:.1f} |",
+        f"| overhead | {one['overhead_p50_ms']:.1f} (largest {one['overhead_max_ms']:.1f}) |",
+        "",
+        f"{args.users} researchers at once, every query once each:",
         "",
         "| mode | queries | p50 (ms) | p95 (ms) |",
         "|---|---|---|---|",

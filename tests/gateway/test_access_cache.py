@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 import sde.gateway.access
 from sde.accounts import (
@@ -160,3 +162,25 @@ def test_a_revoked_project_is_refused_on_the_very_next_request(
     change_status(world.store, ADMIN, slug, "revoke", "the committee withdrew approval")
     answer = api.post(url, json={"sql": SQL}, headers=headers)
     assert (answer.status_code, answer.json()["rule"]) == (403, "access.revoked")
+
+
+def test_the_digest_covers_every_table_the_decision_reads(store: AccountStore) -> None:
+    """If ``check_project_access`` starts reading another table, the digest must read it too."""
+    slug = _project(store, "ann")
+    read: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        read.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        AccessChecker(store)("ann", slug)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    decided, stamped = read[len(sde.gateway.access._ROWS) :], read[: len(sde.gateway.access._ROWS)]
+    assert decided  # check_project_access ran after the digest's own reads
+
+    def tables(statements: list[str]) -> set[str]:
+        return {t for s in statements for t in re.findall(r"(?:FROM|JOIN)\s+(\w+)", s, re.I)}
+
+    assert tables(decided) <= tables(stamped)
