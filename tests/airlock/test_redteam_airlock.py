@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from airlock.app import create_app
 from airlock.checks import is_nhs_number
 from airlock.workflow import State
-from sde.accounts import record_accreditation
+from sde.accounts import record_accreditation, remove_member
 from sde.audit import AuditLog
 from sde.errors import AccessDenied, BackendUnavailable, DisclosureRisk, InvalidInput, SDEError
 from sde.gateway.auth import HubAuthenticator
@@ -79,7 +79,8 @@ def _approve_and_release(world: World, rid: int) -> None:
 
 
 def _refused(world: World, user: str) -> list[Any]:
-    return [e for e in AuditLog(world.store.engine).entries() if e.outcome == "refused"]
+    log = AuditLog(world.store.engine)
+    return [e for e in log.entries() if e.outcome == "refused" and e.user == user]
 
 
 # --------------------------------------------------------------------------------------
@@ -613,7 +614,7 @@ def test_refused_uploads_are_not_audited(world: World, name: str, rule: str) -> 
     with pytest.raises(InvalidInput) as refused:
         world.airlock.add_file("ada", rid, "tables", name, TABLE)
     assert refused.value.rule == rule
-    assert [e.rule for e in _refused(world, "ada") if e.user == "ada"] == [rule]
+    assert [e.rule for e in _refused(world, "ada")] == [rule]
 
 
 def test_a_researcher_whose_accreditation_lapsed_still_uses_the_airlock(world: World) -> None:
@@ -678,3 +679,82 @@ def test_a_supporting_file_turned_output_during_the_checks_skips_them(
         return  # refused (blocked, or "the files changed"): the race is closed
     kinds = {f["name"]: (f["kind"], f["checks"]["status"]) for f in submitted["groups"][0]["files"]}
     assert kinds["people.csv"] != ("output", "none"), "an unchecked identifier table is an output"
+
+
+def test_a_removed_member_keeps_submitting_to_their_open_request(world: World) -> None:
+    """Attack: be removed from the project (left it, or removed for a breach) while holding
+    a draft, then add files prepared earlier and submit them; or download later.
+
+    Why it matters: ``Airlock.create`` checks membership, but ``_act`` decides everything
+    else by ``relation_of``, where the author is the author by name alone; nothing asks
+    whether they are still a member, so someone the project has removed keeps using its
+    release route.
+    """
+    rid = world.reach(State.DRAFT)
+    remove_member(world.store, "tests", PROJECT, "ada")
+    with pytest.raises(AccessDenied):
+        world.airlock.add_file("ada", rid, "tables", "more.csv", TABLE)
+    with pytest.raises(AccessDenied):
+        world.airlock.submit("ada", rid)
+
+
+def test_a_small_parquet_file_expands_without_bound_in_the_checks(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack: a decompression bomb. A parquet column of one repeated value compresses
+    about 1,500 to 1: a file of a few tens of KB is millions of rows once read; at the
+    default 50 MB limit one upload is tens of GB in the airlock's memory.
+
+    Why it matters: ``_read_parquet`` (``airlock/checks.py``) calls ``pd.read_parquet``
+    with no bound on rows or decoded size (xlsx has the same problem through openpyxl), and
+    the checks run inside the ``submit`` request, and again for every earlier release of
+    the project (differencing). One researcher's submission can take the boundary service
+    down for everyone. The test reads 2 million rows from ~10 KB and demands the checks
+    refuse anything expanding more than 100-fold.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = 2_000_000
+    table = pa.table({"decile": pa.array([1], pa.int64()).take(pa.array([0] * rows))})
+    table = table.append_column("n", pa.array([50], pa.int64()).take(pa.array([0] * rows)))
+    out = io.BytesIO()
+    pq.write_table(table, out, compression="zstd")
+    data = out.getvalue()
+    assert len(data) < 100_000
+    seen: list[int] = []
+    from airlock import checks
+
+    examine = checks._examine
+
+    def measuring(uid: str, frame: pd.DataFrame, rules: Any) -> Any:
+        seen.append(int(frame.memory_usage(deep=True).sum()))
+        return examine(uid, frame, rules)
+
+    monkeypatch.setattr(checks, "_examine", measuring)
+    rid = _draft_with(world, "bomb.parquet", data)
+    world.airlock.submit("ada", rid)
+    assert max(seen, default=0) <= 100 * len(data), (
+        f"{len(data):,} bytes were expanded to {max(seen):,} bytes in the checks"
+    )
+
+
+def test_a_json_body_far_above_every_field_limit_is_read_whole(
+    world: World, client: TestClient
+) -> None:
+    """Attack: send a 12 MB JSON body to ``PATCH .../groups/{g}`` (fields are capped at
+    10,000 characters): the service reads and parses all of it before refusing.
+
+    Why it matters: only file uploads (``_body``) are cut off as they stream; every JSON
+    route hands the whole body to FastAPI's parser, so bodies of any size are held in
+    memory (several copies while decoding). API.md: too large is 413; here it is a 422
+    after the damage is done.
+    """
+    rid = world.reach(State.DRAFT)
+    body = b'{"context": "' + b"x" * 12_000_000 + b'"}'
+    answer = client.patch(
+        f"{API}/{rid}/groups/tables",
+        content=body,
+        headers={**headers("ada"), "content-type": "application/json"},
+    )
+    assert answer.status_code == 413, answer.status_code
