@@ -758,3 +758,38 @@ def test_a_json_body_far_above_every_field_limit_is_read_whole(
         headers={**headers("ada"), "content-type": "application/json"},
     )
     assert answer.status_code == 413, answer.status_code
+
+
+def test_identifiers_in_a_supporting_file_reach_the_checkers(world: World) -> None:
+    """Attack: attach the person-level extract as a *supporting* file ("how it was made")
+    beside a harmless output table.
+
+    Why it matters: ``Airlock._check_files`` gives every supporting file ``none`` without
+    reading it, so the identifier block never applies; the checkers - people outside the
+    project, with no approval to see its records - are served NHS numbers and person ids
+    (``GET .../files/{name}``), and the file sits in the release store for good.
+    """
+    people = ("person_id,nhs_number\n" + "".join(f"{i},{v}\n" for i, v in enumerate(NHS))).encode()
+    rid = _draft_with(world, "by-decile.csv", TABLE)
+    world.airlock.add_file("ada", rid, "g", "extract.csv", people, kind="supporting")
+    _assert_submission_blocked(world, rid)
+
+
+def test_returning_reveals_the_other_checkers_unsubmitted_votes(world: World) -> None:
+    """Attack: as the first checker to review, watch the second checker's votes before
+    they submit: return the request (any checker may, while it is under review) and read
+    it again.
+
+    Why it matters: ``vote_visible`` (``airlock/rules.py``) hides others' votes only while
+    ``blind()``, i.e. while the request is ``submitted``/``partially_reviewed``; once it
+    is returned every vote of the turn is shown, including votes of a review that was never
+    submitted (and never counted). Blind review should hide uncounted votes for good.
+    """
+    rid = world.draft()
+    world.airlock.submit("ada", rid)
+    world.vote_all("olu", rid)
+    world.airlock.review("olu", rid)
+    world.vote_all("pia", rid, "request_changes")  # pia has not submitted her review
+    world.airlock.return_request("olu", rid, "returning early")
+    seen = {(v["reviewer"], v["vote"]) for v in world.airlock.get("olu", rid)["votes"]}
+    assert ("pia", "request_changes") not in seen, "an unsubmitted vote became visible"
