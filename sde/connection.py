@@ -26,6 +26,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from sde.audit import AuditLog, AuditRecord
+from sde.backends.failures import EngineFailure
 from sde.errors import (
     AccessDenied,
     ConfigurationError,
@@ -34,7 +35,7 @@ from sde.errors import (
     ScopeViolation,
     SDEError,
 )
-from sde.proxy.barrier import EngineError, Extract
+from sde.proxy.barrier import Extract
 from sde.proxy.barrier.cache import ExtractCache, ExtractKey, shared_extracts
 from sde.proxy.barrier.plan import ExtractPlan
 from sde.proxy.barrier.sources import ExtractRequest, Opened, source_for
@@ -272,12 +273,12 @@ class Connection:
                 )
             prepared = self._prepare(sql, dialect)
             frame = self._fetch(prepared, self.limits.row_cap)
+        except EngineFailure as failure:  # before SDEError: audited as an error, not a refusal
+            self._record("sql", sql, start, prepared=prepared, failure=failure)
+            timeout = failure.rule == "engine.timeout"
         except SDEError as err:
             self._record("sql", sql, start, prepared=prepared, err=err)
             raise
-        except EngineError as err:
-            self._record("sql", sql, start, prepared=prepared, engine=err)
-            timeout = err.timeout
         else:
             info = frame.attrs["sde"]
             note = info["message"] if info.get("truncated") else None
@@ -294,7 +295,8 @@ class Connection:
 
     def _fetch(self, prepared: Prepared, cap: int) -> pd.DataFrame:
         """Run ``prepared`` on the extract: at most ``cap`` rows (more: cut, or refused for
-        an exact run). Raises :class:`EngineError` or :class:`SDEError`."""
+        an exact run). Raises :class:`~sde.backends.failures.EngineFailure` (the engine failed)
+        or another :class:`SDEError`."""
         engine_sql = prepared.sql(self._extract.dialect)
         raw = self._extract.run(engine_sql, timeout_s=self.limits.timeout_s, max_rows=cap + 1)
         return self._finish(normalise(raw), prepared, cap)
@@ -333,7 +335,7 @@ class Connection:
         *,
         prepared: Prepared | None = None,
         err: SDEError | None = None,
-        engine: EngineError | None = None,
+        failure: EngineFailure | None = None,
         rows: int | None = None,
         note: str | None = None,
     ) -> None:
@@ -341,9 +343,9 @@ class Connection:
         result: tuple[str, str | None, str | None]
         if err is not None:
             result = ("refused", err.rule, err.message)
-        elif engine is not None:
-            rule = "limits.timeout" if engine.timeout else "engine.error"
-            result = ("error", rule, engine.detail)
+        elif failure is not None:  # the engine's own words: for the audit log only
+            rule = "limits.timeout" if failure.rule == "engine.timeout" else "engine.error"
+            result = ("error", rule, failure.engine_message)
         else:
             result = ("ok", None, note)
         rewritten = self._rewritten(prepared)

@@ -18,7 +18,7 @@ from sde.backends.frames import arrow_to_frame, normalise, rows_to_frame
 from sde.backends.load import load_node
 from sde.errors import BackendUnavailable, ConfigurationError, InvalidInput, QueryFailed
 from sde.omop.ddl import all_tables, create_table_sql
-from sde.proxy.barrier import BackendExtract, EngineError
+from sde.proxy.barrier import BackendExtract
 from sde.proxy.barrier.sources import SOURCES, is_postgres_address
 from sde.proxy.context import RuleContext
 from sde.proxy.pipeline import prepare
@@ -339,15 +339,23 @@ def test_query_timeout_overrides_the_backend_default() -> None:
 def test_an_extract_hands_engine_failures_to_the_connection(duck: DuckDBBackend) -> None:
     extract = BackendExtract(duck, ("lth",))
     assert extract.dialect == "duckdb"
-    with pytest.raises(EngineError) as caught:
+    with pytest.raises(EngineFailure) as caught:
         extract.run("SELECT COUNT(*) AS n FROM range(100000000000) a", timeout_s=0.2, max_rows=5)
-    assert caught.value.timeout
     assert caught.value.rule == "engine.timeout"
-    with pytest.raises(EngineError) as caught:
+    with pytest.raises(EngineFailure) as caught:
         extract.run("SELECT CAST('NHS 999' AS INTEGER) AS x", timeout_s=5, max_rows=5)
-    assert not caught.value.timeout
-    assert "999" in caught.value.detail  # for the audit log only
+    assert caught.value.rule == "engine.error"
+    assert "999" in caught.value.engine_message  # for the audit log only
     assert "999" not in str(caught.value)
+    # nothing the connection is handed leads back to the engine's own exception or frames
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None
+    frames = []
+    tb = caught.value.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    assert not [f for f in frames if f.endswith("backends/duckdb.py")]
 
 
 def test_normalise_keeps_conforming_frames_and_maps_the_rest() -> None:

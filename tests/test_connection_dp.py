@@ -12,7 +12,13 @@ from sqlalchemy.exc import IntegrityError
 import sde
 from sde.audit import AuditLog
 from sde.dp.ledger import Ledger
-from sde.errors import BudgetExhausted, ConfigurationError, DPRefusal, ScopeViolation
+from sde.errors import (
+    BudgetExhausted,
+    ConfigurationError,
+    DPRefusal,
+    QueryFailed,
+    ScopeViolation,
+)
 
 
 def _scope(access: str, dp: dict[str, float] | None) -> dict[str, Any]:
@@ -256,3 +262,27 @@ def test_a_failed_audit_entry_leaves_the_answer_unshown(dp_conn: Any) -> None:
     status = dp_conn.budget()
     assert status.history[0].result.get("pending") is True
     assert not [e for e in AuditLog(dp_conn.registry).entries() if e.action == "sql_dp"]
+
+
+def test_a_dp_run_the_engine_fails_audits_the_engine_words_only(
+    dp_conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The extract lets the backend's ``EngineFailure`` through: the DP engine's audit entry
+    keeps the engine's own message (which quotes a value), the error raised never does."""
+    real = dp_conn._extract.run
+
+    def failing(sql: str, **kwargs: Any) -> Any:  # a real DuckDB failure quoting a value
+        return real("SELECT CAST('NHS 9990001234' AS INTEGER) AS x", **kwargs)
+
+    monkeypatch.setattr(dp_conn._extract, "run", failing)
+    with pytest.raises(QueryFailed) as info:
+        dp_conn.sql_dp("SELECT COUNT(*) AS n FROM person", epsilon=0.1)
+    assert info.value.rule == "dp.engine-error"
+    assert "9990001234" not in repr(info.value.to_dict())
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
+    entry = AuditLog(dp_conn.registry).entries(project="dp-dp")[-1]
+    assert (entry.outcome, entry.rule) == ("error", "dp.engine-error")
+    assert entry.detail is not None
+    assert "9990001234" in entry.detail
+    assert dp_conn.budget().epsilon_spent == pytest.approx(0.1)  # a failure is charged

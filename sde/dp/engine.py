@@ -39,6 +39,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from sde.audit import AuditLog, AuditRecord
+from sde.backends.failures import EngineFailure
 from sde.dp import accuracy as acc
 from sde.dp.analyse import Analysis, analyse
 from sde.dp.arguments import check_all
@@ -574,5 +575,6 @@ def _rows(a: Analysis, record: Mapping[str, Any]) -> int:
 
 def _raw(err: BaseException) -> str:
     """The failure's own words, for the audit log (an engine's message when it has one)."""
-    detail = getattr(err, "detail", None)
-    return str(detail) if detail else f"{type(err).__name__}: {err}"
+    if isinstance(err, EngineFailure) and err.engine_message:
+        return err.engine_message
+    return f"{type(err).__name__}: {err}"

@@ -32,26 +32,13 @@ class Extract(Protocol):
     nodes: tuple[str, ...]
 
     def run(self, sql: str, *, timeout_s: float, max_rows: int) -> pd.DataFrame:
-        """Run one rewritten SELECT; engine errors raise :class:`EngineError`."""
+        """Run one rewritten SELECT. An engine failure raises the backend's
+        :class:`~sde.backends.failures.EngineFailure` (its rule id one of
+        ``sde.backends.failures.MESSAGES``, the engine's own text on ``engine_message``, for
+        the audit log only) with no exception chain or traceback leading to that text."""
         ...
 
     def close(self) -> None: ...
-
-
-class EngineError(Exception):
-    """An engine failed a query that every rule accepted: carries the backend's
-    :class:`~sde.backends.failures.EngineFailure` (its rule id is one of
-    ``sde.backends.failures.MESSAGES``) across to the connection, which audits it
-    as an ``error`` (not a refusal) with ``detail``, the engine's own text.
-    """
-
-    def __init__(self, failure: EngineFailure) -> None:
-        super().__init__("engine error")
-        self.failure = failure
-        self.rule = failure.rule
-        #: The engine's own words: for the audit log only.
-        self.detail = failure.engine_message
-        self.timeout = failure.rule == "engine.timeout"
 
 
 class BackendExtract:
@@ -70,10 +57,11 @@ class BackendExtract:
                 return backend.query(sql, timeout_s=timeout_s, max_rows=max_rows)
             except EngineFailure as caught:
                 failure = caught
-        # Raised outside the handler, the engine's own exception detached: no exception
-        # chain leads to the engine's text (it stays on ``failure.engine_message``).
+        # Raised outside the handler, detached from the engine's own exception and from the
+        # backend's frames: no exception chain or traceback leads to the engine's text (it
+        # stays on ``failure.engine_message``, which the connection audits).
         failure.__cause__ = failure.__context__ = None
-        raise EngineError(failure)
+        raise failure.with_traceback(None)
 
     def serving(self) -> AbstractContextManager[Backend]:
         """The backend that runs one query: here the extract's own, whose lock takes one
@@ -84,4 +72,4 @@ class BackendExtract:
         self.backend.close()
 
 
-__all__ = ["BackendExtract", "EngineError", "Extract"]
+__all__ = ["BackendExtract", "Extract"]
