@@ -7,6 +7,7 @@ A module that adds tables adds one import line here, and a migration in ``migrat
 import sde.registry.airlock
 import sde.registry.audit_log
 import sde.registry.budget
+import sde.registry.committee
 import sde.registry.disclosure
 import sde.registry.keys
 import sde.registry.people
