@@ -170,26 +170,52 @@ def _admitted(data: Path, registry: str) -> dict[str, str]:
     return found
 
 
+def _process_cpu_ms(pid: int | None) -> float | None:
+    """CPU time (user + system) process ``pid`` has used, in ms; None if unknown (no
+    ``/proc``, or the gateway runs in this process)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") * 1000
+
+
 def _single(
-    embedded: Any, remote: Any, queries: dict[str, str], reps: int
-) -> dict[str, dict[str, float]]:
-    """One researcher, each query ``reps`` times in each mode in turn: medians in ms."""
+    embedded: Any, remote: Any, queries: dict[str, str], reps: int, gateway_pid: int | None
+) -> tuple[dict[str, dict[str, float]], dict[str, float] | None]:
+    """One researcher, each query ``reps`` times in each mode in turn: medians in ms; and
+    the CPU time per query (embedded: this process; gateway: the gateway's process and
+    this one, the client), which the machine's other work disturbs less than the clock."""
     out = {}
+    cpu = {"embedded": 0.0, "gateway": 0.0, "client": 0.0}
     for name, sql in queries.items():
         local, gateway = [], []
         for _ in range(reps):
-            began = time.perf_counter()
+            began, cpu_began = time.perf_counter(), time.process_time()
             embedded.sql(sql)
             local.append((time.perf_counter() - began) * 1000)
-            began = time.perf_counter()
+            cpu["embedded"] += (time.process_time() - cpu_began) * 1000
+            server_began = _process_cpu_ms(gateway_pid)
+            began, cpu_began = time.perf_counter(), time.process_time()
             remote.sql(sql)
             gateway.append((time.perf_counter() - began) * 1000)
+            cpu["client"] += (time.process_time() - cpu_began) * 1000
+            server_ended = _process_cpu_ms(gateway_pid)
+            if server_began is not None and server_ended is not None:
+                cpu["gateway"] += server_ended - server_began
         out[name] = {
             "embedded_ms": statistics.median(local),
             "gateway_ms": statistics.median(gateway),
         }
         out[name]["overhead_ms"] = out[name]["gateway_ms"] - out[name]["embedded_ms"]
-    return out
+    if gateway_pid is None:
+        return out, None
+    runs = reps * len(queries)
+    per_query = {f"{k}_cpu_ms": v / runs for k, v in cpu.items()}
+    per_query["overhead_cpu_ms"] = (cpu["gateway"] + cpu["client"] - cpu["embedded"]) / runs
+    return out, per_query
 
 
 def _run_all(users: int, make: Callable[[int], Any], queries: dict[str, str]) -> list[float]:
@@ -274,12 +300,14 @@ def main() -> None:
         if args.in_process:
             settings = Settings(data_dir=str(data), registry_url=registry, gateway_auth="tokens")
             server, thread, url = _serve(settings, args.users)
+            pid = None
 
             def stop() -> None:
                 server.should_exit = True
                 thread.join(30)
         else:
             process, url = _serve_process(data, registry, args.users)
+            pid = process.pid
 
             def stop() -> None:
                 process.terminate()
@@ -295,8 +323,8 @@ def main() -> None:
                 return GatewayConnection(url, f"t-{i:02d}", "bench", progress=io.StringIO())
 
             with embedded(0) as one_local, remote(0) as one_remote:
-                _single(one_local, one_remote, queries, 1)  # warm
-                single = _single(one_local, one_remote, queries, args.reps)
+                _single(one_local, one_remote, queries, 1, pid)  # warm
+                single, cpu = _single(one_local, one_remote, queries, args.reps, pid)
             load.append(os.getloadavg())
             _run_all(2, remote, queries)  # warm: the gateway's extract and code paths
             local = _summary(_run_all(args.users, embedded, queries))
@@ -305,13 +333,14 @@ def main() -> None:
             big = _big(data, registry, url, args.big_rows)
         finally:
             stop()
-    _write(args, queries, single, local, gateway, big, load)
+    _write(args, queries, single, cpu, local, gateway, big, load)
 
 
 def _write(
     args: argparse.Namespace,
     queries: dict[str, str],
     single: dict[str, dict[str, float]],
+    cpu: dict[str, float] | None,
     local: dict[str, float],
     gateway: dict[str, float],
     big: dict[str, Any],
@@ -324,6 +353,7 @@ def _write(
         "gateway_p50_ms": statistics.median(q["gateway_ms"] for q in single.values()),
         "overhead_p50_ms": statistics.median(overheads),
         "overhead_max_ms": max(overheads),
+        "cpu_per_query": cpu,
         "queries": single,
     }
     layout = "in one process" if args.in_process else "gateway in its own process"
@@ -365,6 +395,17 @@ def _write(
         f"| gateway (Arrow) | {one['gateway_p50_ms']:.1f} |",
         f"| overhead | {one['overhead_p50_ms']:.1f} (largest {one['overhead_max_ms']:.1f}) |",
         "",
+        *(
+            [
+                f"CPU time per query (the clock of a shared machine varies more): embedded "
+                f"{cpu['embedded_cpu_ms']:.1f} ms; gateway process {cpu['gateway_cpu_ms']:.1f} "
+                f"ms and client {cpu['client_cpu_ms']:.1f} ms, {cpu['overhead_cpu_ms']:.1f} ms "
+                "more.",
+                "",
+            ]
+            if cpu
+            else []
+        ),
         f"{args.users} researchers at once, every query once each:",
         "",
         "| mode | queries | p50 (ms) | p95 (ms) |",
