@@ -17,7 +17,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from airlock.requests import Airlock
-from sde.errors import AccessDenied, InvalidInput
+from sde.errors import InvalidInput
+from sde.web.shell import api_caller
 
 router = APIRouter(prefix="/api/requests", tags=["requests"])
 
@@ -44,13 +45,7 @@ _SANDBOX = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline
 
 
 async def _caller(request: Request) -> str:
-    user = await request.app.state.gateway.authenticate(request)
-    if user is None:
-        raise AccessDenied(
-            "auth.unauthenticated",
-            "not authenticated: send 'Authorization: token <your JupyterHub API token>'",
-        )
-    return str(user)
+    return await api_caller(request)
 
 
 def _airlock(request: Request) -> Airlock:

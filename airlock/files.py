@@ -14,7 +14,7 @@ at most the size limit (``SDE_AIRLOCK_FILE_TYPES``, ``SDE_AIRLOCK_MAX_FILE_MB``)
 >>> check_name("../registry.sqlite", ("csv",))
 Traceback (most recent call last):
 ...
-sde.errors.InvalidInput: '../registry.sqlite' is not a plain file name (no folders, ...)
+sde.errors.InvalidInput: '../registry.sqlite' is not a plain file name (letters, digits, ...)
 """
 
 from __future__ import annotations
@@ -28,17 +28,21 @@ from pathlib import Path
 
 from sde.errors import BackendUnavailable, InvalidInput
 
-_PLAIN = re.compile(r"^[^/\\\x00-\x1f\x7f.][^/\\\x00-\x1f\x7f]{0,254}$")
+#: A file name: ASCII letters, digits, space and ``._()+-``, not starting with a dot. Names
+#: that only look alike (zero-width, bidi, confusable or control characters) cannot be made.
+_PLAIN = re.compile(r"[A-Za-z0-9_(][A-Za-z0-9 ._()+-]{0,254}")
+#: A file group's name: the same characters, at most 100.
+GROUP_NAME = re.compile(r"[A-Za-z0-9_(][A-Za-z0-9 ._()+-]{0,99}")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def check_name(name: str, allowed: Sequence[str]) -> str:
     """The file's type (its ending, lower case) if ``name`` may enter the airlock."""
-    if not _PLAIN.match(name) or name.strip() != name or ".." in name:
+    if not _PLAIN.fullmatch(name) or name.strip() != name or ".." in name:
         raise InvalidInput(
             "airlock.file-name",
-            f"{name!r} is not a plain file name (no folders, no leading dot, no control "
-            "characters, at most 255 characters)",
+            f"{name!r} is not a plain file name (letters, digits, spaces and ._()+- only, not "
+            "starting with a dot, no folders, at most 255 characters)",
         )
     kind = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if kind not in {a.lower() for a in allowed}:
@@ -48,6 +52,14 @@ def check_name(name: str, allowed: Sequence[str]) -> str:
             f"allowed: {', '.join(sorted(allowed))}",
         )
     return kind
+
+
+def check_group_name(name: str) -> None:
+    if not GROUP_NAME.fullmatch(name) or name != name.strip():
+        raise InvalidInput(
+            "airlock.group-name",
+            f"{name!r} is not a group name (letters, digits, spaces and ._()+- only, at most 100)",
+        )
 
 
 def check_size(name: str, size: int, max_mb: float) -> None:

@@ -28,11 +28,12 @@ from sqlalchemy.orm import Session
 
 from airlock import views
 from airlock.checks import CheckResult, check_file
-from airlock.files import FileStore, check_name, check_size
+from airlock.files import FileStore, check_group_name, check_name, check_size
 from airlock.rules import VOTES, relation_of, visible
 from airlock.workflow import (
     CREATE_EVENT,
     EVENTS,
+    LIST_EVENT,
     OPEN,
     Action,
     Relation,
@@ -41,9 +42,9 @@ from airlock.workflow import (
     targets,
 )
 from sde.accounts import AccountStore
-from sde.accounts.access import check_project_usable
+from sde.accounts.access import check_may_use_data, check_project_usable
 from sde.accounts.model import utc
-from sde.accounts.store import Tx, project_info, require_project
+from sde.accounts.store import Tx, project_info, require_project, require_user, user_info
 from sde.errors import AccessDenied, DisclosureRisk, InvalidInput, InvalidTransition, SDEError
 from sde.registry.airlock import (
     AirlockComment,
@@ -132,6 +133,9 @@ class Airlock:
         ):
             if tx.session.get(Membership, (project, user)) is None:
                 raise AccessDenied("project.unknown", f"there is no project {project!r}")
+            check_may_use_data(
+                user_info(tx.session, require_user(tx.session, user)), self.now().date()
+            )
             check_project_usable(
                 project_info(tx.session, require_project(tx.session, project)),
                 self.now().date(),
@@ -167,13 +171,20 @@ class Airlock:
     def add_file(
         self, user: str, request_id: int, group: str, name: str, data: bytes, kind: str = "output"
     ) -> dict[str, Any]:
-        """Add (or replace) a file in a group (made if new); the file's view."""
-        check_name(name, self.file_types)
-        check_size(name, len(data), self.max_file_mb)
-        _check_group_name(group)
-        if kind not in ("output", "supporting"):
-            raise InvalidInput("airlock.file-kind", "a file's kind is output or supporting")
-        sha256 = self.files.put(data)  # before the transaction: content-addressed, idempotent
+        """Add (or replace) a file in a group (made if new); the file's view.
+
+        The caller's right is checked before the bytes are stored (refused uploads leave
+        nothing behind), and again in the transaction that names them.
+        """
+        with self._refusals_audited(user, EVENTS[Action.ADD_FILE], _obj(request_id)):
+            check_name(name, self.file_types)
+            check_size(name, len(data), self.max_file_mb)
+            check_group_name(group)
+            if kind not in ("output", "supporting"):
+                raise InvalidInput("airlock.file-kind", "a file's kind is output or supporting")
+            with self.store.read() as session:
+                self._check(session, user, request_id, Action.ADD_FILE)
+        sha256 = self.files.put(data)  # content-addressed and idempotent
         with self._act(user, request_id, Action.ADD_FILE) as ctx:
             row = _group(ctx.session, ctx.request.id, group, create=True)
             file = ctx.session.scalar(
@@ -207,12 +218,13 @@ class Airlock:
         self, user: str, request_id: int, group: str, *, context: str | None, controls: str | None
     ) -> dict[str, Any]:
         """Set a group's context and disclosure controls (the group is made if new)."""
-        _check_group_name(group)
-        for field, text in (("context", context), ("controls", controls)):
-            if text is not None and len(text) > MAX_TEXT:
-                raise InvalidInput(
-                    "airlock.text-too-long", f"{field}: at most {MAX_TEXT:,} characters"
-                )
+        with self._refusals_audited(user, EVENTS[Action.EDIT_GROUP], _obj(request_id)):
+            check_group_name(group)
+            for field, text in (("context", context), ("controls", controls)):
+                if text is not None and len(text) > MAX_TEXT:
+                    raise InvalidInput(
+                        "airlock.text-too-long", f"{field}: at most {MAX_TEXT:,} characters"
+                    )
         with self._act(user, request_id, Action.EDIT_GROUP) as ctx:
             row = _group(ctx.session, ctx.request.id, group, create=True)
             if context is not None:
@@ -231,7 +243,7 @@ class Airlock:
             _check_submittable(ctx.session, ctx.request, files)
             blocking: list[str] = []
             for file in files:
-                result = results.get((file.id, file.sha256))
+                result = results.get((file.id, file.sha256, file.kind))
                 if result is None:
                     raise InvalidTransition(
                         "airlock.files-changed",
@@ -258,8 +270,9 @@ class Airlock:
 
     def vote(self, user: str, request_id: int, group: str, name: str, vote: str) -> dict[str, Any]:
         """Record (or change, until the review is submitted) a checker's vote on a file."""
-        if vote not in VOTES:
-            raise InvalidInput("airlock.vote", f"a vote is {' or '.join(VOTES)}, not {vote!r}")
+        with self._refusals_audited(user, EVENTS[Action.VOTE], _obj(request_id)):
+            if vote not in VOTES:
+                raise InvalidInput("airlock.vote", f"a vote is {' or '.join(VOTES)}, not {vote!r}")
         with self._act(user, request_id, Action.VOTE) as ctx:
             _check_not_reviewed(ctx)
             file = _file(ctx.session, ctx.request.id, group, name)
@@ -343,9 +356,10 @@ class Airlock:
         visibility: str = "public",
         group: str | None = None,
     ) -> dict[str, Any]:
-        if visibility not in ("public", "private"):
-            raise InvalidInput("airlock.visibility", "a comment is public or private")
-        _check_text("comment", text)
+        with self._refusals_audited(user, EVENTS[Action.COMMENT], _obj(request_id)):
+            if visibility not in ("public", "private"):
+                raise InvalidInput("airlock.visibility", "a comment is public or private")
+            _check_text("comment", text)
         with self._act(user, request_id, Action.COMMENT) as ctx:
             if ctx.relation is Relation.AUTHOR and visibility != "public":
                 raise AccessDenied(
@@ -419,7 +433,7 @@ class Airlock:
         action = Action.DOWNLOAD if download else Action.VIEW_FILE
         with self._act(user, request_id, action) as ctx:
             file = _file(ctx.session, ctx.request.id, group, name)
-            if download and file.kind != "output":
+            if ctx.relation is Relation.AUTHOR and file.kind != "output":
                 raise AccessDenied(
                     "airlock.not-released", f"{name} is a supporting file: it was not released"
                 )
@@ -429,15 +443,18 @@ class Airlock:
 
     def list_for(self, user: str) -> list[dict[str, Any]]:
         """Summaries of the requests the caller may see, newest first."""
-        with self.store.read() as session:
-            return views.visible_requests(session, user)
+        with self.store.write() as tx:
+            shown = views.visible_requests(tx.session, user)
+            tx.audit(user, LIST_EVENT, "airlock-requests", details={"shown": len(shown)})
+            return shown
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def _close_turn(
         self, user: str, request_id: int, comment: str, action: Action, to: State
     ) -> dict[str, Any]:
-        _check_text("comment", comment)
+        with self._refusals_audited(user, EVENTS[action], _obj(request_id)):
+            _check_text("comment", comment)
         with self._act(user, request_id, action) as ctx:
             ctx.session.add(
                 AirlockComment(
@@ -454,12 +471,14 @@ class Airlock:
             ctx.move(action, to, self.now())
             return views.request_view(ctx.session, ctx.request, user, ctx.relation)
 
-    def _check_files(self, user: str, request_id: int) -> dict[tuple[int, str], CheckResult]:
-        """Every output file's automatic checks, before the submission's transaction.
+    def _check_files(self, user: str, request_id: int) -> dict[tuple[int, str, str], CheckResult]:
+        """Every file's automatic checks, before the submission's transaction.
 
-        A file is checked with the project's rules, beside the other files of its group (a
+        Output and supporting files alike (identifiers block both: checkers outside the
+        project must not be shown them), each beside the other files of its group (a
         notebook's report is recognised there) and against the tables the project released
-        before (differencing).
+        before (differencing). Keyed by id, hash and kind: a file changed in any of them
+        while the checks ran is refused in the transaction.
         """
         with self.store.read() as session:
             request = session.get(AirlockRequest, request_id)
@@ -473,13 +492,10 @@ class Airlock:
         data = {f.id: self.files.get(f.sha256) for f in files}
         results = {}
         for file in files:
-            if file.kind != "output":
-                results[(file.id, file.sha256)] = CheckResult("none", None, (), ())
-                continue
             companions = {
                 f.name: data[f.id] for f in files if f.group_id == file.group_id and f.id != file.id
             }
-            results[(file.id, file.sha256)] = check_file(
+            results[(file.id, file.sha256, file.kind)] = check_file(
                 file.name, data[file.id], rules, companions=companions, earlier=earlier
             )
         return results
@@ -487,22 +503,34 @@ class Airlock:
     @contextmanager
     def _act(self, user: str, request_id: int, action: Action) -> Iterator[Ctx]:
         with (
-            self._refusals_audited(user, EVENTS[action], f"airlock-request:{request_id}"),
+            self._refusals_audited(user, EVENTS[action], _obj(request_id)),
             self.store.write() as tx,
         ):
-            request = tx.session.get(AirlockRequest, request_id, with_for_update=True)
-            if request is None:
-                raise _unknown(request_id)
-            relation = _relation(tx.session, user, request)
-            state = State(request.state)
-            if not visible(relation, request):
-                raise _unknown(request_id)
-            check_can(action, relation, state)
-            inactive_ok = action in WHEN_INACTIVE and relation is not Relation.AUTHOR
-            if not inactive_ok:
-                project = require_project(tx.session, request.project)
-                check_project_usable(project_info(tx.session, project), self.now().date())
+            request, relation = self._check(tx.session, user, request_id, action, lock=True)
             yield Ctx(tx, request, user, relation)
+
+    def _check(
+        self, session: Session, user: str, request_id: int, action: Action, *, lock: bool = False
+    ) -> tuple[AirlockRequest, Relation]:
+        """The request and the caller's relation to it, if they may take ``action`` now."""
+        request = session.get(AirlockRequest, request_id, with_for_update=lock)
+        if request is None:
+            raise _unknown(request_id)
+        relation = _relation(session, user, request)
+        if not visible(relation, request):
+            raise _unknown(request_id)
+        check_can(action, relation, State(request.state))
+        today = self.now().date()
+        if relation is Relation.AUTHOR:  # still a member, accredited, agreement signed
+            if session.get(Membership, (request.project, user)) is None:
+                raise AccessDenied(
+                    "access.not-member", f"you are no longer a member of {request.project}"
+                )
+            check_may_use_data(user_info(session, require_user(session, user)), today)
+        if not (action in WHEN_INACTIVE and relation is not Relation.AUTHOR):
+            project = require_project(session, request.project)
+            check_project_usable(project_info(session, project), today)
+        return request, relation
 
     @contextmanager
     def _refusals_audited(self, user: str, event: str, obj: str) -> Iterator[None]:
@@ -512,6 +540,10 @@ class Airlock:
             with self.store.write() as tx:
                 tx.audit(user, event, obj, outcome="refused", rule=err.rule)
             raise
+
+
+def _obj(request_id: int) -> str:
+    return f"airlock-request:{request_id}"
 
 
 def _unknown(request_id: int) -> AccessDenied:
@@ -636,18 +668,6 @@ def _check_submittable(session: Session, request: AirlockRequest, files: list[Ai
                 "airlock.group-incomplete",
                 f"group {group.name!r} needs its context and the disclosure controls applied",
             )
-
-
-def _check_group_name(name: str) -> None:
-    if (
-        not name.strip()
-        or len(name) > 100
-        or any(c in name for c in "/\\\x00")
-        or name != name.strip()
-    ):
-        raise InvalidInput(
-            "airlock.group-name", f"{name!r} is not a group name (1-100 characters, no slashes)"
-        )
 
 
 def _check_text(field: str, text: str) -> None:

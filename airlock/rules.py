@@ -80,11 +80,24 @@ def blind(request: AirlockRequest, turn: int) -> bool:
 
 
 def vote_visible(
-    vote: AirlockVote, viewer: str, relation: Relation, request: AirlockRequest
+    vote: AirlockVote,
+    viewer: str,
+    relation: Relation,
+    request: AirlockRequest,
+    reviewed: Collection[tuple[int, str]],
 ) -> bool:
+    """Whether ``viewer`` sees ``vote``; ``reviewed`` holds the (turn, reviewer) pairs of
+    submitted reviews. Another checker's vote shows only once it counts (their review is
+    submitted) and the turn is no longer blind; a vote never submitted stays private."""
     if relation is not Relation.CHECKER:
         return False  # authors and others see decisions, never who voted what
-    return vote.reviewer == viewer or not blind(request, vote.turn)
+    if vote.reviewer == viewer:
+        return True
+    return (vote.turn, vote.reviewer) in reviewed and not blind(request, vote.turn)
+
+
+#: States in which the turn is over for the author (they may read the checkers' comments).
+_TURN_OVER = frozenset({State.RETURNED, State.RELEASED, State.REJECTED, State.WITHDRAWN})
 
 
 def comment_visible(
@@ -95,5 +108,6 @@ def comment_visible(
     if relation is Relation.CHECKER:
         return comment.author == request.author or not blind(request, comment.turn)
     if relation in (Relation.AUTHOR, Relation.ADMIN):
-        return comment.visibility == "public" and not blind(request, comment.turn)
+        over = comment.turn < request.turn or State(request.state) in _TURN_OVER
+        return comment.visibility == "public" and over
     return False

@@ -120,23 +120,24 @@ def request_view(
         .where(AirlockComment.request_id == request.id)
         .order_by(AirlockComment.id)
     )
-    reviews = session.scalars(
-        select(AirlockReview).where(
-            AirlockReview.request_id == request.id, AirlockReview.turn == request.turn
+    submitted = {
+        (r.turn, r.reviewer)
+        for r in session.scalars(
+            select(AirlockReview).where(AirlockReview.request_id == request.id)
         )
-    )
+    }
     return {
         **summary(request),
         "groups": [group_view(session, request, g, relation) for g in groups],
         "votes": [
             {"group": group, "file": name, "turn": v.turn, "reviewer": v.reviewer, "vote": v.vote}
             for v, name, group in votes
-            if vote_visible(v, viewer, relation, request)
+            if vote_visible(v, viewer, relation, request, submitted)
         ],
         "comments": [
             comment_view(c) for c in comments if comment_visible(c, viewer, relation, request)
         ],
-        "reviews": [r.reviewer for r in reviews]
+        "reviews": sorted(r for t, r in submitted if t == request.turn)
         if relation is Relation.CHECKER and not blind(request, request.turn)
         else None,
         "you": relation.value,

@@ -117,7 +117,11 @@ PERMISSIONS: dict[Action, dict[Relation, frozenset[State]]] = {
         Relation.CHECKER: SEEN_BY_CHECKERS,
         Relation.ADMIN: SEEN_BY_CHECKERS,
     },
-    Action.VIEW_FILE: {Relation.AUTHOR: frozenset(State), Relation.CHECKER: SEEN_BY_CHECKERS},
+    # The author's browser is outside the environment: bytes reach it only once released.
+    Action.VIEW_FILE: {
+        Relation.AUTHOR: frozenset({State.RELEASED}),
+        Relation.CHECKER: SEEN_BY_CHECKERS,
+    },
     Action.ADD_FILE: {Relation.AUTHOR: EDITABLE},
     Action.DELETE_FILE: {Relation.AUTHOR: EDITABLE},
     Action.EDIT_GROUP: {Relation.AUTHOR: EDITABLE},
@@ -163,6 +167,7 @@ EVENTS: dict[Action, str] = {
     Action.DOWNLOAD: "airlock.file.download",
 }
 CREATE_EVENT = "airlock.request.create"
+LIST_EVENT = "airlock.request.list"
 
 _DONE = {
     Action.VIEW: "viewed",

@@ -22,9 +22,10 @@ from sde.accounts import AccountStore, get_user
 from sde.errors import AccessDenied
 from sde.gateway import errors
 from sde.gateway.app import default_authenticator, registry_url
-from sde.gateway.auth import Authenticator, HubAuthenticator
+from sde.gateway.auth import Authenticator, HubAuthenticator, header_token
 from sde.gateway.routes import health, oauth
 from sde.settings import Settings
+from sde.web.limits import BodyLimit, is_upload
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 _STATE_COOKIE = "sde-gateway-oauth-state"  # the name sde.gateway.routes.oauth checks
@@ -46,14 +47,32 @@ def _state(request: Request) -> ServiceState:
     return state
 
 
-async def _user(request: Request) -> str:
+#: Methods that change nothing; the API takes the browser's cookie for these only.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def api_caller(request: Request) -> str:
+    """The user behind an API request: 401 without one.
+
+    A change through the API needs the ``Authorization`` header: a browser's cookie is
+    sent by any page that posts a form to us, so it only reads (the pages have their own
+    forms, each with a token tied to the session).
+    """
     user = await _state(request).authenticate(request)
     if user is None:
         raise AccessDenied(
             "auth.unauthenticated",
             "not authenticated: send 'Authorization: token <your JupyterHub API token>'",
         )
+    if request.method not in SAFE_METHODS and header_token(request) is None:
+        raise AccessDenied(
+            "auth.header-required",
+            "changes through the API need 'Authorization: token ...'; in a browser use the pages",
+        )
     return user
+
+
+_user = api_caller
 
 
 def _api_router() -> APIRouter:
@@ -115,6 +134,7 @@ def service_app(
         name, title, settings, the_store, authenticate or default_authenticator(settings)
     )
     errors.install(app)
+    app.add_middleware(BodyLimit, exempt=is_upload)
     app.include_router(_page_router(coming), prefix=prefix)
     for router in (health.router, _api_router(), oauth.router):
         app.include_router(router, prefix=prefix)

@@ -168,7 +168,7 @@ def test_unknown_ids_and_bad_bodies_are_4xx(world: World, client: TestClient) ->
     )
     assert bad_vote.status_code == 422
     assert bad_vote.json()["error"] == "InvalidInput"
-    missing = client.get(f"{API}/{rid}/groups/tables/files/nope.csv", headers=ada)
+    missing = client.get(f"{API}/{rid}/groups/tables/files/nope.csv", headers=headers("raj"))
     assert missing.status_code == 404
     assert client.post(API, json={"project": "copd"}, headers=ada).status_code == 404
 
@@ -185,7 +185,8 @@ def test_a_double_review_and_a_stale_vote_are_conflicts(world: World, client: Te
 
 
 def test_files_a_browser_would_run_are_sandboxed(world: World, client: TestClient) -> None:
-    rid = world.reach(State.DRAFT)
+    world.reach(State.WITHDRAWN)
+    rid = world.draft()
     page = b"<html><script>fetch('/hub/api/user')</script></html>"
     ada = headers("ada")
     assert (
@@ -194,7 +195,8 @@ def test_files_a_browser_would_run_are_sandboxed(world: World, client: TestClien
         ).status_code
         == 201
     )
-    served = client.get(f"{API}/{rid}/groups/tables/files/page.html", headers=ada)
+    world.airlock.submit("ada", rid)
+    served = client.get(f"{API}/{rid}/groups/tables/files/page.html", headers=headers("raj"))
     assert served.headers["content-security-policy"].startswith("sandbox")
     assert served.headers["x-content-type-options"] == "nosniff"
     assert served.headers["content-disposition"].startswith("attachment")
@@ -203,13 +205,30 @@ def test_files_a_browser_would_run_are_sandboxed(world: World, client: TestClien
 def test_a_file_changed_on_disk_is_refused(
     world: World, client: TestClient, tmp_path: Path
 ) -> None:
-    rid = world.reach(State.DRAFT)
+    world.reach(State.WITHDRAWN)
+    rid = world.draft()
     body = b"decile,persons\n9,999\n"
     ada = headers("ada")
     put = client.put(f"{API}/{rid}/groups/tables/files/tampered.csv", content=body, headers=ada)
+    world.airlock.submit("ada", rid)
     stored = world.airlock.files.path(put.json()["sha256"])
     stored.chmod(0o600)
     stored.write_bytes(b"decile,persons\n9,5\n")
-    answer = client.get(f"{API}/{rid}/groups/tables/files/tampered.csv", headers=ada)
+    answer = client.get(f"{API}/{rid}/groups/tables/files/tampered.csv", headers=headers("raj"))
     assert answer.status_code == 503
     assert answer.json()["rule"] == "airlock.file-corrupt"
+
+
+def test_the_author_gets_no_bytes_before_release(world: World, client: TestClient) -> None:
+    rid = world.reach(State.DRAFT)
+    early = client.get(f"{API}/{rid}/groups/tables/files/by-decile.csv", headers=headers("ada"))
+    assert early.status_code == 409
+    assert early.json()["rule"] == "airlock.invalid-transition"
+
+
+def test_changes_through_the_api_need_the_header_not_a_cookie(
+    world: World, client: TestClient
+) -> None:
+    rid = world.reach(State.DRAFT)
+    answer = client.post(f"{API}/{rid}/withdraw")
+    assert answer.status_code == 401

@@ -21,7 +21,7 @@ ALLOWED: dict[Action, dict[Relation, str]] = {
         Relation.CHECKER: SUBMITTED_ONCE,
         Relation.ADMIN: SUBMITTED_ONCE,
     },
-    Action.VIEW_FILE: {Relation.AUTHOR: ALL, Relation.CHECKER: SUBMITTED_ONCE},
+    Action.VIEW_FILE: {Relation.AUTHOR: "released", Relation.CHECKER: SUBMITTED_ONCE},
     Action.ADD_FILE: {Relation.AUTHOR: EDITABLE},
     Action.DELETE_FILE: {Relation.AUTHOR: EDITABLE},
     Action.EDIT_GROUP: {Relation.AUTHOR: EDITABLE},

@@ -17,7 +17,7 @@ from argon2 import PasswordHasher, profiles
 from airlock.files import FileStore
 from airlock.requests import Airlock
 from airlock.workflow import Relation, State
-from sde.accounts import AccountStore, add_member, create_project, record_accreditation
+from sde.accounts import AccountStore, add_member, create_project, record_accreditation, record_daa
 from sde.accounts.crypto import Passwords
 from sde.accounts.users import create_user
 from sde.registry import open_registry
@@ -193,6 +193,8 @@ def _populate(store: AccountStore) -> None:
             roles=roles,
         )
         record_accreditation(store, "tests", name, next_year)
+        if "researcher" in roles:
+            record_daa(store, "tests", name, "v1")
     create_project(
         store,
         "tests",
