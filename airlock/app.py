@@ -1,5 +1,6 @@
-"""The airlock service's app (``sde serve airlock``): the JSON API of API.md over
-:class:`~airlock.requests.Airlock`, with what every service has (:mod:`sde.web.shell`).
+"""The airlock service's app (``sde serve airlock``): the JSON API of API.md and the pages
+(:mod:`airlock.pages`) over :class:`~airlock.requests.Airlock`, with what every service has
+(:mod:`sde.web.shell`).
 
 Settings: ``SDE_REGISTRY_URL`` (people, projects, requests, the audit log),
 ``SDE_AIRLOCK_DIR`` (the file store; default ``airlock/`` beside ``SDE_DATA_DIR``),
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from airlock import api
+from airlock import api, pages
 from airlock.files import FileStore
 from airlock.requests import Airlock
 from sde.accounts import AccountStore
@@ -52,4 +53,5 @@ def create_app(
         max_file_mb=settings.airlock_max_file_mb,
     )
     app.include_router(api.router, prefix=settings.gateway_prefix.rstrip("/"))
+    pages.install(app, settings.gateway_prefix)  # the pages, in place of the "coming" page
     return app
