@@ -71,6 +71,8 @@ class GroupEdit(BaseModel):
 class Vote(BaseModel):
     model_config = ConfigDict(extra="forbid")
     vote: Literal["approve", "request_changes"]
+    #: The bytes the checker looked at: a vote on a file replaced since is refused (409).
+    sha256: Annotated[str, Field(pattern="^[0-9a-f]{64}$")] | None = None
 
 
 class NewComment(BaseModel):
@@ -185,7 +187,9 @@ async def withdraw(rid: RequestId, user: Caller, airlock: Service) -> dict[str, 
 async def vote(
     rid: RequestId, group: GroupName, name: FileName, body: Vote, user: Caller, airlock: Service
 ) -> dict[str, Any]:
-    return await run_in_threadpool(airlock.vote, user, rid, group, name, body.vote)
+    return await run_in_threadpool(
+        lambda: airlock.vote(user, rid, group, name, body.vote, sha256=body.sha256)
+    )
 
 
 @router.post("/{rid}/review", summary="Submit the caller's review of this turn")

@@ -43,7 +43,7 @@ from airlock.workflow import (
 )
 from sde.accounts import AccountStore
 from sde.accounts.access import check_may_use_data, check_project_usable
-from sde.accounts.model import utc
+from sde.accounts.model import SLUG, utc
 from sde.accounts.store import Tx, project_info, require_project, require_user, user_info
 from sde.errors import AccessDenied, DisclosureRisk, InvalidInput, InvalidTransition, SDEError
 from sde.registry.airlock import (
@@ -128,10 +128,10 @@ class Airlock:
     def create(self, user: str, project: str) -> dict[str, Any]:
         """A new draft for a member of ``project`` (one open request per member and project)."""
         with (
-            self._refusals_audited(user, "airlock.request.create", f"project:{project}"),
+            self._refusals_audited(user, "airlock.request.create", "project"),
             self.store.write() as tx,
         ):
-            if tx.session.get(Membership, (project, user)) is None:
+            if not SLUG.fullmatch(project) or tx.session.get(Membership, (project, user)) is None:
                 raise AccessDenied("project.unknown", f"there is no project {project!r}")
             check_may_use_data(
                 user_info(tx.session, require_user(tx.session, user)), self.now().date()
@@ -221,6 +221,7 @@ class Airlock:
         with self._refusals_audited(user, EVENTS[Action.EDIT_GROUP], _obj(request_id)):
             check_group_name(group)
             for field, text in (("context", context), ("controls", controls)):
+                _check_no_nul(field, text)
                 if text is not None and len(text) > MAX_TEXT:
                     raise InvalidInput(
                         "airlock.text-too-long", f"{field}: at most {MAX_TEXT:,} characters"
@@ -268,7 +269,16 @@ class Airlock:
 
     # -- the output checkers' actions -------------------------------------------------------
 
-    def vote(self, user: str, request_id: int, group: str, name: str, vote: str) -> dict[str, Any]:
+    def vote(
+        self,
+        user: str,
+        request_id: int,
+        group: str,
+        name: str,
+        vote: str,
+        *,
+        sha256: str | None = None,
+    ) -> dict[str, Any]:
         """Record (or change, until the review is submitted) a checker's vote on a file."""
         with self._refusals_audited(user, EVENTS[Action.VOTE], _obj(request_id)):
             if vote not in VOTES:
@@ -276,6 +286,11 @@ class Airlock:
         with self._act(user, request_id, Action.VOTE) as ctx:
             _check_not_reviewed(ctx)
             file = _file(ctx.session, ctx.request.id, group, name)
+            if sha256 is not None and sha256 != file.sha256:
+                raise InvalidTransition(
+                    "airlock.stale-file",
+                    f"{name} was replaced since you opened it: open it again before voting",
+                )
             if file.kind != "output":
                 raise InvalidInput(
                     "airlock.vote-supporting",
@@ -360,6 +375,8 @@ class Airlock:
             if visibility not in ("public", "private"):
                 raise InvalidInput("airlock.visibility", "a comment is public or private")
             _check_text("comment", text)
+            if group is not None:
+                check_group_name(group)
         with self._act(user, request_id, Action.COMMENT) as ctx:
             if ctx.relation is Relation.AUTHOR and visibility != "public":
                 raise AccessDenied(
@@ -670,7 +687,14 @@ def _check_submittable(session: Session, request: AirlockRequest, files: list[Ai
             )
 
 
+def _check_no_nul(field: str, text: str | None) -> None:
+    """A NUL character cannot be stored by PostgreSQL: refused as input, never a 500."""
+    if text is not None and "\x00" in text:
+        raise InvalidInput("airlock.text-nul", f"the {field} holds a NUL character")
+
+
 def _check_text(field: str, text: str) -> None:
+    _check_no_nul(field, text)
     if not text.strip():
         raise InvalidInput("airlock.comment-empty", f"the {field} is empty")
     if len(text) > MAX_TEXT:
