@@ -101,6 +101,11 @@ def _spawner(c: Any, hub: HubSettings, state: Path) -> None:
             args.append("--allow-root")
     c.Spawner.args = args
     c.Spawner.default_url = "/lab"
+    c.Spawner.server_token_scopes = [
+        "users:activity!user",
+        "access:servers!server",
+        "access:services",
+    ]
     c.Spawner.disable_user_config = True
     c.Spawner.start_timeout = 60
     c.Spawner.http_timeout = 60
