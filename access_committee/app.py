@@ -1,23 +1,37 @@
-"""The data access committee's service app (``sde serve committee``).
-
-Until the committee's workflow lands (applications, reviews, provisioning) the service
-has what API.md makes common to every service, and a home page that says what is coming.
+"""The data access committee's service app (``sde serve committee``): the JSON API of
+API.md over :class:`~access_committee.applications.Committee`, with what every service has
+(:mod:`sde.web.shell`). Settings: ``SDE_REGISTRY_URL``, ``SDE_COMMITTEE_QUORUM``.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
+from access_committee import api
+from access_committee.applications import Committee
+from sde.accounts import AccountStore
 from sde.gateway.auth import Authenticator
 from sde.settings import Settings
-from sde.web.shell import service_app
+from sde.web.shell import ServiceState, service_app
 
 COMING = (
-    "The data access committee's pages: you will apply for a project here (the data, the "
-    "cohort, the period and the nodes you need), and the committee and each node's "
-    "custodian will review it; an approval makes the project you can query."
+    "The data access committee: apply for a project here (the data, the cohort, the period "
+    "and the nodes you need); the committee and each node's custodian review it, and an "
+    "approval makes the project you can query. Its JSON API is live (see openapi.json); "
+    "these pages are coming."
 )
 
 
-def create_app(settings: Settings, authenticate: Authenticator | None = None) -> FastAPI:
-    return service_app("committee", "Data access committee", COMING, settings, authenticate)
+def create_app(
+    settings: Settings,
+    authenticate: Authenticator | None = None,
+    *,
+    store: AccountStore | None = None,
+) -> FastAPI:
+    app = service_app(
+        "committee", "Data access committee", COMING, settings, authenticate, store=store
+    )
+    state: ServiceState = app.state.gateway
+    app.state.committee = Committee(state.store, quorum=settings.committee_quorum)
+    app.include_router(api.router, prefix=settings.gateway_prefix.rstrip("/"))
+    return app

@@ -47,11 +47,11 @@ from access_committee.workflow import (
 from sde.accounts import AccountStore
 from sde.accounts.model import utc
 from sde.accounts.projects import add_member_in, add_version_in, create_project_in
-from sde.accounts.store import Tx
+from sde.accounts.store import Tx, latest_version
 from sde.errors import AccessDenied, InvalidInput, InvalidTransition, SDEError
 from sde.registry.committee import Application, CommitteeVote, ConflictDeclaration, NodeDecision
 from sde.registry.people import NodeCustodian, User, UserRole
-from sde.registry.projects import Project
+from sde.registry.projects import Membership, Project
 from sde.scope import Scope
 
 VOTES = tuple(DECISIONS)
@@ -167,6 +167,25 @@ class Committee:
         with self._act(user, app_id, Action.WITHDRAW) as ctx:
             ctx.move(Action.WITHDRAW, State.WITHDRAWN, self.now())
             return self._view(ctx.session, ctx.app, user, ctx.relation)
+
+    def amend(self, user: str, slug: str) -> dict[str, Any]:
+        """A draft amendment of ``slug`` by its PI, filled in from the project as approved."""
+        with self.store.read() as session:
+            member = session.get(Membership, (slug, user))
+            if member is None:
+                raise AccessDenied("project.unknown", f"there is no project {slug!r}")
+            if member.role != "pi":
+                raise AccessDenied("committee.pi-only", "only the project's PI amends it")
+            project = session.get(Project, slug)
+            latest = latest_version(session, slug)
+            members = list(
+                session.scalars(select(Membership.username).where(Membership.project == slug))
+            )
+        assert project is not None  # noqa: S101 (a membership's project exists)
+        current = json.loads(latest.scope) if latest is not None else {"project": slug}
+        body = {k: v for k, v in current.items() if v is not None and k in forms.FIELDS}
+        body.update(title=project.title, pi=user, members=[m for m in members if m != user])
+        return self.create(user, body, kind="amendment")
 
     # -- the committee and the custodians --------------------------------------------------
 
@@ -322,8 +341,6 @@ class Committee:
                 add_member_in(ctx.tx, ctx.user, scope.project, member, "member", now)
         project = ctx.session.get(Project, scope.project)
         assert project is not None  # noqa: S101 (just made or amended)
-        from sde.accounts.store import latest_version
-
         latest = latest_version(ctx.session, scope.project)
         assert latest is not None  # noqa: S101
         return latest.version

@@ -145,8 +145,10 @@ class Settings(BaseSettings):
     )
     airlock_file_types: tuple[str, ...] = Field(
         ("csv", "parquet", "xlsx", "png", "svg", "pdf", "txt", "md", "json", "html"),
-        description="File types (name endings) the airlock accepts; JSON list in the "
-        "environment.",
+        description="File types (name endings) the airlock accepts; JSON list in the environment.",
+    )
+    committee_quorum: int = Field(
+        3, ge=1, description="Votes the data access committee needs before it decides."
     )
     hub_api_token: SecretStr | None = Field(
         None,

@@ -61,6 +61,8 @@ RULE_STATUS: dict[str, int] = {
     "airlock.unknown": 404,
     "airlock.unknown-group": 404,
     "airlock.unknown-file": 404,
+    # The committee: someone else's draft looks exactly like a missing application.
+    "committee.unknown": 404,
 }
 #: Classes the client re-raises by name (every public error class).
 ERROR_CLASSES: dict[str, type[SDEError]] = {cls.__name__: cls for cls in STATUS}
