@@ -502,7 +502,14 @@ async def comment(request: Request, rid: RequestId) -> Response:
 @router.post("/requests/{rid}/vote")
 async def vote(request: Request, rid: RequestId) -> Response:
     def do(page: Page, form: Form) -> None:
-        page.airlock.vote(page.user, rid, form.get("group"), form.get("name"), form.get("vote"))
+        page.airlock.vote(
+            page.user,
+            rid,
+            form.get("group"),
+            form.get("name"),
+            form.get("vote"),
+            sha256=form.get("sha256") or None,
+        )
 
     return await _action(request, rid, do, "voted")
 
