@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 from fastapi import Request
+from playwright import sync_api
 
 from airlock.app import create_app
 from airlock.workflow import State
@@ -25,17 +27,11 @@ from sde.settings import Settings
 from tests.airlock.http import PREFIX
 from tests.airlock.world import PEOPLE, World, make_world
 
-sync_api = pytest.importorskip("playwright.sync_api")
-uvicorn = pytest.importorskip("uvicorn")
-
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "airlock"
 COOKIE = "airlock-test-user"
 #: 4 persons in decile 1: under the threshold of 10, so the automatic checks flag it.
 FIRST = b"decile,persons\n1,4\n2,135\n3,150\n4,160\n5,170\n"
 ROUNDED = b"decile,persons\n1,0\n2,135\n3,150\n4,160\n5,170\n"
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium")
 
 
 class CookieUser:
@@ -96,12 +92,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, st
     thread.join(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        yield chromium
-        chromium.close()
+@pytest.fixture
+def browser(chromium: object) -> object:
+    """The run's one Chromium (tests/fixtures/browser.py)."""
+    return chromium
 
 
 class Person:

@@ -189,12 +189,6 @@ def test_a_download_url_is_refused(ada: Session, workbench: Workbench) -> None:
     tab.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the server's Jupyter config folder (jupyter_config/server) has no 'migrated' "
-    "marker, so once ~/.ipython exists jupyter_core tries to write one there and the "
-    "server exits with PermissionError",
-)
 def test_the_server_starts_again_after_a_kernel_has_run(ada: Session, workbench: Workbench) -> None:
     hub = f"{workbench.url}hub/api/users/ada"
     stopped = httpx.delete(f"{hub}/server", headers=workbench.headers("ada"), timeout=120)
