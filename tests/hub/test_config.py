@@ -65,6 +65,21 @@ def test_managed_services_are_declared_behind_a_setting(tmp_path: Path) -> None:
         assert declared[name]["url"] == f"http://127.0.0.1:{9000 + offset}"
 
 
+def test_a_servers_token_may_call_the_services_and_the_services_get_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The notebook's sde.connect() and sde.airlock.submit use the server's own token."""
+    monkeypatch.setenv("SDE_DATA_DIR", "/srv/data")
+    monkeypatch.setenv("SDE_HUB_BOOTSTRAP_TOKEN", "x" * 64)
+    c = _configure(tmp_path, port=9000, services=True)
+    assert "access:services" in c.Spawner.server_token_scopes
+    gateway = next(s for s in c.JupyterHub.services if s["name"] == "gateway")
+    assert gateway["environment"]["SDE_DATA_DIR"] == "/srv/data"
+    assert not any(k.startswith("SDE_HUB_") for k in gateway["environment"])
+    bootstrap = next(s for s in c.JupyterHub.services if s["name"] == "sde-up")
+    assert "command" not in bootstrap  # not a process: sde up calls the API with it
+
+
 def test_not_root_says_so_loudly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     c = _configure(tmp_path)
     assert NOT_ROOT_WARNING in capsys.readouterr().err
