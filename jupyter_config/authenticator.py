@@ -10,8 +10,10 @@ What the hub learns from the registry at login, and again every ``auth_refresh_a
 (:meth:`SDEAuthenticator.refresh_user`):
 
 * ``admin``: the registry's ``admin`` role (taken away when the role goes);
-* groups: one JupyterHub group per project the user may use now, named ``project-<slug>``
-  (``manage_groups``: the registry is the only source of memberships);
+* groups: one JupyterHub group per project the user may use now, named ``project-<slug>``,
+  and one per registry role, ``role-<role>``, whose hub role grants the services' custom
+  scope for it (``jupyter_config.hub.ROLE_SCOPES``) (``manage_groups``: the registry is the
+  only source of both);
 * ``auth_state`` (kept only when the hub has ``JUPYTERHUB_CRYPT_KEY``): roles and projects.
 
 Before a notebook server starts, :meth:`SDEAuthenticator.pre_spawn_start` asks the registry
@@ -45,6 +47,15 @@ from sde.accounts.model import USERNAME
 from sde.errors import AccessDenied, InvalidInput
 
 GROUP_PREFIX = "project-"
+
+
+def role_group(role: str) -> str:
+    """The JupyterHub group of a registry role; its hub role grants the role's custom scope.
+
+    >>> role_group("output-checker")
+    'role-output-checker'
+    """
+    return f"role-{role}"
 
 
 def group_name(slug: str) -> str:
@@ -195,7 +206,7 @@ def _model(username: str, roles: frozenset[str], slugs: Sequence[str]) -> dict[s
     return {
         "name": username,
         "admin": "admin" in roles,
-        "groups": [group_name(s) for s in slugs],
+        "groups": [group_name(s) for s in slugs] + [role_group(r) for r in sorted(roles)],
         "auth_state": {"roles": sorted(roles), "projects": list(slugs)},
     }
 

@@ -14,7 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jupyter_config.authenticator import SDEAuthenticator, project_form, project_from_form
+from jupyter_config.authenticator import (
+    SDEAuthenticator,
+    project_form,
+    project_from_form,
+    role_group,
+)
 from jupyter_config.server_python import server_python
 from jupyter_config.spawner import NOT_ROOT_WARNING, SDESpawner
 from sde.registry import registry_url_beside
@@ -28,6 +33,20 @@ SERVER_ARGS: tuple[str, ...] = (
 #: The service ``sde up`` uses to make the demo users' hub accounts and API tokens.
 BOOTSTRAP_SERVICE = "sde-up"
 BOOTSTRAP_SCOPES = ["admin:users", "tokens", "list:users"]
+#: Scopes the services understand, granted through the registry's roles (below).
+CUSTOM_SCOPES: dict[str, dict[str, str]] = {
+    "custom:sde:airlock-review": {"description": "Review and release requests in the airlock"},
+    "custom:sde:committee-vote": {"description": "Vote on applications to the committee"},
+    "custom:sde:node-decide": {"description": "Agree or decline for a node as its custodian"},
+    "custom:sde:admin": {"description": "Administer the workbench's people and projects"},
+}
+#: Registry role -> the custom scope its JupyterHub group (``role-<role>``) carries.
+ROLE_SCOPES: dict[str, str] = {
+    "output-checker": "custom:sde:airlock-review",
+    "committee": "custom:sde:committee-vote",
+    "custodian": "custom:sde:node-decide",
+    "admin": "custom:sde:admin",
+}
 #: What the idle culler may do (its documented minimum).
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 
@@ -166,5 +185,10 @@ def _services(c: Any, hub: HubSettings) -> None:
             }
         )
         roles.append({"name": "idle-culler", "scopes": CULLER_SCOPES, "services": ["idle-culler"]})
+    c.JupyterHub.custom_scopes = CUSTOM_SCOPES
+    roles += [
+        {"name": f"sde-{role}", "scopes": [scope], "groups": [role_group(role)]}
+        for role, scope in ROLE_SCOPES.items()
+    ]
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles

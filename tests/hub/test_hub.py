@@ -39,7 +39,7 @@ def test_right_password_and_code_log_in(hub: Hub) -> None:
     me = login.api("GET", "user").json()
     assert me["name"] == "ben"
     assert me["admin"] is False
-    assert sorted(me["groups"]) == ["project-copd", "project-htn"]
+    assert sorted(me["groups"]) == ["project-copd", "project-htn", "role-researcher"]
 
 
 def test_login_page_asks_for_a_one_time_code(hub: Hub) -> None:
@@ -99,6 +99,10 @@ def test_admin_role_makes_a_hub_admin(hub: Hub) -> None:
 def test_staff_without_projects_log_in_but_get_no_server(hub: Hub) -> None:
     login = hub.login("eve")
     assert login.ok
+    me = login.api("GET", "user").json()
+    assert "role-output-checker" in me["groups"]  # its hub role grants the custom scope
+    assert "custom:sde:airlock-review" in me["scopes"]
+    assert "custom:sde:committee-vote" not in me["scopes"]
     refused = login.api("POST", "users/eve/server")
     assert refused.status_code == 403
     assert "not a member of an active project" in refused.json()["message"]
