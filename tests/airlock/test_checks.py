@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import importlib
 import io
 import json
 import time
@@ -38,8 +39,12 @@ def rules_of(result: CheckResult) -> set[str]:
     return {f["rule"] for f in result.flags}
 
 
-def test_doctests() -> None:
-    assert doctest.testmod(airlock.checks).failed == 0
+@pytest.mark.parametrize(
+    "module",
+    ["", ".base", ".identifiers", ".readers", ".tables", ".binary", ".report"],
+)
+def test_doctests(module: str) -> None:
+    assert doctest.testmod(importlib.import_module(f"airlock.checks{module}")).failed == 0
 
 
 # ---------------------------------------------------------------- NHS numbers
@@ -57,7 +62,13 @@ def test_doctests() -> None:
         (INVALID, False),  # wrong check digit
         (NO_CHECK_DIGIT, False),  # check digit would be 10: never issued
         ("999 0000018", False),  # not 3-3-4
-        ("999 000-0018", False),  # mixed separators
+        ("999 000-0018", True),  # mixed separators: read the same by anyone
+        ("999.000.0018", True),
+        ("999\u00a0000\u00a00018", True),  # no-break spaces
+        ("\uff19\uff19\uff19\uff10\uff10\uff10\uff10\uff10\uff11\uff18", True),  # fullwidth
+        ("999\u200b000\u200b0018", True),  # zero-width spaces
+        ("999.0000018", False),  # a decimal, not 3-3-4
+        ("0.9990000018", False),
         ("999000001", False),  # nine digits
         ("99900000181", False),  # eleven digits
         ("999000001a", False),
@@ -104,8 +115,8 @@ def test_line_number_of_an_nhs_number_in_text() -> None:
 
 
 @pytest.mark.parametrize("name", ["figure.png", "paper.pdf"])
-def test_binary_outputs_are_not_checked(name: str) -> None:
-    assert check_file(name, b"\x89PNG\r\n\x1a\n\x00\x00" + VALID.encode(), RULES) == (
+def test_binary_outputs_without_text_are_not_checked(name: str) -> None:
+    assert check_file(name, b"\x89PNG\r\n\x1a\n" + bytes(64), RULES) == (
         CheckResult("none", None, (), ())
     )
 
@@ -408,7 +419,7 @@ def test_xlsx_with_openpyxl_is_read_as_tables() -> None:
 @pytest.mark.parametrize(
     ("name", "data", "why"),
     [
-        ("t.csv", bytes(range(256)) * 4, "binary"),
+        ("t.csv", bytes(range(0, 256, 2)) * 8, "binary"),
         ("t.csv", b"a,b\n1,2\n3,4,5,6\n", "not a well-formed CSV"),
         ("t.csv", b"\n\n", "no table"),
         ("t.csv", b"\xff\xfe\x81\x8d\x8f\x90\x9d", "not text"),
@@ -437,14 +448,17 @@ def test_an_unreadable_csv_is_still_scanned_for_nhs_numbers() -> None:
     assert result.blocking
 
 
-def test_an_unexpected_error_becomes_review(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unexpected_error_blocks_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*args: object) -> None:
         raise RuntimeError("bug")
 
     monkeypatch.setattr(airlock.checks, "_examine", boom)
     result = check_file("t.csv", csv("sex,n\nF,40"), RULES)
-    assert result.status == "review"
+    assert result.status == "fail"  # fail closed: identifiers were not ruled out
     assert "RuntimeError" in entry(result, "t.csv")["exception"]
+    assert len(result.blocking) == 1
+    assert "fail closed" in result.blocking[0]
+    assert result.flags[0]["rule"] == "incomplete"
 
 
 # ---------------------------------------------------------------- notebook reports
@@ -660,3 +674,337 @@ def test_random_bytes_never_raise(kind: str) -> None:
         result = check_file(f"t.{kind}", data, RULES)
         assert result.status in ("none", "review", "fail")
         assert (result.report is None) == (result.status == "none")
+
+
+# ---------------------------------------------------------------- red-team holes, closed
+
+NHS = ("9434765919", "9990000018", "4010232137")
+FULLWIDTH = "\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19\uff10"
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("t.csv", "person_id,nhs_number,n\n1,9434765919,50\n9,1,60\n2,x,70\n3," + FULLWIDTH),
+        ("t.txt", "patient 9434765919\nref " + FULLWIDTH + "\n"),
+    ],
+)
+def test_unicode_digits_never_switch_the_checks_off(name: str, text: str) -> None:
+    result = check_file(name, text.encode(), RULES)
+    assert result.status == "fail"
+    assert result.blocking
+    assert all("could not complete" not in r for r in result.blocking)
+
+
+def test_fullwidth_nhs_numbers_are_nhs_numbers() -> None:
+    wide = "".join(chr(0xFF10 + int(c)) for c in VALID)
+    result = check_file("t.csv", f"ref,n\n{wide},20\n".encode(), RULES)
+    assert result.blocking == ("t.csv: column 'ref' holds NHS numbers (1 value is an NHS number)",)
+
+
+@pytest.mark.parametrize(
+    ("column", "blocked"),
+    [
+        ("personid", True),
+        ("PATIENTID", True),
+        ("person_id_2", True),
+        ("person_ids", True),
+        ("patient_id_hashed", True),
+        ("PatientIdHashed", True),
+        ("patient_study_id", True),
+        ("hashed_patient_id", True),
+        ("nhsno", True),
+        ("NHS Number", True),
+        ("chi_number", True),
+        ("provider_id", True),
+        ("care_site_id", True),
+        ("CareSiteId", True),
+        ("subject_key", True),
+        ("participant_ref", True),
+        ("pseudonym", True),
+        ("patid", True),
+        ("hospital_number", True),
+        ("n_person_id", True),  # a count named after the key: rename it n_persons
+        ("period", False),
+        ("episode_id", False),
+        ("number_of_patients", False),
+        ("patients_seen", False),
+        ("hospital_id", False),
+        ("chi_square", False),
+        ("subject_area", False),
+        ("provider_specialty", False),
+        ("nhs_region", False),
+        ("concept_id", False),
+    ],
+)
+def test_identifier_names_are_matched_by_words(column: str, blocked: bool) -> None:
+    result = check_file("t.csv", csv(f"{column},n\n1,20\n2,30"), RULES)
+    assert ("identifier" in rules_of(result)) is blocked
+    assert bool(result.blocking) is blocked
+
+
+def test_a_kept_parquet_index_is_checked_as_columns() -> None:
+    frame = pd.DataFrame(
+        {"person_id": [101, 102, 103], "nhs_number": list(NHS), "n": [50, 60, 70]}
+    ).set_index(["person_id", "nhs_number"])
+    result = check_file("t.parquet", frame.to_parquet(), RULES)
+    assert set(result.blocking) == {
+        "t.parquet: column 'person_id' is named like a person identifier",
+        "t.parquet: column 'nhs_number' is named like a person identifier",
+        "t.parquet: column 'nhs_number' holds NHS numbers (3 values are NHS numbers)",
+    }
+    unnamed = pd.DataFrame({"n": [50, 60, 70]}, index=[int(v) for v in NHS])
+    assert check_file("t.parquet", unnamed.to_parquet(), RULES).blocking
+    plain = pd.DataFrame({"sex": ["F", "M"], "n": [30, 40]})
+    assert check_file("t.parquet", plain.to_parquet(), RULES).status == "pass"
+
+
+def _xlsx_with_title() -> bytes:
+    pytest.importorskip("openpyxl")
+    out = io.BytesIO()
+    with pd.ExcelWriter(out) as book:
+        pd.DataFrame({"person_id": [101, 102], "n": [50, 60]}).to_excel(
+            book, sheet_name="s", index=False, startrow=2
+        )
+        book.sheets["s"]["A1"] = "Cohort extract"
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("t.csv", b"Cohort extract, March 2025\nperson_id,n\n101,50\n102,60\n"),
+        ("t.csv", b"Cohort extract\n\nperson_id,n\n101,50\n102,60\n"),
+        ("t.csv", b"Cohort extract\nprepared by ada;2025\n\nperson_id,n,x\n101,50\n"),  # unreadable
+        ("t.xlsx", None),
+    ],
+)
+def test_a_header_below_a_title_is_found(name: str, data: bytes | None) -> None:
+    result = check_file(name, data if data is not None else _xlsx_with_title(), RULES)
+    assert result.status == "fail"
+    assert any("person_id" in r for r in result.blocking)
+
+
+def test_data_rows_naming_an_identifier_beside_numbers_are_not_headers() -> None:
+    result = check_file("t.csv", csv("variable,missing_pct\nperson_id,0\nage,1.5"), RULES)
+    assert not result.blocking
+
+
+def test_nhs_numbers_diluted_with_decoys_are_found() -> None:
+    decoys = ["9434765910", "9990000011", "4010232130", "1234567890"]
+    data = "ref,n\n" + "".join(f"{v},50\n" for v in (*NHS, *decoys))
+    assert check_file("t.csv", data.encode(), RULES).blocking
+
+
+def test_one_nhs_number_in_a_key_column_blocks_but_not_in_a_code_column() -> None:
+    rng = np.random.default_rng(3)
+    codes = [str(c) for c in rng.integers(10**9, 10**10, 40)]
+    codes = [c for c in codes if not is_nhs_number(c)][:30]
+    for column, blocked in (("episode_id", True), ("ref", True), ("product_code", False)):
+        values = [*codes, VALID]
+        frame = pd.DataFrame({column: values, "n": [20] * len(values)})
+        result = check_file("t.csv", frame.to_csv(index=False).encode(), RULES)
+        assert bool(result.blocking) is blocked, column
+
+
+def test_random_ten_digit_codes_are_rarely_taken_for_nhs_numbers() -> None:
+    """The false-alarm rate of ``above_chance`` on columns of random codes."""
+    from airlock.checks.tables import above_chance
+
+    rng = np.random.default_rng(11)
+    for n, most in ((1, 0.1), (2, 0.035), (7, 0.026), (20, 0.026), (100, 0.026), (1000, 0.026)):
+        valid = rng.binomial(n, 1 / 11, 20_000)
+        rate = np.mean([above_chance(int(v), n) for v in valid])
+        assert rate <= most, (n, rate)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        lambda v: f"{v[:3]}\u00a0{v[3:6]}\u00a0{v[6:]}",
+        lambda v: f"{v[:3]} {v[3:6]}-{v[6:]}",
+        lambda v: f"{v[:3]}.{v[3:6]}.{v[6:]}",
+        lambda v: f"{v[:3]}\u2013{v[3:6]}\u2013{v[6:]}",
+        lambda v: f"{v[:3]}\u200b{v[3:6]}{v[6:]}",
+        lambda v: f"NHS{v}",
+        lambda v: f"id_{v}",
+        lambda v: f"-{v}",
+        lambda v: f"#{v}",
+    ],
+)
+def test_nhs_numbers_in_other_shapes_are_found(shape: object) -> None:
+    data = "ref,n\n" + "".join(f"{shape(v)},50\n" for v in NHS)  # type: ignore[operator]
+    result = check_file("t.csv", data.encode(), RULES)
+    assert result.blocking
+    text = check_file("t.txt", " ".join(shape(v) for v in NHS).encode(), RULES)  # type: ignore[operator]
+    assert text.blocking
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "sha256 " + "ab" * 3 + VALID + "cd" * 24,  # inside a hash
+        f"v1.{VALID}",  # a decimal
+        "counts\n120\n135\n1500\n",  # numbers on separate lines
+        "pi 3.1415926535 and 31415.9265358",
+    ],
+)
+def test_ten_digit_runs_that_are_not_numbers_of_a_person(body: str) -> None:
+    assert check_file("t.txt", body.encode(), RULES) == CheckResult("none", None, (), ())
+
+
+def _png(*chunks: tuple[bytes, bytes]) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
+    body = b"".join(chunk(k, b) for k, b in chunks)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + body
+        + chunk(b"IDAT", zlib.compress(b"\x00\x00"))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        (b"tEXt", b"Comment\x00ids " + VALID.encode()),
+        (b"zTXt", b"Comment\x00\x00" + __import__("zlib").compress(VALID.encode())),
+        (b"iTXt", b"Comment\x00\x01\x00en\x00\x00" + __import__("zlib").compress(VALID.encode())),
+        (b"iTXt", b"Comment\x00\x00\x00\x00\x00person_id,n\n"),
+        (b"prIV", b"x " + VALID.encode()),
+    ],
+)
+def test_text_inside_a_png_is_checked(chunk: tuple[bytes, bytes]) -> None:
+    result = check_file("f.png", _png(chunk), RULES)
+    assert result.status == "fail"
+    assert result.blocking
+    assert all(VALID not in r for r in result.blocking)
+    assert check_file("f.png", _png((b"tEXt", b"Software\x00matplotlib 3.9")), RULES).status == (
+        "none"
+    )
+
+
+def test_a_png_text_bomb_is_blocked() -> None:
+    import zlib
+
+    bomb = zlib.compress(b"0" * 60_000_000, 9)
+    result = check_file("f.png", _png((b"zTXt", b"Comment\x00\x00" + bomb)), RULES)
+    assert result.status == "fail"
+    assert "inflates beyond" in result.blocking[0]
+
+
+def _pdf(stream: bytes, *, flate: bool = False, extra: bytes = b"") -> bytes:
+    import zlib
+
+    body = zlib.compress(stream) if flate else stream
+    head = b"<< /Length %d%s >>" % (len(body), b" /Filter /FlateDecode" if flate else b"")
+    return (
+        b"%PDF-1.4\n1 0 obj\n"
+        + head
+        + b"\nstream\n"
+        + body
+        + b"\nendstream\nendobj\n"
+        + extra
+        + b"xref\n0 2\n0000000000 65535 f \n"
+        + VALID.encode()
+        + b" 00000 n \ntrailer << /Size 2 >>\nstartxref\n9\n%%EOF\n"
+    )
+
+
+@pytest.mark.parametrize("flate", [False, True])
+def test_text_inside_a_pdf_is_checked(flate: bool) -> None:
+    shown = b"BT /F1 12 Tf 72 712 Td [(943)-20(4765919)] TJ ET"
+    result = check_file("p.pdf", _pdf(shown, flate=flate), RULES)
+    assert result.status == "fail"
+    assert result.blocking
+    info = _pdf(b"BT (hello) Tj ET", extra=b"2 0 obj << /Title (" + VALID.encode() + b") >>\n")
+    assert check_file("p.pdf", info, RULES).blocking
+    hexed = _pdf(b"BT <" + VALID.encode().hex().encode() + b"> Tj ET", flate=flate)
+    assert check_file("p.pdf", hexed, RULES).blocking
+    # an xref offset and separately shown cells are not numbers of a person
+    cells = b"BT (120) Tj 0 -14 Td (135) Tj 0 -14 Td (1500) Tj ET"
+    assert check_file("p.pdf", _pdf(cells, flate=flate), RULES).status == "none"
+
+
+def test_a_pdf_stream_bomb_is_blocked() -> None:
+    result = check_file("p.pdf", _pdf(b" " * 60_000_000, flate=True), RULES)
+    assert result.status == "fail"
+    assert "inflates beyond" in result.blocking[0]
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"rows": [{"person_id": 101, "n": 50}, {"person_id": 102, "n": 60}]},
+        [{"person_id": 101, "n": 50, "tags": ["a"]}],
+        {"a": {"b": [{"c": {"PatientID": 1}}]}},
+        {"schema": {"fields": [{"name": "nhs_number"}]}, "data": []},
+        {"columns": ["sex", "n"], "data": [["F", 30]], "extra": {"person_ids": [1, 2]}},
+        {"note": "\\u0039" + VALID[1:]},
+    ],
+)
+def test_nested_json_is_walked(doc: object) -> None:
+    text = json.dumps(doc).replace("\\\\u0039", "\\u0039")
+    result = check_file("t.json", text.encode(), RULES)
+    assert result.status == "fail"
+    assert result.blocking
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "blocked"),
+    [
+        ("t.md", "| person_id | n |\n|---|---|\n| 1 | 20 |\n", True),
+        ("t.html", "<table><tr><th>Person ID</th><th>n</th></tr></table>", True),
+        ("t.txt", "   person_id   n\n0        101  50\n", True),
+        ("t.txt", "We linked the records on person_id, then on age.\n", False),
+        ("t.md", "SELECT person_id, COUNT(*) AS n FROM visits\n", False),
+        ("t.md", 'df = df[["person_id", "n"]]\n', False),
+        ("t.txt", "how it was made", False),
+    ],
+)
+def test_identifier_headers_in_text(name: str, body: str, blocked: bool) -> None:
+    result = check_file(name, body.encode(), RULES)
+    assert bool(result.blocking) is blocked
+
+
+def test_a_parquet_bomb_is_refused_before_it_is_decoded() -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = 3_000_000
+    table = pa.table({"n": pa.array([50], pa.int64()).take(pa.array([0] * rows))})
+    out = io.BytesIO()
+    pq.write_table(table, out, compression="zstd")
+    result = check_file("b.parquet", out.getvalue(), RULES)
+    assert result.status == "fail"
+    assert result.flags[0]["rule"] == "incomplete"
+    assert "3,000,000 rows" in result.blocking[0]
+    # and as an earlier release it is skipped, never decoded
+    assert check_file("t.csv", csv("sex,n\nF,40"), RULES, earlier=[("b.parquet", out.getvalue())])
+
+
+def test_an_xlsx_bomb_is_refused_before_it_is_opened() -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as book:
+        book.writestr("[Content_Types].xml", "<Types/>")
+        book.writestr("xl/worksheets/sheet1.xml", "<worksheet>" + " " * 30_000_000 + "</worksheet>")
+    result = check_file("b.xlsx", out.getvalue(), RULES)
+    assert result.status == "fail"
+    assert result.flags[0]["rule"] == "incomplete"
+
+
+def test_a_broken_parquet_file_is_still_scanned() -> None:
+    frame = pd.DataFrame({"ref": list(NHS), "n": [50, 60, 70]})
+    data = frame.to_parquet(compression=None)
+    broken = data[: len(data) // 2]
+    result = check_file("t.parquet", broken, RULES)
+    assert result.status == "fail"
+    assert result.blocking

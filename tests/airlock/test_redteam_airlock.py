@@ -733,7 +733,13 @@ def test_a_small_parquet_file_expands_without_bound_in_the_checks(
 
     monkeypatch.setattr(checks, "_examine", measuring)
     rid = _draft_with(world, "bomb.parquet", data)
-    world.airlock.submit("ada", rid)
+    try:
+        world.airlock.submit("ada", rid)
+    except DisclosureRisk as refused:  # refused undecoded, and blocked (it fails closed)
+        blocked = str(refused)
+    else:
+        blocked = "bomb.parquet"
+    assert "bomb.parquet" in blocked
     assert max(seen, default=0) <= 100 * len(data), (
         f"{len(data):,} bytes were expanded to {max(seen):,} bytes in the checks"
     )
