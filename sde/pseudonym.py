@@ -52,8 +52,9 @@ def id_namespaces() -> dict[str, str]:
     """Identifier column name -> the table whose rows it names (its namespace).
 
     ``person_id`` and the primary key of every person-linked table, the CDM's
-    self-references (``preceding_visit_occurrence_id``...), and the clinician and
-    care-site ids (``provider_id``, ``care_site_id``) in every table that has them.
+    self-references (``preceding_visit_occurrence_id``...), and the clinician, care-site
+    and location ids (``provider_id``, ``care_site_id``, ``location_id``) in every table
+    that has them.
     """
     out = {"person_id": "person"}
     for table in _person_tables():
@@ -65,6 +66,7 @@ def id_namespaces() -> dict[str, str]:
     out["episode_parent_id"] = "episode"
     out["provider_id"] = "provider"
     out["care_site_id"] = "care_site"
+    out["location_id"] = "location"  # a small area: linkable across projects if raw
     return out
 
 
@@ -72,7 +74,7 @@ NAMESPACES: dict[str, str] = id_namespaces()
 
 #: Namespaces of rows in the shared tables (one id space for every node of a project):
 #: their subkey does not depend on the node, so a pooled extract's joins hold.
-SHARED_NAMESPACES: frozenset[str] = frozenset({"provider", "care_site"})
+SHARED_NAMESPACES: frozenset[str] = frozenset({"provider", "care_site", "location"})
 
 
 def subkey(project_key: bytes, node: str, namespace: str) -> bytes:

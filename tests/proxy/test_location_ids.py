@@ -39,12 +39,6 @@ LOCATION_SCOPE = scope_with(project="small-areas", tables=TABLES)
 OTHER_SCOPE = scope_with(project="small-areas-2", tables=TABLES)
 RAW_LOCATIONS = frozenset(range(1, 6))
 
-PENDING = pytest.mark.xfail(
-    reason="location_id is not yet a pseudonym namespace: sde/pseudonym.py (NAMESPACES, "
-    "SHARED_NAMESPACES) and the barrier build versions must change",
-    strict=True,
-)
-
 
 def _with_location() -> list[str]:
     return sorted(
@@ -58,7 +52,6 @@ def test_the_tables_with_a_location_id() -> None:
     assert _with_location() == ["care_site", "location", "person"]
 
 
-@PENDING
 @pytest.mark.parametrize("table", _with_location())
 def test_every_location_id_column_is_pseudonymised(table: str) -> None:
     plan = ExtractPlan.of(Scope.load({"project": "p", "access": "rows", "tables": {table: "*"}}))
@@ -80,7 +73,6 @@ def location_key(sentinel_nodes: Any) -> bytes:
     return key
 
 
-@PENDING
 @pytest.mark.parametrize("table", ["person", "care_site", "location"])
 def test_location_ids_reach_a_researcher_as_pseudonyms(
     table: str, location_conn: Any, location_key: bytes
@@ -93,7 +85,6 @@ def test_location_ids_reach_a_researcher_as_pseudonyms(
     assert not got & RAW_LOCATIONS
 
 
-@PENDING
 def test_location_table_is_written_in_keyed_order(location_conn: Any) -> None:
     ids = [int(v) for v in location_conn.sql("SELECT location_id FROM location").location_id]
     assert len(ids) == len(RAW_LOCATIONS)
@@ -137,7 +128,6 @@ def test_care_sites_all_have_a_location(location_conn: Any) -> None:
     assert len(got) == len(CARE_SITES)
 
 
-@PENDING
 def test_two_projects_cannot_link_locations(sentinel_nodes: Any) -> None:
     node = sentinel_nodes.folder / "lth.duckdb"
     sql = "SELECT DISTINCT location_id FROM person"

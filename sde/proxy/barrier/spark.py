@@ -27,7 +27,7 @@ from sde.proxy.barrier.plan import ExtractPlan
 from sde.pseudonym import pads
 
 #: Bump when the extract's layout or build SQL changes (a new shared extract).
-BUILD_VERSION = "2"  # 2: provider/care_site ids keyed
+BUILD_VERSION = "3"  # 2: provider/care_site ids keyed; 3: location ids keyed
 
 
 def store_identity(root: Path, tables: Iterable[str]) -> tuple[str, ...]:
