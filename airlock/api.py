@@ -39,6 +39,8 @@ MEDIA_TYPES = {
     "json": "application/json",
     "html": "text/html",
 }
+#: Every type a file may be served as (the OpenAPI lists them all).
+_SERVED = (*MEDIA_TYPES.values(), "application/octet-stream")
 #: A browser would run scripts in these: they are served in a sandbox (an opaque origin).
 _ACTIVE = {"svg", "html", "pdf"}
 _SANDBOX = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -149,7 +151,9 @@ async def edit_group(
     "/{rid}/groups/{group}/files/{name}",
     summary="A file's bytes (every read is audited)",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={
+        200: {"content": {t: {} for t in (*MEDIA_TYPES.values(), "application/octet-stream")}}
+    },
 )
 async def read_file(
     rid: RequestId,

