@@ -367,3 +367,69 @@ def test_refused_amendment_of_someone_elses_project_is_audited(
     r = client.post(f"{API}/projects/{slug}/amendments", headers=headers("tom"))
     assert r.status_code == 404
     assert _refusals(world, "tom"), "a refused amendment left no audit entry"
+
+
+def test_stale_amendment_does_not_undo_a_later_narrowing(world: World) -> None:
+    """Attack: the PI drafts amendment B while the project is at version 1 (it copies v1's
+    scope, with condition_occurrence). The committee then approves amendment A dropping
+    condition_occurrence (v2). B, changing only its wording, is approved next and becomes
+    v3 = v1's scope: the table the committee removed is back without any decision to
+    re-grant it. An amendment should be based on the version it amends (refused or
+    rebased when the project has moved on). (applications.py amend/_provision)"""
+    slug = _approved_project(world)
+    stale = _amend(world, slug, purpose="Same study, clearer wording")
+    narrowing = _amend(world, slug, tables={"person": ["person_id", "year_of_birth"]})
+    assert _approve_amendment(world, narrowing, ("kim", "lee", "max"))["version"] == 2
+    assert "condition_occurrence" not in check_project_access(world.store, "ada", slug).scope.tables
+    try:
+        _approve_amendment(world, stale, ("kim", "lee", "max"))
+    except SDEError:
+        return  # the stale amendment was refused: the attack failed
+    tables = check_project_access(world.store, "ada", slug).scope.tables
+    assert "condition_occurrence" not in tables, "a stale amendment re-granted a dropped table"
+
+
+def test_votes_of_someone_no_longer_on_the_committee_do_not_count(world: World) -> None:
+    """Attack: kim and lee vote approve; kim is then taken off the committee (e.g. for
+    misconduct); max's approval completes a "quorum" of 3 that includes kim's vote, though
+    only two current committee members approved. (applications.py _counted_votes counts
+    every vote row, whoever cast it)"""
+    app_id = world.submitted()
+    for node, custodian in CUSTODIANS.items():
+        world.committee.node_decision(custodian, app_id, node, agree=True)
+    for member in ("kim", "lee"):
+        world.committee.declare(member, app_id, conflict=False)
+        world.committee.vote(member, app_id, "approve")
+    set_roles(world.store, "tests", "kim", [])
+    world.committee.declare("max", app_id, conflict=False)
+    view = world.committee.vote("max", app_id, "approve")
+    assert view["state"] == State.UNDER_REVIEW.value, "decided with a removed member's vote"
+
+
+def test_suspension_and_revocation_take_effect_at_once(world: World, client: TestClient) -> None:
+    """Regression: the gateway's check refuses the very next query after suspend/revoke."""
+    slug = _approved_project(world)
+    assert check_project_access(world.store, "ben", slug).version == 1
+    r = client.post(
+        f"{API}/projects/{slug}/suspend", json={"reason": "audit"}, headers=headers("sam")
+    )
+    assert r.status_code == 200, r.text
+    with pytest.raises(AccessDenied):
+        check_project_access(world.store, "ben", slug)
+    r = client.post(f"{API}/projects/{slug}/revoke", json={"reason": "x"}, headers=headers("sam"))
+    assert r.status_code == 200, r.text
+    assert (
+        client.post(f"{API}/projects/{slug}/amendments", headers=headers("ada")).status_code < 500
+    )
+
+
+def test_one_vote_per_member_and_node_decision_per_node(world: World) -> None:
+    """Regression: voting three times as kim is one vote; no decision from one member."""
+    app_id = world.submitted()
+    for node, custodian in CUSTODIANS.items():
+        world.committee.node_decision(custodian, app_id, node, agree=True)
+    world.committee.declare("kim", app_id, conflict=False)
+    for _ in range(3):
+        view = world.committee.vote("kim", app_id, "approve")
+    assert view["state"] == State.UNDER_REVIEW.value
+    assert len(view["votes"]) == 1
