@@ -90,7 +90,9 @@ A table with no rows, or with no column recognised as counts or values, is ``rev
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
@@ -251,16 +253,30 @@ def _unreadable(name: str, kind: str, data: bytes, reason: str) -> CheckResult:
 HEADER_LINES = 10
 
 
+#: Released tables already read, by (name, SHA-256, rules): every file of a submission (and
+#: every later submission of the project) compares against the same releases.
+_RELEASED: OrderedDict[tuple[str, str, SDCConfig], list[tuple[str, Table]]] = OrderedDict()
+_RELEASED_KEPT = 16
+
+
 def _earlier_tables(
     earlier: Sequence[tuple[str, bytes]], rules: SDCConfig
 ) -> list[tuple[str, Table]]:
     out = []
     for release, body in earlier:
-        try:
-            for uid, frame in _tables(release, _kind(release), body) or []:
-                out.append((release, _examine(uid, frame, rules)))
-        except (Unreadable, TooLarge):
-            continue
+        key = (release, hashlib.sha256(body).hexdigest(), rules)
+        if key not in _RELEASED:
+            tables = []
+            try:
+                for uid, frame in _tables(release, _kind(release), body) or []:
+                    tables.append((release, _examine(uid, frame, rules)))
+            except (Unreadable, TooLarge):
+                pass
+            _RELEASED[key] = tables
+            while len(_RELEASED) > _RELEASED_KEPT:
+                _RELEASED.popitem(last=False)
+        _RELEASED.move_to_end(key)
+        out += _RELEASED[key]
     return out
 
 

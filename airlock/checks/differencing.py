@@ -41,6 +41,19 @@ def _cells(table: Table) -> list[Cell]:
     return cells
 
 
+#: Cells of released tables already built (kept with their table, so ids are not reused).
+_CELLS: dict[int, tuple[Table, list[Cell]]] = {}
+
+
+def _cells_of(released: Table) -> list[Cell]:
+    """``_cells`` of a released table, built once (the tables themselves are cached)."""
+    if id(released) not in _CELLS:
+        if len(_CELLS) >= 64:
+            _CELLS.pop(next(iter(_CELLS)))
+        _CELLS[id(released)] = (released, _cells(released))
+    return _CELLS[id(released)][1]
+
+
 def _long(table: Table) -> pd.DataFrame:
     """Counts in long form keyed by normalised labels (the large-table comparison)."""
     labels = _label_columns(table)
@@ -78,7 +91,7 @@ def differencing(
         old_size = sum(int(np.isfinite(v).sum()) for v in old.counts.values())
         pairs: list[tuple[int, int, int, tuple[int, int] | None]] = []
         if new_size * old_size <= MAX_DIFFERENCING_PAIRS:
-            for f in find_differences(_cells(table), [(release, _cells(old))], rules.threshold):
+            for f in find_differences(_cells(table), [(release, _cells_of(old))], rules.threshold):
                 if f.position is not None:
                     pairs.append((*f.position, f.difference, f.earlier_position))
         else:
