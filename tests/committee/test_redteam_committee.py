@@ -433,3 +433,48 @@ def test_one_vote_per_member_and_node_decision_per_node(world: World) -> None:
         view = world.committee.vote("kim", app_id, "approve")
     assert view["state"] == State.UNDER_REVIEW.value
     assert len(view["votes"]) == 1
+
+
+@pytest.mark.parametrize(
+    "dp",
+    [{"delta": 1e-6}, {"epsilon": 1.0, "delta": 2.0}],
+    ids=["no-epsilon", "delta-above-one"],
+)
+def test_a_dp_budget_that_breaks_at_query_time_is_refused(
+    world: World, dp: dict[str, float]
+) -> None:
+    """Attack: a dp project whose budget has no epsilon (``{"delta": 1e-6}``) or a delta
+    above 1 (not a probability: no privacy). ``forms.problems`` only asks that dp be
+    non-empty and ``Scope._dp`` defaults a missing epsilon to "fine", so the committee
+    approves a scope the gateway cannot use: ``sde/connection.py`` reads
+    ``scope.dp["epsilon"]`` (KeyError: a 500 on the first DP query) or runs with
+    delta = 2. Expected: refused at submission, naming dp. (scope._dp, forms.problems)"""
+    app = world.committee.create("ada", fields("dp-proj", access="dp", dp=dp))
+    try:
+        world.committee.submit("ada", app["id"])
+    except InvalidInput:
+        return  # refused: the attack failed
+    world.approve(app["id"])
+    got = check_project_access(world.store, "ada", "dp-proj").scope.dp or {}
+    assert "epsilon" in got, f"approved dp scope without epsilon: {got}"
+    assert 0 <= got.get("delta", 0.0) < 1, f"approved dp scope with delta {got['delta']}"
+
+
+def test_a_custodian_who_lost_the_node_does_not_decide_for_it(world: World) -> None:
+    """Attack: nia agrees for lth, then loses custody of lth (e.g. she left the trust, and
+    the new custodian would decline). Her agreement still counts and lth is provisioned:
+    node decisions are never re-checked against current custodianship.
+    (applications.py _node_decisions/_maybe_decide)"""
+    from sde.accounts.users import revoke_custodian
+
+    app_id = world.submitted()
+    world.committee.node_decision("nia", app_id, "lth", agree=True)
+    revoke_custodian(world.store, "tests", "nia", "lth")
+    for node, custodian in (("elht", "oli"), ("umbh", "pat")):
+        world.committee.node_decision(custodian, app_id, node, agree=True)
+    for member in ("kim", "lee", "max"):
+        world.committee.declare(member, app_id, conflict=False)
+        view = world.committee.vote(member, app_id, "approve")
+    assert view["state"] != State.APPROVED.value or "lth" not in (
+        check_project_access(world.store, "ada", str(view["project"])).scope.nodes or ()
+    ), "lth provisioned on the word of someone who no longer holds it"
