@@ -386,28 +386,7 @@ def _xlsx(cells: list[list[str]]) -> bytes:
     return out.getvalue()
 
 
-def test_xlsx_without_openpyxl_is_for_review_and_still_scanned() -> None:
-    pytest.importorskip("pandas")
-    try:
-        import openpyxl  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("openpyxl is installed: xlsx files are read as tables")
-    plain = check_file("t.xlsx", _xlsx([["sex", "n"], ["F", "40"]]), RULES)
-    assert plain.status == "review"
-    assert not plain.blocking
-    assert "openpyxl" in entry(plain, "t.xlsx")["exception"]
-    named = check_file("t.xlsx", _xlsx([["person_id", "n"], ["1", "40"]]), RULES)
-    assert named.status == "fail"
-    assert "person_id" in named.blocking[0]
-    number = check_file("t.xlsx", _xlsx([["ref", "n"], [VALID, "40"]]), RULES)
-    assert number.status == "fail"
-    assert number.blocking
-
-
-def test_xlsx_with_openpyxl_is_read_as_tables() -> None:
-    pytest.importorskip("openpyxl")
+def test_xlsx_is_read_as_tables() -> None:
     out = io.BytesIO()
     pd.DataFrame({"sex": ["F", "M"], "n": [3, 40]}).to_excel(out, index=False)
     assert check_file("t.xlsx", out.getvalue(), RULES).status == "fail"
