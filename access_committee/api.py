@@ -56,8 +56,8 @@ class Fields(BaseModel):
     cohort: dict[str, list[int]] | None = None
     period: dict[str, str | None] | None = None
     nodes: Annotated[list[str], Field(max_length=50)] | None = None
-    dp: dict[str, float] | None = None
-    sdc: dict[str, float | int | bool | None] | None = None
+    dp: dict[str, Annotated[float, Field(allow_inf_nan=False)]] | None = None
+    sdc: dict[str, Annotated[float, Field(allow_inf_nan=False)] | int | bool | None] | None = None
     legal_basis: Short | None = None
     ethics_ref: Short | None = None
     expires: str | None = None
@@ -208,9 +208,10 @@ def _project_view(committee: Committee, user: str, slug: str) -> dict[str, Any]:
 
 
 def _status(committee: Committee, user: str, slug: str, action: str, reason: str) -> dict[str, Any]:
-    if "admin" not in _roles(committee, user):
-        raise AccessDenied(
-            "committee.admin-only", "only an administrator changes a project's status"
-        )
-    change_status(committee.store, user, slug, action, reason)
+    with committee.audited(user, f"project.{action}", f"project:{slug}"):
+        if "admin" not in _roles(committee, user):
+            raise AccessDenied(
+                "committee.admin-only", "only an administrator changes a project's status"
+            )
+        change_status(committee.store, user, slug, action, reason)
     return _project_view(committee, user, slug)

@@ -36,6 +36,7 @@ from access_committee.workflow import (
     DECIDE_EVENT,
     DECISIONS,
     EVENTS,
+    LIST_EVENT,
     STATE_EVENT,
     Action,
     Relation,
@@ -124,8 +125,13 @@ class Committee:
                     "only researchers with current safe-researcher accreditation may apply",
                 )
             now = self.now()
+            based_on = None
+            if kind == "amendment":
+                latest = latest_version(tx.session, str(body.get("project") or ""))
+                based_on = latest.version if latest is not None else None
             app = Application(
                 kind=kind,
+                based_on=based_on,
                 project=str(body.get("project") or ""),
                 applicant=user,
                 state=State.DRAFT.value,
@@ -170,7 +176,7 @@ class Committee:
 
     def amend(self, user: str, slug: str) -> dict[str, Any]:
         """A draft amendment of ``slug`` by its PI, filled in from the project as approved."""
-        with self.store.read() as session:
+        with self._audited(user, CREATE_EVENT, f"project:{slug}"), self.store.read() as session:
             member = session.get(Membership, (slug, user))
             if member is None:
                 raise AccessDenied("project.unknown", f"there is no project {slug!r}")
@@ -191,10 +197,16 @@ class Committee:
 
     def declare(self, user: str, app_id: int, *, conflict: bool, note: str = "") -> dict[str, Any]:
         """Declare a conflict of interest in this round (or that there is none)."""
-        if conflict and not note.strip():
-            raise InvalidInput("committee.conflict-note", "say what the conflict is")
+        with self._audited(user, EVENTS[Action.DECLARE], f"application:{app_id}"):
+            if conflict and not note.strip():
+                raise InvalidInput("committee.conflict-note", "say what the conflict is")
         with self._act(user, app_id, Action.DECLARE) as ctx:
             row = ctx.session.get(ConflictDeclaration, (ctx.app.id, ctx.app.round, user))
+            if row is not None and row.conflict and not conflict:
+                raise InvalidTransition(
+                    "committee.conflict-final",
+                    "a declared conflict stands for this round; it cannot be taken back",
+                )
             if row is None:
                 row = ConflictDeclaration(
                     application_id=ctx.app.id, round=ctx.app.round, member=user
@@ -219,10 +231,11 @@ class Committee:
         conditions: str | None = None,
         comment: str | None = None,
     ) -> dict[str, Any]:
-        if vote not in VOTES:
-            raise InvalidInput("committee.vote", f"a vote is one of {', '.join(VOTES)}")
-        if vote == "approve_with_conditions" and not (conditions or "").strip():
-            raise InvalidInput("committee.conditions", "an approval with conditions names them")
+        with self._audited(user, EVENTS[Action.VOTE], f"application:{app_id}"):
+            if vote not in VOTES:
+                raise InvalidInput("committee.vote", f"a vote is one of {', '.join(VOTES)}")
+            if vote == "approve_with_conditions" and not (conditions or "").strip():
+                raise InvalidInput("committee.conditions", "an approval with conditions names them")
         with self._act(user, app_id, Action.VOTE) as ctx:
             declared = ctx.session.get(ConflictDeclaration, (ctx.app.id, ctx.app.round, user))
             if declared is None:
@@ -252,8 +265,9 @@ class Committee:
         self, user: str, app_id: int, node: str, *, agree: bool, reason: str = ""
     ) -> dict[str, Any]:
         """A custodian agrees or declines for their node (a refusal needs a reason)."""
-        if not agree and not reason.strip():
-            raise InvalidInput("committee.node-reason", "say why the node declines")
+        with self._audited(user, EVENTS[Action.NODE_DECISION], f"application:{app_id}"):
+            if not agree and not reason.strip():
+                raise InvalidInput("committee.node-reason", "say why the node declines")
         with self._act(user, app_id, Action.NODE_DECISION) as ctx:
             if node not in (ctx.body.get("nodes") or []):
                 raise InvalidInput(
@@ -285,12 +299,13 @@ class Committee:
             return self._view(ctx.session, ctx.app, user, ctx.relation)
 
     def list_for(self, user: str) -> list[dict[str, Any]]:
-        with self.store.read() as session:
+        with self.store.write() as tx:
             shown = []
-            for app in session.scalars(select(Application).order_by(Application.id.desc())):
-                relation = _relation(session, user, app)
+            for app in tx.session.scalars(select(Application).order_by(Application.id.desc())):
+                relation = _relation(tx.session, user, app)
                 if can(Action.VIEW, relation, State(app.state)):
                     shown.append(_summary(app))
+            tx.audit(user, LIST_EVENT, "applications", details={"shown": len(shown)})
             return shown
 
     # -- plumbing --------------------------------------------------------------------------
@@ -310,7 +325,10 @@ class Committee:
             return
         nodes = _node_decisions(ctx.session, ctx.app)
         asked = list(ctx.body.get("nodes") or [])
-        if decision.startswith("approve"):
+        stale = _stale(ctx.session, ctx.app) if decision.startswith("approve") else None
+        if stale:
+            decision, conditions = "defer", stale
+        elif decision.startswith("approve"):
             if any(n not in nodes for n in asked):
                 return  # waiting for custodians
             agreed = [n for n in asked if nodes[n].agree]
@@ -335,10 +353,7 @@ class Committee:
             )
         else:
             add_version_in(ctx.tx, ctx.user, scope.project, scope, note, now)
-        add_member_in(ctx.tx, ctx.user, scope.project, str(body["pi"]), "pi", now)
-        for member in body.get("members") or []:
-            if member != body["pi"]:
-                add_member_in(ctx.tx, ctx.user, scope.project, member, "member", now)
+        _sync_members(ctx, scope.project, str(body["pi"]), body.get("members") or [], now)
         project = ctx.session.get(Project, scope.project)
         assert project is not None  # noqa: S101 (just made or amended)
         latest = latest_version(ctx.session, scope.project)
@@ -365,6 +380,9 @@ class Committee:
             found.insert(0, ("project", f"a project {body.get('project')!r} exists already"))
         if app.kind == "amendment" and not exists:
             found.insert(0, ("project", f"there is no project {body.get('project')!r} to amend"))
+        stale = _stale(session, app)
+        if stale:
+            found.insert(0, ("project", stale))
         return found
 
     def _view(
@@ -393,6 +411,12 @@ class Committee:
             yield Ctx(tx, app, user, relation)
 
     @contextmanager
+    def audited(self, user: str, event: str, obj: str) -> Iterator[None]:
+        """Write a refusal raised inside to the audit log with its rule, then raise it."""
+        with self._audited(user, event, obj):
+            yield
+
+    @contextmanager
     def _audited(self, user: str, event: str, obj: str) -> Iterator[None]:
         try:
             yield
@@ -400,6 +424,36 @@ class Committee:
             with self.store.write() as tx:
                 tx.audit(user, event, obj, outcome="refused", rule=err.rule)
             raise
+
+
+def _sync_members(ctx: Ctx, slug: str, pi: str, members: list[str], at: dt.datetime) -> None:
+    """The project's members become exactly the approved application's: the PI, then the
+    members it names; anyone else (a member an amendment drops, a former PI) loses access."""
+    wanted = {pi: "pi", **{m: "member" for m in members if m != pi}}
+    for row in ctx.session.scalars(select(Membership).where(Membership.project == slug)):
+        if row.username not in wanted:
+            ctx.session.delete(row)
+            details = {"user": row.username}
+            ctx.tx.audit(
+                ctx.user, "project.member.remove", f"project:{slug}", project=slug, details=details
+            )
+    ctx.session.flush()
+    for name, role in wanted.items():
+        add_member_in(ctx.tx, ctx.user, slug, name, role, at)
+
+
+def _stale(session: Session, app: Application) -> str | None:
+    """Why an amendment no longer applies: its project was approved again since it was
+    drafted (approving it would undo that approval)."""
+    if app.kind != "amendment" or app.based_on is None:
+        return None
+    latest = latest_version(session, app.project)
+    if latest is None or latest.version == app.based_on:
+        return None
+    return (
+        f"the project changed since this amendment was drafted (version {app.based_on}, now "
+        f"{latest.version}): start a new amendment from the current version"
+    )
 
 
 def _unknown(app_id: int) -> AccessDenied:
@@ -412,6 +466,8 @@ def _relation(session: Session, user: str, app: Application) -> Relation:
     body = json.loads(app.body)
     if user == body.get("pi") or user in (body.get("members") or []):
         return Relation.MEMBER
+    if app.kind == "amendment" and session.get(Membership, (app.project, user)) is not None:
+        return Relation.MEMBER  # a member of the project amended never judges it
     roles = set(session.scalars(select(UserRole.role).where(UserRole.username == user)))
     if "committee" in roles:
         return Relation.COMMITTEE
@@ -436,7 +492,8 @@ def _counted_votes(session: Session, app: Application) -> list[CommitteeVote]:
             CommitteeVote.application_id == app.id, CommitteeVote.round == app.round
         )
     )
-    return [v for v in votes if v.member not in conflicted]
+    committee = set(session.scalars(select(UserRole.username).where(UserRole.role == "committee")))
+    return [v for v in votes if v.member not in conflicted and v.member in committee]
 
 
 def _majority(votes: list[CommitteeVote]) -> tuple[str | None, str | None]:
@@ -455,12 +512,17 @@ def _majority(votes: list[CommitteeVote]) -> tuple[str | None, str | None]:
 
 
 def _node_decisions(session: Session, app: Application) -> dict[str, NodeDecision]:
+    """This round's node answers, from custodians who still hold their node."""
     rows = session.scalars(
         select(NodeDecision).where(
             NodeDecision.application_id == app.id, NodeDecision.round == app.round
         )
     )
-    return {row.node: row for row in rows}
+    return {
+        row.node: row
+        for row in rows
+        if session.get(NodeCustodian, (row.node, row.custodian)) is not None
+    }
 
 
 def _summary(app: Application) -> dict[str, Any]:

@@ -120,6 +120,7 @@ EVENTS: dict[Action, str] = {
 CREATE_EVENT = "application.create"
 DECIDE_EVENT = "application.decide"
 STATE_EVENT = "application.state"
+LIST_EVENT = "application.list"
 
 _DONE = {
     Action.VIEW: "viewed",

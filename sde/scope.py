@@ -25,6 +25,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -277,6 +278,10 @@ def _nodes(value: Any) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+#: Concepts a cohort may list (descendants are added by the proxy, so this is plenty).
+MAX_COHORT_CONCEPTS = 10_000
+
+
 def _cohort(value: Any) -> tuple[int, ...] | None:
     if value is None:
         return None
@@ -287,8 +292,10 @@ def _cohort(value: Any) -> tuple[int, ...] | None:
     if not isinstance(ids, list | tuple) or not ids:
         raise _fail("cohort.any_condition", "must be a non-empty list of concept ids")
     for cid in ids:
-        if isinstance(cid, bool) or not isinstance(cid, int) or cid <= 0:
+        if isinstance(cid, bool) or not isinstance(cid, int) or not 0 < cid < 2**63:
             raise _fail("cohort.any_condition", f"{cid!r} is not a concept id")
+    if len(ids) > MAX_COHORT_CONCEPTS:
+        raise _fail("cohort.any_condition", f"at most {MAX_COHORT_CONCEPTS:,} concept ids")
     return tuple(sorted(set(ids)))
 
 
@@ -346,13 +353,19 @@ def _dp(value: Any) -> dict[str, float] | None:
     if not isinstance(value, Mapping):
         raise _fail("dp", "must be a mapping {epsilon: ..., delta: ...}")
     _unknown_keys("dp", value, _DP_KEYS)
+    if "epsilon" not in value:
+        raise _fail("dp.epsilon", "missing: the project's privacy budget is its epsilon")
     out: dict[str, float] = {}
     for key in ("epsilon", "delta"):
         if key in value:
             v = value[key]
-            if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise _fail(f"dp.{key}", f"{v!r} is not a finite number")
+            if v < 0:
                 raise _fail(f"dp.{key}", f"{v!r} is not a non-negative number")
             out[key] = float(v)
-    if out.get("epsilon", 1.0) <= 0:
+    if out["epsilon"] <= 0:
         raise _fail("dp.epsilon", "must be positive")
+    if out.get("delta", 0.0) >= 1:
+        raise _fail("dp.delta", "must be below 1 (a delta of 1 promises no privacy)")
     return out

@@ -36,6 +36,8 @@ class Application(Base):
     conditions: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: The approval version it became, once approved.
     version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: An amendment's starting point: the project's version when it was drafted.
+    based_on: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     state_changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

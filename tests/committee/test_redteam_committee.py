@@ -151,7 +151,9 @@ def test_a_declared_conflict_cannot_be_retracted_to_vote(world: World) -> None:
     declaration is meaningless. (applications.py declare)"""
     app_id = world.submitted()
     world.committee.declare("kim", app_id, conflict=True, note="I supervise the PI")
-    world.committee.declare("kim", app_id, conflict=False)
+    with pytest.raises(InvalidTransition) as retracted:  # the conflict stands
+        world.committee.declare("kim", app_id, conflict=False)
+    assert retracted.value.rule == "committee.conflict-final"
     with pytest.raises(AccessDenied):
         world.committee.vote("kim", app_id, "approve")
 

@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("body", sa.Text, nullable=False),
         sa.Column("conditions", sa.Text),
         sa.Column("version", sa.Integer),
+        sa.Column("based_on", sa.Integer),
         sa.Column("created_at", _tz(), nullable=False),
         sa.Column("state_changed_at", _tz(), nullable=False),
         sa.Column("submitted_at", _tz()),
