@@ -257,17 +257,17 @@ def test_back_to_file_cannot_redirect_off_site(world: World, client: TestClient)
     ``/../../hub``; the 303 must stay under the airlock's prefix (segments are quoted).
     (Held.)"""
     rid = world.reach(State.SUBMITTED)
-    for group, name in (("//evil.example", "x"), ("..", "..%2F..%2Fhub"), ("a", "https://evil")):
+    for name in ("//evil.example/x", "../../../hub/logout", "https://evil.example", "\\evil"):
         answer = post(
             client,
             "olu",
             f"requests/{rid}/comments",
-            {"text": "ok", "back": "file", "group": group, "name": name, "visibility": "private"},
+            {"text": "ok", "back": "file", "group": "tables", "name": name},
         )
-        if answer.status_code == 303:
-            location = answer.headers["location"]
-            assert location.startswith(PREFIX), location
-            assert not location.startswith("//")
+        assert answer.status_code == 303, answer.text[:300]
+        location = answer.headers["location"]
+        assert location.startswith(f"{PREFIX}requests/{rid}/files/tables/"), location
+        assert "/" not in location[len(f"{PREFIX}requests/{rid}/files/tables/") :], location
 
 
 # -- bytes to the author before release ----------------------------------------------------
@@ -627,6 +627,22 @@ def _xlsx_with_hidden_text() -> bytes:
     return out.getvalue()
 
 
+def _xlsx_with_a_formula() -> bytes:
+    import io
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["band", "persons"])
+    sheet.append(["a", 120])
+    # no cached value: pandas reads the cell as empty, Excel shows the name when opened
+    sheet.append(["b", '=IF(TRUE,"Jane Doe of 3 Mill Lane","")'])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
 def _parquet_with_hidden_text() -> bytes:
     import io
 
@@ -642,14 +658,19 @@ def _parquet_with_hidden_text() -> bytes:
 
 @pytest.mark.parametrize(
     ("name", "make"),
-    [("book.xlsx", _xlsx_with_hidden_text), ("counts.parquet", _parquet_with_hidden_text)],
+    [
+        ("book.xlsx", _xlsx_with_hidden_text),
+        ("formula.xlsx", _xlsx_with_a_formula),
+        ("counts.parquet", _parquet_with_hidden_text),
+    ],
 )
 def test_the_table_preview_shows_text_hidden_beside_the_cells(
     world: World, client: TestClient, name: str, make: Callable[[], bytes]
 ) -> None:
     """Attack (smuggling past review): the disclosive text rides in the released file
-    outside its cells -- an Excel cell comment and the workbook's creator property; a
-    Parquet file's key-value schema metadata. The file page renders only the cells
+    outside its cells -- an Excel cell comment and the workbook's creator property; an
+    Excel formula with no cached value (pandas reads it as an empty cell, Excel shows the
+    name); a Parquet file's key-value schema metadata. The file page renders only the cells
     (``checks._tables``), shows no sign that anything else is there and offers no way to
     see it; the checker approves two tidy counts and the bytes leave with the name.
     (airlock/pages.py ``preview``/``_table``.)
@@ -709,3 +730,45 @@ def test_the_figure_preview_shows_text_the_image_does_not_draw(
     assert answer.status_code == 200, answer.text[:300]
     assert "Approve this file" in answer.text
     assert "Jane Doe" in answer.text
+
+
+def test_the_csrf_token_is_tied_to_the_session_not_only_the_user(world: World) -> None:
+    """Attack (low): capture olu's CSRF token once -- from a saved page, a screen share, a
+    proxy that logged a form body -- and reuse it later. ``sde.web.shell.api_caller`` says
+    the pages' forms carry "a token tied to the session", but ``pages.csrf_token`` is
+    ``HMAC(secret, user)``: the same for every session of the user, surviving sign-out and a
+    new sign-in, valid until the process restarts, and not bound to the action or request
+    either. Two separate sign-ins (two hub tokens, two cookies) get the same token.
+    (airlock/pages.py ``csrf_token`` / ``_token``.)
+    """
+    from airlock.app import create_app
+    from sde.gateway.auth import HubAuthenticator
+    from sde.settings import Settings
+
+    class FakeHub:
+        cookie_name = "jupyterhub-services-airlock"
+        cookie_path = PREFIX
+        access_scopes: frozenset[str] = frozenset()
+
+        async def user_for_token(self, token: str, sync: bool = False) -> dict[str, str]:
+            return {"name": "olu", "kind": "user"} if token.startswith("olu-session") else {}
+
+    rid = world.reach(State.SUBMITTED)
+    auth = HubAuthenticator(FakeHub())
+    settings = Settings.model_validate(
+        {
+            "airlock_dir": world.airlock.files.root,
+            "registry_url": str(world.store.engine.url),
+            "SDE_GATEWAY_PREFIX": PREFIX,
+        }
+    )
+    app = create_app(settings, auth, store=world.store)
+    tokens = []
+    for session in ("olu-session-monday", "olu-session-friday"):
+        with TestClient(app, raise_server_exceptions=False) as browser:
+            browser.cookies.set(auth.cookie_name, auth.sign(session))
+            shown = browser.get(f"{PREFIX}requests/{rid}")
+            found = re.search(r'name="csrf" value="([^"]+)"', shown.text)
+            assert found, shown.text[:300]
+            tokens.append(found.group(1))
+    assert tokens[0] != tokens[1]
