@@ -38,9 +38,10 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select
 
 from airlock import checks
+from airlock.contents import hidden_text
 from airlock.requests import Airlock
 from sde.errors import AccessDenied, InvalidInput, SDEError
-from sde.gateway.auth import HubAuthenticator
+from sde.gateway.auth import HubAuthenticator, header_token
 from sde.gateway.errors import status_of
 from sde.registry.airlock import AirlockFile, AirlockGroup, AirlockReview
 from sde.registry.people import UserRole
@@ -156,14 +157,23 @@ def _base(request: Request) -> str:
     return prefix.rstrip("/") + "/"
 
 
-def csrf_token(secret: bytes, user: str) -> str:
-    """The token every form of ``user``'s carries: an HMAC of the user under ``secret``."""
-    return hmac.new(secret, f"airlock-pages:{user}".encode(), hashlib.sha256).hexdigest()
+def csrf_token(secret: bytes, user: str, session: str = "") -> str:
+    """The token every form of ``user``'s carries in this sign-in ``session``: an HMAC of
+    both under ``secret``, so a token seen once is no use in another sign-in."""
+    material = f"airlock-pages:{user}:{hashlib.sha256(session.encode()).hexdigest()}"
+    return hmac.new(secret, material.encode(), hashlib.sha256).hexdigest()
+
+
+def _session(request: Request) -> str:
+    """What names this sign-in: the hub's token (header) or the service's signed cookie."""
+    auth = request.app.state.gateway.authenticate
+    name = getattr(auth, "cookie_name", None)
+    return header_token(request) or (request.cookies.get(name, "") if name else "")
 
 
 def _token(request: Request, user: str) -> str:
     pages: PagesState = request.app.state.airlock_pages
-    return csrf_token(pages.secret, user)
+    return csrf_token(pages.secret, user, _session(request))
 
 
 def _roles(airlock: Airlock, user: str) -> frozenset[str]:
@@ -306,6 +316,10 @@ def _unescape(name: str) -> str:
     return name.replace("%22", '"').replace("%0D", "\r").replace("%0A", "\n")
 
 
+#: Refusals that can come before the form is read: shown as a page of their own.
+_BEFORE_FORM = frozenset({"airlock.unknown", "pages.csrf", "pages.form"})
+
+
 async def _post(
     request: Request,
     act: Callable[[Page, Form], str],
@@ -321,13 +335,13 @@ async def _post(
         return page
     try:
         form = await _read_form(request, page.airlock)
-        if not hmac.compare_digest(form.get("csrf"), page.csrf):
+        if not hmac.compare_digest(form.get("csrf").encode(), page.csrf.encode()):
             raise AccessDenied(
                 "pages.csrf", "the form has expired or did not come from this page; reload it"
             )
         target = await run_in_threadpool(act, page, form)
     except SDEError as err:
-        if err.rule in ("airlock.unknown", "pages.csrf", "limits.too-large", "pages.form"):
+        if err.rule in _BEFORE_FORM or err.rule.startswith(("limits.", "pages.")):
             return _error_page(request, err)
         try:
             return await run_in_threadpool(refused, page, form, err)
@@ -604,6 +618,8 @@ def _file_page(
         f=the_file,
         error=error,
         preview=preview(name, data, entries),
+        hidden=hidden_text(name, data),
+        whole=f"{page.base}api/requests/{rid}/groups/{quote(group)}/files/{quote(name)}",
         entries=entries,
         report_json=json.dumps(report, indent=2) if report else "",
         my_vote=_my_votes(view, page.user).get((group, name)),

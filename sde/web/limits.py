@@ -91,5 +91,9 @@ class BodyLimit:
 
 
 def is_upload(scope: Scope) -> bool:
-    """A file upload (``PUT .../files/<name>``): it streams and limits itself."""
-    return scope.get("method") == "PUT" and "/files/" in str(scope.get("path", ""))
+    """A file upload: the API's ``PUT .../files/<name>`` or a page's upload form (``POST
+    .../requests/<id>/files``); each limits the file's size itself."""
+    method, path = scope.get("method"), str(scope.get("path", ""))
+    return (method == "PUT" and "/files/" in path) or (
+        method == "POST" and path.rstrip("/").endswith("/files")
+    )

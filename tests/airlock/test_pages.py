@@ -16,7 +16,7 @@ from airlock.workflow import State
 from sde.errors import InvalidInput
 from sde.gateway.auth import HubAuthenticator
 from sde.settings import Settings
-from tests.airlock.http import PREFIX, airlock_client, headers
+from tests.airlock.http import PREFIX, airlock_client, headers, token
 from tests.airlock.world import TABLE, World, make_world
 
 SMALL = b"decile,persons\n1,4\n2,135\n"  # 4 persons is under the threshold of 10
@@ -39,7 +39,7 @@ def page(c: TestClient, who: str | None, path: str) -> httpx.Response:
 
 def csrf(c: TestClient, who: str) -> str:
     secret = c.app.state.airlock_pages.secret  # type: ignore[attr-defined]
-    return csrf_token(secret, who)
+    return csrf_token(secret, who, token(who))  # the session: the caller's token
 
 
 def post(

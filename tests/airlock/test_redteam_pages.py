@@ -19,7 +19,7 @@ from sqlalchemy import select
 from airlock.pages import csrf_token
 from airlock.workflow import State
 from sde.registry.audit_log import AuditEntry
-from tests.airlock.http import PREFIX, airlock_client, headers
+from tests.airlock.http import PREFIX, airlock_client, headers, token
 from tests.airlock.world import World, make_world
 
 XSS = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
@@ -41,7 +41,8 @@ def page(c: TestClient, who: str, path: str) -> httpx.Response:
 
 
 def csrf(c: TestClient, who: str) -> str:
-    return csrf_token(c.app.state.airlock_pages.secret, who)  # type: ignore[attr-defined]
+    secret = c.app.state.airlock_pages.secret  # type: ignore[attr-defined]
+    return csrf_token(secret, who, token(who))  # the session: the caller's token
 
 
 def post(
