@@ -41,6 +41,9 @@ from sde.demo import DemoUser, load_demo
 from sde.errors import ConfigurationError
 from sde.settings import SERVICES
 
+#: How long the hub may take to stop its services and servers before it is killed (what
+#: it leaves is stopped after it either way).
+STOP_TIMEOUT_S = 90
 #: Ports from PORT that the hub, its proxy's API and the services use.
 PORTS_USED = 3 + len(SERVICES)
 
@@ -118,6 +121,9 @@ def _run(
     log_path = directory / "hub.log"
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     previous = signal.signal(signal.SIGTERM, _raise_stop)
+    # Ctrl-C stops the workbench even when this was started with SIGINT ignored (as a
+    # shell does for a job it puts in the background).
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     become_subreaper()
     with os.fdopen(fd, "ab") as log:
         proc = start_hub(directory / "hub", env, log)
@@ -134,14 +140,17 @@ def _run(
             return 1
         except (KeyboardInterrupt, _Stop):
             console.print("stopping the workbench ...")
-            code = stop_hub(proc)
-            return 0 if code in (0, -signal.SIGTERM) else code
+            code = stop_hub(proc, timeout=STOP_TIMEOUT_S)
+            if code == -signal.SIGKILL:
+                console.print(f"JupyterHub did not stop within {STOP_TIMEOUT_S} s; it was killed")
+            return 0 if code in (0, -signal.SIGTERM, -signal.SIGKILL) else code
         except BaseException:
             console.print(f"[red]the workbench did not start; the hub's log: {log_path}[/]")
             raise
         finally:
             signal.signal(signal.SIGTERM, previous)
-            stop_hub(proc)
+            signal.signal(signal.SIGINT, previous_int)
+            stop_hub(proc, timeout=STOP_TIMEOUT_S)
             left = stop_orphans()
             if left:
                 console.print(f"stopped {len(left)} process(es) the hub left behind")

@@ -33,7 +33,8 @@ from sde.proxy.barrier.plan import ORDER_COLUMN, ExtractPlan
 from sde.pseudonym import pads
 
 #: Bump when the extract's layout or build SQL changes (invalidates caches).
-BUILD_VERSION = "4"  # 2: rows ordered by a keyed pseudonym; 3: provider/care_site ids keyed; 4: location ids keyed
+# 2: rows ordered by a keyed pseudonym; 3: provider/care_site ids keyed; 4: location ids
+BUILD_VERSION = "4"
 
 #: The build attaches node files, so external access stays on until it is done.
 _BUILD_SETTINGS = (

@@ -34,7 +34,8 @@ from sde.proxy.barrier.checks import check_pseudonyms, require_source_tables
 from sde.proxy.barrier.plan import ExtractPlan
 from sde.pseudonym import pads
 
-BUILD_VERSION = "4"  # 2: rows ordered by a keyed pseudonym; 3: provider/care_site ids keyed; 4: location ids keyed
+# 2: rows ordered by a keyed pseudonym; 3: provider/care_site ids keyed; 4: location ids
+BUILD_VERSION = "4"
 
 #: Connections one extract opens as its project role at most (the role's limit is 8).
 POOL_SIZE = 4
