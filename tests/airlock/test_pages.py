@@ -11,12 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from airlock.app import create_app
-from airlock.pages import csrf_token, parse_multipart
+from airlock.pages import parse_multipart
 from airlock.workflow import State
 from sde.errors import InvalidInput
 from sde.gateway.auth import HubAuthenticator
 from sde.settings import Settings
-from tests.airlock.http import PREFIX, airlock_client, headers, token
+from tests.airlock.http import PREFIX, airlock_client, csrf, headers, page, post
 from tests.airlock.world import TABLE, World, make_world
 
 SMALL = b"decile,persons\n1,4\n2,135\n"  # 4 persons is under the threshold of 10
@@ -31,30 +31,6 @@ def world(tmp_path: Path) -> World:
 def client(world: World, tmp_path: Path) -> Iterator[TestClient]:
     with airlock_client(world, tmp_path) as c:
         yield c
-
-
-def page(c: TestClient, who: str | None, path: str) -> httpx.Response:
-    return c.get(PREFIX + path, headers=headers(who) if who else {})
-
-
-def csrf(c: TestClient, who: str) -> str:
-    secret = c.app.state.airlock_pages.secret  # type: ignore[attr-defined]
-    return csrf_token(secret, who, token(who))  # the session: the caller's token
-
-
-def post(
-    c: TestClient,
-    who: str,
-    path: str,
-    data: dict[str, str] | None = None,
-    files: list[tuple[str, tuple[str, bytes]]] | None = None,
-    *,
-    token: str | None = None,
-) -> httpx.Response:
-    form = {"csrf": csrf(c, who) if token is None else token, **(data or {})}
-    return c.post(
-        PREFIX + path, data=form, files=files, headers=headers(who), follow_redirects=False
-    )
 
 
 def refused(answer: httpx.Response, status: int, rule: str) -> None:

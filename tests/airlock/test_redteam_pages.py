@@ -11,15 +11,13 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from airlock.pages import csrf_token
 from airlock.workflow import State
 from sde.registry.audit_log import AuditEntry
-from tests.airlock.http import PREFIX, airlock_client, headers, token
+from tests.airlock.http import PREFIX, airlock_client, csrf, headers, page, post
 from tests.airlock.world import World, make_world
 
 XSS = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
@@ -34,30 +32,6 @@ def world(tmp_path: Path) -> World:
 def client(world: World, tmp_path: Path) -> Iterator[TestClient]:
     with airlock_client(world, tmp_path) as c:
         yield c
-
-
-def page(c: TestClient, who: str, path: str) -> httpx.Response:
-    return c.get(PREFIX + path, headers=headers(who))
-
-
-def csrf(c: TestClient, who: str) -> str:
-    secret = c.app.state.airlock_pages.secret  # type: ignore[attr-defined]
-    return csrf_token(secret, who, token(who))  # the session: the caller's token
-
-
-def post(
-    c: TestClient,
-    who: str,
-    path: str,
-    data: dict[str, str] | None = None,
-    files: list[tuple[str, tuple[str, bytes]]] | None = None,
-    *,
-    token: str | None = None,
-) -> httpx.Response:
-    form = {"csrf": csrf(c, who) if token is None else token, **(data or {})}
-    return c.post(
-        PREFIX + path, data=form, files=files, headers=headers(who), follow_redirects=False
-    )
 
 
 def no_raw_markup(text: str) -> None:

@@ -42,6 +42,7 @@ from sde.accounts.crypto import Passwords
 from sde.cli.hub import ensure_chp, stop_hub
 from sde.errors import ConfigurationError
 from sde.registry import open_registry
+from tests.fixtures.workbench import free_base_port
 
 SECRET = "a test secret of at least thirty-two characters"  # noqa: S105
 PASSWORD = "correct horse battery staple"  # noqa: S105
@@ -153,26 +154,6 @@ def _populate(store: AccountStore) -> dict[str, Person]:
     return people
 
 
-def _free_base_port(width: int = 6) -> int:
-    """A port p with p .. p+width-1 free (the hub uses port, port+1, port+2)."""
-    import socket
-
-    for base in range(20000 + os.getpid() % 20000, 60000, 7):
-        try:
-            socks = []
-            for port in range(base, base + width):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-        return base
-    raise RuntimeError("no free ports")
-
-
 def _wait_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -201,7 +182,7 @@ def hub() -> Iterator[Hub]:
     store = AccountStore(open_registry(registry), secret=SECRET, passwords=cheap)
     people = _populate(store)
     (root / "registry.sqlite").chmod(0o644)  # as a default umask leaves it: the hub fixes it
-    port = _free_base_port()
+    port = free_base_port(6)
     env = {**os.environ, "SDE_SECRET_KEY": SECRET, "SDE_DEMO": "false"}
     log = root / "jupyterhub.log"
     command = [sys.executable, "-m", "sde.cli", "hub", "--registry", registry]
