@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sde.errors import AccessDenied, InvalidTransition
+from sde.web.workflow import Rulebook
 
 
 class State(StrEnum):
@@ -141,27 +141,15 @@ _WHO = {
 }
 
 
+RULEBOOK = Rulebook("committee", "an application", PERMISSIONS, _WHO, _DONE, tuple(State))
+
+
 def check_can(action: Action, relation: Relation, state: State) -> None:
-    allowed = PERMISSIONS[action]
-    if relation not in allowed:
-        raise AccessDenied(
-            "committee.not-permitted",
-            f"as {_WHO[relation]} you cannot have an application {_DONE[action]}",
-        )
-    if state not in allowed[relation]:
-        names = " or ".join(s.value for s in State if s in allowed[relation])
-        raise InvalidTransition(
-            "committee.invalid-transition",
-            f"the application is {state}: it cannot be {_DONE[action]} (only when {names})",
-        )
+    RULEBOOK.check(action, relation, state)
 
 
 def can(action: Action, relation: Relation, state: State) -> bool:
-    try:
-        check_can(action, relation, state)
-    except (AccessDenied, InvalidTransition):
-        return False
-    return True
+    return RULEBOOK.can(action, relation, state)
 
 
 def targets(action: Action, state: State) -> frozenset[State]:

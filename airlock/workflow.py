@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sde.errors import AccessDenied, InvalidTransition
+from sde.web.workflow import Rulebook
 
 
 class State(StrEnum):
@@ -195,43 +195,26 @@ _WHO = {
 }
 
 
+RULEBOOK = Rulebook("airlock", "a request", PERMISSIONS, _WHO, _DONE, tuple(State))
+
+
 def check_can(action: Action, relation: Relation, state: State) -> None:
     """Raise unless ``relation`` may take ``action`` on a request in ``state``.
 
     ``AccessDenied`` (rule ``airlock.not-permitted``) when the relation may never take it;
     ``InvalidTransition`` (rule ``airlock.invalid-transition``) when it may, but not now.
     """
-    allowed = PERMISSIONS[action]
-    if relation not in allowed:
-        raise AccessDenied(
-            "airlock.not-permitted",
-            f"as {_WHO[relation]} you cannot have a request {_DONE[action]}",
-        )
-    if state not in allowed[relation]:
-        raise InvalidTransition(
-            "airlock.invalid-transition",
-            f"the request is {state}: it cannot be {_DONE[action]} "
-            f"(only when {_states(allowed[relation])})",
-        )
+    RULEBOOK.check(action, relation, state)
 
 
 def can(action: Action, relation: Relation, state: State) -> bool:
     """Whether :func:`check_can` would allow it."""
-    try:
-        check_can(action, relation, state)
-    except (AccessDenied, InvalidTransition):
-        return False
-    return True
+    return RULEBOOK.can(action, relation, state)
 
 
 def actions_for(relation: Relation, state: State) -> list[Action]:
     """What ``relation`` may do to a request in ``state`` (the page's buttons)."""
     return [action for action in Action if can(action, relation, state)]
-
-
-def _states(states: frozenset[State]) -> str:
-    names = [s.value for s in State if s in states]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def state_diagram() -> str:
