@@ -187,9 +187,18 @@ class Committee:
             members = list(
                 session.scalars(select(Membership.username).where(Membership.project == slug))
             )
+            approved = session.scalar(
+                select(Application).where(
+                    Application.project == slug,
+                    Application.version == (latest.version if latest is not None else -1),
+                )
+            )
         assert project is not None  # noqa: S101 (a membership's project exists)
         current = json.loads(latest.scope) if latest is not None else {"project": slug}
         body = {k: v for k, v in current.items() if v is not None and k in forms.FIELDS}
+        if approved is not None:  # the approved application's own words, to edit not retype
+            words = json.loads(approved.body)
+            body.update({k: words[k] for k in forms.TEXT_FIELDS if words.get(k)})
         body.update(title=project.title, pi=user, members=[m for m in members if m != user])
         return self.create(user, body, kind="amendment")
 

@@ -156,6 +156,10 @@ def test_the_pi_amends_a_project(world: World, client: TestClient) -> None:
     assert made.status_code == 201, made.text
     assert (made.json()["kind"], made.json()["project"]) == ("amendment", slug)
     assert made.json()["tables"]["person"] == ["person_id", "year_of_birth"]
+    # The approved application's words come with it, to be edited rather than retyped.
+    assert made.json()["lay_summary"] == "Do people in poorer areas with COPD do worse?"
+    assert made.json()["ethics_ref"] == "REC 24/NW/0001"
+    assert made.json()["problems"] == []
 
 
 def test_bad_input_is_a_clear_4xx(world: World, client: TestClient) -> None:
