@@ -208,7 +208,7 @@ def _project_view(committee: Committee, user: str, slug: str) -> dict[str, Any]:
 
 
 def _status(committee: Committee, user: str, slug: str, action: str, reason: str) -> dict[str, Any]:
-    with committee.audited(user, f"project.{action}", f"project:{slug}"):
+    with committee.store.refusals_audited(user, f"project.{action}", f"project:{slug}"):
         if "admin" not in _roles(committee, user):
             raise AccessDenied(
                 "committee.admin-only", "only an administrator changes a project's status"

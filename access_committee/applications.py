@@ -49,7 +49,7 @@ from sde.accounts import AccountStore
 from sde.accounts.model import utc
 from sde.accounts.projects import add_member_in, add_version_in, create_project_in
 from sde.accounts.store import Tx, latest_version
-from sde.errors import AccessDenied, InvalidInput, InvalidTransition, SDEError
+from sde.errors import AccessDenied, InvalidInput, InvalidTransition
 from sde.registry.committee import Application, CommitteeVote, ConflictDeclaration, NodeDecision
 from sde.registry.people import NodeCustodian, User, UserRole
 from sde.registry.projects import Membership, Project
@@ -116,7 +116,10 @@ class Committee:
     def create(self, user: str, fields: Mapping[str, Any], *, kind: str = "new") -> dict[str, Any]:
         """A draft application by ``user`` (who must hold current accreditation)."""
         body = forms.clean(fields)
-        with self._audited(user, CREATE_EVENT, "application:new"), self.store.write() as tx:
+        with (
+            self.store.refusals_audited(user, CREATE_EVENT, "application:new"),
+            self.store.write() as tx,
+        ):
             person = tx.session.get(User, user)
             today = self.now().date()
             if person is None or not (person.accredited_until and person.accredited_until >= today):
@@ -176,7 +179,10 @@ class Committee:
 
     def amend(self, user: str, slug: str) -> dict[str, Any]:
         """A draft amendment of ``slug`` by its PI, filled in from the project as approved."""
-        with self._audited(user, CREATE_EVENT, f"project:{slug}"), self.store.read() as session:
+        with (
+            self.store.refusals_audited(user, CREATE_EVENT, f"project:{slug}"),
+            self.store.read() as session,
+        ):
             member = session.get(Membership, (slug, user))
             if member is None:
                 raise AccessDenied("project.unknown", f"there is no project {slug!r}")
@@ -206,7 +212,7 @@ class Committee:
 
     def declare(self, user: str, app_id: int, *, conflict: bool, note: str = "") -> dict[str, Any]:
         """Declare a conflict of interest in this round (or that there is none)."""
-        with self._audited(user, EVENTS[Action.DECLARE], f"application:{app_id}"):
+        with self.store.refusals_audited(user, EVENTS[Action.DECLARE], f"application:{app_id}"):
             if conflict and not note.strip():
                 raise InvalidInput("committee.conflict-note", "say what the conflict is")
         with self._act(user, app_id, Action.DECLARE) as ctx:
@@ -240,7 +246,7 @@ class Committee:
         conditions: str | None = None,
         comment: str | None = None,
     ) -> dict[str, Any]:
-        with self._audited(user, EVENTS[Action.VOTE], f"application:{app_id}"):
+        with self.store.refusals_audited(user, EVENTS[Action.VOTE], f"application:{app_id}"):
             if vote not in VOTES:
                 raise InvalidInput("committee.vote", f"a vote is one of {', '.join(VOTES)}")
             if vote == "approve_with_conditions" and not (conditions or "").strip():
@@ -274,7 +280,9 @@ class Committee:
         self, user: str, app_id: int, node: str, *, agree: bool, reason: str = ""
     ) -> dict[str, Any]:
         """A custodian agrees or declines for their node (a refusal needs a reason)."""
-        with self._audited(user, EVENTS[Action.NODE_DECISION], f"application:{app_id}"):
+        with self.store.refusals_audited(
+            user, EVENTS[Action.NODE_DECISION], f"application:{app_id}"
+        ):
             if not agree and not reason.strip():
                 raise InvalidInput("committee.node-reason", "say why the node declines")
         with self._act(user, app_id, Action.NODE_DECISION) as ctx:
@@ -409,7 +417,7 @@ class Committee:
     @contextmanager
     def _act(self, user: str, app_id: int, action: Action) -> Iterator[Ctx]:
         obj = f"application:{app_id}"
-        with self._audited(user, EVENTS[action], obj), self.store.write() as tx:
+        with self.store.refusals_audited(user, EVENTS[action], obj), self.store.write() as tx:
             app = tx.session.get(Application, app_id, with_for_update=True)
             if app is None:
                 raise _unknown(app_id)
@@ -418,21 +426,6 @@ class Committee:
                 raise _unknown(app_id)
             check_can(action, relation, State(app.state))
             yield Ctx(tx, app, user, relation)
-
-    @contextmanager
-    def audited(self, user: str, event: str, obj: str) -> Iterator[None]:
-        """Write a refusal raised inside to the audit log with its rule, then raise it."""
-        with self._audited(user, event, obj):
-            yield
-
-    @contextmanager
-    def _audited(self, user: str, event: str, obj: str) -> Iterator[None]:
-        try:
-            yield
-        except SDEError as err:
-            with self.store.write() as tx:
-                tx.audit(user, event, obj, outcome="refused", rule=err.rule)
-            raise
 
 
 def _sync_members(ctx: Ctx, slug: str, pi: str, members: list[str], at: dt.datetime) -> None:

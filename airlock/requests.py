@@ -45,7 +45,7 @@ from sde.accounts import AccountStore
 from sde.accounts.access import check_may_use_data, check_project_usable
 from sde.accounts.model import SLUG, utc
 from sde.accounts.store import Tx, project_info, require_project, require_user, user_info
-from sde.errors import AccessDenied, DisclosureRisk, InvalidInput, InvalidTransition, SDEError
+from sde.errors import AccessDenied, DisclosureRisk, InvalidInput, InvalidTransition
 from sde.registry.airlock import (
     AirlockComment,
     AirlockFile,
@@ -128,7 +128,7 @@ class Airlock:
     def create(self, user: str, project: str) -> dict[str, Any]:
         """A new draft for a member of ``project`` (one open request per member and project)."""
         with (
-            self._refusals_audited(user, "airlock.request.create", "project"),
+            self.store.refusals_audited(user, "airlock.request.create", "project"),
             self.store.write() as tx,
         ):
             if not SLUG.fullmatch(project) or tx.session.get(Membership, (project, user)) is None:
@@ -176,7 +176,7 @@ class Airlock:
         The caller's right is checked before the bytes are stored (refused uploads leave
         nothing behind), and again in the transaction that names them.
         """
-        with self._refusals_audited(user, EVENTS[Action.ADD_FILE], _obj(request_id)):
+        with self.store.refusals_audited(user, EVENTS[Action.ADD_FILE], _obj(request_id)):
             check_name(name, self.file_types)
             check_size(name, len(data), self.max_file_mb)
             check_group_name(group)
@@ -218,7 +218,7 @@ class Airlock:
         self, user: str, request_id: int, group: str, *, context: str | None, controls: str | None
     ) -> dict[str, Any]:
         """Set a group's context and disclosure controls (the group is made if new)."""
-        with self._refusals_audited(user, EVENTS[Action.EDIT_GROUP], _obj(request_id)):
+        with self.store.refusals_audited(user, EVENTS[Action.EDIT_GROUP], _obj(request_id)):
             check_group_name(group)
             for field, text in (("context", context), ("controls", controls)):
                 _check_no_nul(field, text)
@@ -280,7 +280,7 @@ class Airlock:
         sha256: str | None = None,
     ) -> dict[str, Any]:
         """Record (or change, until the review is submitted) a checker's vote on a file."""
-        with self._refusals_audited(user, EVENTS[Action.VOTE], _obj(request_id)):
+        with self.store.refusals_audited(user, EVENTS[Action.VOTE], _obj(request_id)):
             if vote not in VOTES:
                 raise InvalidInput("airlock.vote", f"a vote is {' or '.join(VOTES)}, not {vote!r}")
         with self._act(user, request_id, Action.VOTE) as ctx:
@@ -371,7 +371,7 @@ class Airlock:
         visibility: str = "public",
         group: str | None = None,
     ) -> dict[str, Any]:
-        with self._refusals_audited(user, EVENTS[Action.COMMENT], _obj(request_id)):
+        with self.store.refusals_audited(user, EVENTS[Action.COMMENT], _obj(request_id)):
             if visibility not in ("public", "private"):
                 raise InvalidInput("airlock.visibility", "a comment is public or private")
             _check_text("comment", text)
@@ -470,7 +470,7 @@ class Airlock:
     def _close_turn(
         self, user: str, request_id: int, comment: str, action: Action, to: State
     ) -> dict[str, Any]:
-        with self._refusals_audited(user, EVENTS[action], _obj(request_id)):
+        with self.store.refusals_audited(user, EVENTS[action], _obj(request_id)):
             _check_text("comment", comment)
         with self._act(user, request_id, action) as ctx:
             ctx.session.add(
@@ -520,7 +520,7 @@ class Airlock:
     @contextmanager
     def _act(self, user: str, request_id: int, action: Action) -> Iterator[Ctx]:
         with (
-            self._refusals_audited(user, EVENTS[action], _obj(request_id)),
+            self.store.refusals_audited(user, EVENTS[action], _obj(request_id)),
             self.store.write() as tx,
         ):
             request, relation = self._check(tx.session, user, request_id, action, lock=True)
@@ -548,15 +548,6 @@ class Airlock:
             project = require_project(session, request.project)
             check_project_usable(project_info(session, project), today)
         return request, relation
-
-    @contextmanager
-    def _refusals_audited(self, user: str, event: str, obj: str) -> Iterator[None]:
-        try:
-            yield
-        except SDEError as err:
-            with self.store.write() as tx:
-                tx.audit(user, event, obj, outcome="refused", rule=err.rule)
-            raise
 
 
 def _obj(request_id: int) -> str:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from sde.accounts.crypto import Passwords, TotpCipher
 from sde.accounts.model import Member, ProjectInfo, UserInfo, utc
 from sde.audit import AuditLog, AuditRecord
-from sde.errors import InvalidInput
+from sde.errors import InvalidInput, SDEError
 from sde.registry import open_registry
 from sde.registry.people import NodeCustodian, User, UserRole
 from sde.registry.projects import ApprovalVersion, Membership, Project
@@ -101,6 +101,17 @@ class AccountStore:
                 raise
             finally:
                 session.close()
+
+    @contextmanager
+    def refusals_audited(self, actor: str, event: str, obj: str) -> Iterator[None]:
+        """Write a refusal (an :class:`SDEError`) raised inside to the audit log with its
+        rule, in a transaction of its own (the refused change rolled back), then raise it."""
+        try:
+            yield
+        except SDEError as err:
+            with self.write() as tx:
+                tx.audit(actor, event, obj, outcome="refused", rule=err.rule)
+            raise
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -739,7 +739,6 @@ def test_a_kept_parquet_index_is_checked_as_columns() -> None:
 
 
 def _xlsx_with_title() -> bytes:
-    pytest.importorskip("openpyxl")
     out = io.BytesIO()
     with pd.ExcelWriter(out) as book:
         pd.DataFrame({"person_id": [101, 102], "n": [50, 60]}).to_excel(

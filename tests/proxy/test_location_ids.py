@@ -8,9 +8,8 @@ in every table that has it (``person``, ``care_site``, ``location``), in one nam
 from one node in a pooled extract), so ``person.location_id = location.location_id``
 keeps joining. The sentinel nodes hold raw location ids 1 to 5.
 
-The pseudonym itself is computed by :mod:`sde.pseudonym` and the extract builders
-(:mod:`sde.proxy.barrier`), which this change could not touch: until ``location_id``
-is one of their namespaces, the tests that ask for the pseudonym are strict xfails.
+The pseudonym itself is computed by :mod:`sde.pseudonym` (``location`` is one of its
+shared namespaces) and the extract builders (:mod:`sde.proxy.barrier`).
 """
 
 from __future__ import annotations
