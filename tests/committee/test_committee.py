@@ -157,6 +157,7 @@ def test_members_named_never_vote(world: World) -> None:
     [
         ({"tables": {"person": ["person_id", "nosuch"]}}, "tables", "no column nosuch"),
         ({"tables": {"person": ["person_id", "person_source_value"]}}, "tables", "never exposed"),
+        ({"tables": {"measurement": ["measurement_event_id"]}}, "tables", "never exposed"),
         ({"members": ["una"]}, "members", "accreditation"),
         ({"period": {"start": "2024-01-01", "end": "2020-01-01"}}, "period", "after end"),
         ({"nodes": ["lth", "mars"]}, "nodes", "not a node"),
