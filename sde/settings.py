@@ -135,6 +135,25 @@ class Settings(BaseSettings):
         description="Open project connections the gateway keeps (one per project, approval "
         "version and user, all sharing the project's extract); least recently used closed first.",
     )
+    nodes: dict[str, str] | None = Field(
+        None,
+        description='Node agents the gateway coordinates, as JSON `{"<node>": "<URL>"}` '
+        "(`sde serve node`; `sde up` sets it). When set, the gateway answers every query "
+        "through the nodes (federation) and SDE_DATA_DIR is not read; unset: the gateway "
+        "attaches the node files of SDE_DATA_DIR itself.",
+    )
+    node_secret_file: Path | None = Field(
+        None,
+        description="File holding the secret shared with the node agents (mode 0600), which "
+        "signs every request and answer between the gateway and the nodes. Needed with "
+        "SDE_NODES.",
+    )
+    node_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds the gateway waits for a node agent's answer before the node "
+        "counts as unavailable (`federation.node-unavailable`).",
+    )
     airlock_dir: Path | None = Field(
         None,
         description="Folder of the airlock's file store (files by SHA-256; mode 0700). "
