@@ -1,13 +1,15 @@
 """The data access committee's service app (``sde serve committee``): the JSON API of
-API.md over :class:`~access_committee.applications.Committee`, with what every service has
-(:mod:`sde.web.shell`). Settings: ``SDE_REGISTRY_URL``, ``SDE_COMMITTEE_QUORUM``.
+API.md and the pages (:mod:`access_committee.pages`) over
+:class:`~access_committee.applications.Committee`, with what every service has
+(:mod:`sde.web.shell`). Settings: ``SDE_REGISTRY_URL``, ``SDE_COMMITTEE_QUORUM``,
+``SDE_DATA_DIR`` (the nodes' data, for the cohort's size per node on the review page).
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from access_committee import api
+from access_committee import api, pages
 from access_committee.applications import Committee
 from sde.accounts import AccountStore
 from sde.gateway.auth import Authenticator
@@ -34,4 +36,5 @@ def create_app(
     state: ServiceState = app.state.gateway
     app.state.committee = Committee(state.store, quorum=settings.committee_quorum)
     app.include_router(api.router, prefix=settings.gateway_prefix.rstrip("/"))
+    pages.install(app, settings.gateway_prefix)  # the pages, in place of the "coming" page
     return app

@@ -1,0 +1,19 @@
+"""The committee's home page: what the caller may do here, by role."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from access_committee.pages.base import Page, get_page
+
+router = APIRouter(include_in_schema=False)
+
+
+def _home(page: Page) -> Response:
+    return page.render("home.html")
+
+
+@router.get("/")
+async def home(request: Request) -> Response:
+    return await get_page(request, _home)
