@@ -1,0 +1,165 @@
+"""The committee report: counts by state, median time to decision, open applications by age.
+
+Applications are taken through the real committee with a clock the test moves, so every
+submission and decision happens at a time the test knows; the expected medians are worked
+out here from those times, not by the report's code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from access_committee.applications import Committee
+from access_committee.report import Report, committee_report
+from tests.committee.world import World, fields, make_world
+
+T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+DAY = dt.timedelta(days=1)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+def clocked(tmp_path: Path) -> tuple[World, Clock]:
+    world = make_world(tmp_path)
+    clock = Clock()
+    return World(world.store, Committee(world.store, quorum=3, clock=clock)), clock
+
+
+def _submit(world: World, clock: Clock, at: dt.datetime, slug: str) -> int:
+    clock.now = at
+    app = world.committee.create("ada", fields(slug))
+    world.committee.submit("ada", app["id"])
+    return int(app["id"])
+
+
+def _decide(world: World, clock: Clock, app_id: int, at: dt.datetime, vote: str) -> None:
+    clock.now = at
+    if vote == "approve":
+        world.approve(app_id)
+    elif vote == "approve_with_conditions":
+        world.approve(app_id, conditions="Publish the code")
+    else:
+        for member in ("kim", "lee", "max"):
+            world.committee.declare(member, app_id, conflict=False)
+            world.committee.vote(member, app_id, vote)
+
+
+def _report(world: World, at: dt.datetime) -> Report:
+    with world.store.read() as session:
+        return committee_report(session, at)
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def test_counts_medians_and_open_applications(clocked: tuple[World, Clock]) -> None:
+    world, clock = clocked
+    # (submitted after T0, decided after T0, decision): spans of 2, 5, 2.5, 10 and 1 days
+    plan = [
+        (0 * DAY, 2 * DAY, "approve"),
+        (1 * DAY, 6 * DAY, "approve"),
+        (2 * DAY, 4.5 * DAY, "approve_with_conditions"),
+        (3 * DAY, 13 * DAY, "defer"),
+        (4 * DAY, 5 * DAY, "reject"),
+    ]
+    for i, (submitted, decided, vote) in enumerate(plan):
+        _decide(
+            world, clock, _submit(world, clock, T0 + submitted, f"done-{i}"), T0 + decided, vote
+        )
+    now = T0 + 60 * DAY
+    waiting = _submit(world, clock, now - 3 * DAY, "wait-a")  # submitted
+    reviewed = _submit(world, clock, now - 40 * DAY, "wait-b")
+    clock.now = now - 39 * DAY
+    world.committee.declare("kim", reviewed, conflict=False)  # under review
+    world.committee.create("ada", fields("draft-1"))
+    gone = _submit(world, clock, now - DAY, "gone")
+    world.committee.withdraw("ada", gone)
+
+    report = _report(world, now)
+
+    assert report.by_state == {
+        "draft": 1,
+        "submitted": 1,
+        "under_review": 1,
+        "approved": 2,
+        "approved_with_conditions": 1,
+        "deferred": 1,
+        "rejected": 1,
+        "withdrawn": 1,
+    }
+    assert report.total == 9
+    spans: dict[str, list[float]] = {
+        v: [] for v in ("approve", "approve_with_conditions", "defer", "reject")
+    }
+    for submitted, decided, vote in plan:
+        spans[vote].append((decided - submitted) / DAY)
+    every = [d for group in spans.values() for d in group]
+    assert report.median_days == pytest.approx(_median(every)) == pytest.approx(2.5)
+    assert report.median_days_by_decision == pytest.approx(
+        {
+            "approved": _median(spans["approve"]),
+            "approved_with_conditions": _median(spans["approve_with_conditions"]),
+            "deferred": _median(spans["defer"]),
+            "rejected": _median(spans["reject"]),
+        }
+    )
+    assert report.decided == {
+        "approved": 2,
+        "approved_with_conditions": 1,
+        "deferred": 1,
+        "rejected": 1,
+    }
+    assert [(a.id, a.state) for a in report.open] == [
+        (reviewed, "under_review"),
+        (waiting, "submitted"),
+    ]
+    assert [round(a.age_days, 6) for a in report.open] == [40, 3]
+    assert report.open_by_age == {
+        "under 1 week": 1,
+        "1 to 4 weeks": 0,
+        "4 to 12 weeks": 1,
+        "12 weeks or more": 0,
+    }
+
+
+def test_a_resubmitted_deferral_counts_from_its_new_submission(
+    clocked: tuple[World, Clock],
+) -> None:
+    world, clock = clocked
+    app_id = _submit(world, clock, T0, "again")
+    _decide(world, clock, app_id, T0 + 4 * DAY, "defer")
+    clock.now = T0 + 20 * DAY
+    world.committee.submit("ada", app_id)  # back with the committee: open, not decided
+    report = _report(world, T0 + 21 * DAY)
+    assert report.median_days is None
+    assert report.decided["deferred"] == 0
+    assert [(a.id, round(a.age_days, 6)) for a in report.open] == [(app_id, 1)]
+    _decide(world, clock, app_id, T0 + 27 * DAY, "approve")  # round 2: 7 days
+    report = _report(world, T0 + 30 * DAY)
+    assert report.median_days == pytest.approx(7)
+    assert report.median_days_by_decision["approved"] == pytest.approx(7)
+    assert report.open == []
+
+
+def test_an_empty_registry_has_a_report_of_zeros(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    report = _report(world, T0)
+    assert set(report.by_state.values()) == {0}
+    assert report.median_days is None
+    assert set(report.median_days_by_decision.values()) == {None}
+    assert report.open == []
