@@ -138,8 +138,7 @@ def check_may_spawn(
     if not projects:
         raise AccessDenied(
             "auth.no-project",
-            f"{username} is not a member of an active project, so gets no notebook server "
-            "(apply to the access committee for one)",
+            f"{username} is not a member of an active project",
         )
     return projects
 

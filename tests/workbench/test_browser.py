@@ -217,6 +217,8 @@ def test_a_researcher_without_a_project_gets_no_server(
         page.goto(f"{workbench.url}hub/spawn")
         page.screenshot(path=ARTIFACTS / "12-tom-no-server.png")
         expect(page.locator("body")).to_contain_text("No notebook server")
+        said = page.locator("body").inner_text().lower()
+        assert said.count("apply to the access committee") == 1, said  # said once, not twice
         link = page.locator(f"a[href='{workbench.service('committee')}']")
         expect(link).to_have_count(1)
         link.click()
