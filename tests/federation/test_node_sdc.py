@@ -1,0 +1,84 @@
+"""Node-level disclosure control: exactly the stated rule of docs/federation.md."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from sde.errors import ScopeViolation
+from sde.federation.node_sdc import SMALL, protect
+
+
+def _part(counts: list[int | None], second: list[int] | None = None) -> pd.DataFrame:
+    n = len(counts)
+    frame = pd.DataFrame(
+        {
+            "f_k0": pd.array(list(range(n)), dtype="Int64"),
+            "f_k1": pd.Series([f"g{i}" for i in range(n)], dtype=object),
+            "f_a0": pd.array([100 + i for i in range(n)], dtype="Int64"),
+            "f_a1": [0.5 * i for i in range(n)],
+            "__sde_persons_0": pd.array(counts, dtype="Int64"),
+        }
+    )
+    if second is not None:
+        frame["__sde_persons_1"] = pd.array(second, dtype="Int64")
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("count", "small"),
+    [(0, False), (1, True), (5, True), (9, True), (10, False), (11, False), (1000, False)],
+)
+def test_a_group_is_small_when_a_count_is_1_to_threshold_minus_1(count: int, small: bool) -> None:
+    out = protect(_part([count]), 10)
+    assert out[SMALL].tolist() == [small]
+    assert out["f_a0"].isna().tolist() == [small]
+    assert out["f_a1"].isna().tolist() == [small]
+    assert out["__sde_persons_0"].isna().tolist() == [small]
+
+
+def test_keys_are_kept_and_other_rows_unchanged() -> None:
+    part = _part([50, 3, 12])
+    out = protect(part, 10)
+    assert out[SMALL].tolist() == [False, True, False]
+    pd.testing.assert_frame_equal(out[["f_k0", "f_k1"]], part[["f_k0", "f_k1"]])
+    kept = out.loc[[0, 2], list(part.columns)]
+    pd.testing.assert_frame_equal(kept, part.loc[[0, 2]])
+    assert str(out[SMALL].dtype) == "boolean"
+    assert list(out.columns) == [*part.columns, SMALL]
+
+
+def test_any_small_count_makes_the_group_small() -> None:
+    out = protect(_part([50, 50, 0], second=[50, 4, 0]), 10)
+    assert out[SMALL].tolist() == [False, True, False]
+    assert out["__sde_persons_1"].isna().tolist() == [False, True, False]
+    assert out["__sde_persons_0"].isna().tolist() == [False, True, False]
+
+
+def test_the_threshold_is_the_projects() -> None:
+    assert protect(_part([4]), 5)[SMALL].tolist() == [True]
+    assert protect(_part([5]), 5)[SMALL].tolist() == [False]
+
+
+def test_a_null_count_fails_closed() -> None:
+    assert protect(_part([None]), 10)[SMALL].tolist() == [True]
+
+
+def test_no_person_counts_means_nothing_is_small() -> None:
+    part = _part([1]).drop(columns="__sde_persons_0")
+    assert protect(part, 10)[SMALL].tolist() == [False]
+
+
+def test_an_empty_part_gets_the_column() -> None:
+    out = protect(_part([]), 10)
+    assert list(out.columns)[-1] == SMALL
+    assert len(out) == 0
+
+
+@pytest.mark.parametrize("column", ["person_id", "f_x0", "__sde_small", "n"])
+def test_an_unexpected_column_is_refused(column: str) -> None:
+    part = _part([50])
+    part[column] = 1
+    with pytest.raises(ScopeViolation) as caught:
+        protect(part, 10)
+    assert caught.value.rule == "federation.node-shape"
