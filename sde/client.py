@@ -76,9 +76,15 @@ class GatewayConnection:
     def project(self) -> str:
         return self._project
 
-    def sql(self, sql: str, dialect: str | None = None) -> pd.DataFrame:
-        """As :meth:`sde.connection.Connection.sql`, run by the gateway."""
-        frame = self._frame("sql", {"sql": sql, "dialect": dialect})
+    def sql(self, sql: str, dialect: str | None = None, *, partial: bool = False) -> pd.DataFrame:
+        """As :meth:`sde.connection.Connection.sql`, run by the gateway.
+
+        When the gateway coordinates node agents, a node that fails makes the query fail
+        (``federation.node-unavailable``, naming it) unless ``partial=True``: then the other
+        nodes' answer, with ``df.attrs["sde"]["missing_nodes"]`` naming the missing.
+        """
+        body = {"sql": sql, "dialect": dialect, "partial": True if partial else None}
+        frame = self._frame("sql", body)
         info = frame.attrs.get("sde", {})
         if info.get("truncated"):
             warnings.warn(ResultTruncated(info.get("message", "")), stacklevel=2)
@@ -99,7 +105,8 @@ class GatewayConnection:
         alpha: float = 0.05,
         **options: Any,
     ) -> pd.DataFrame:
-        """As :meth:`sde.connection.Connection.sql_dp` (``confirm`` must be a bool here).
+        """As :meth:`sde.connection.Connection.sql_dp` (``confirm`` must be a bool here;
+        ``partial=True`` as for :meth:`sql`).
 
         As embedded, a cost computed from ``accuracy=`` is asked about in a notebook (and
         refused elsewhere) unless ``confirm=True``: the gateway quotes it, the researcher

@@ -148,12 +148,6 @@ class Settings(BaseSettings):
         "signs every request and answer between the gateway and the nodes. Needed with "
         "SDE_NODES.",
     )
-    node_timeout_s: float = Field(
-        120.0,
-        gt=0,
-        description="Seconds the gateway waits for a node agent's answer before the node "
-        "counts as unavailable (`federation.node-unavailable`).",
-    )
     airlock_dir: Path | None = Field(
         None,
         description="Folder of the airlock's file store (files by SHA-256; mode 0700). "

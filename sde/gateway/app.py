@@ -15,9 +15,10 @@ from sde.gateway import errors
 from sde.gateway.access import AccessChecker
 from sde.gateway.auth import Authenticator, HubAuthenticator, TokenTable
 from sde.gateway.deps import Gateway
-from sde.gateway.pool import ConnectionPool, Opener
+from sde.gateway.pool import ConnectionPool, Opener, ProjectConnection
 from sde.gateway.routes import health, me, oauth, projects
-from sde.registry import registry_url_beside
+from sde.proxy.context import Limits
+from sde.registry import open_registry, registry_url_beside
 from sde.settings import Settings
 
 log = logging.getLogger("sde.gateway")
@@ -43,12 +44,17 @@ def default_authenticator(settings: Settings) -> Authenticator:
 
 
 def connection_opener(settings: Settings, registry: str) -> Opener:
-    """How the pool opens a member's connection: the embedded ``sde.connect``."""
+    """How the pool opens a member's connection: federated over the node agents when
+    ``SDE_NODES`` is set, else the embedded ``sde.connect`` over ``SDE_DATA_DIR``."""
+    if settings.nodes:
+        return federated_opener(settings, registry)
     if not settings.data_dir:
-        raise ConfigurationError("settings.data-dir", "set SDE_DATA_DIR for the gateway")
+        raise ConfigurationError(
+            "settings.data-dir", "set SDE_DATA_DIR (or SDE_NODES) for the gateway"
+        )
     data = settings.data_dir
 
-    def open_connection(access: ProjectAccess, user: str) -> Connection:
+    def open_connection(access: ProjectAccess, user: str) -> ProjectConnection:
         conn = connect(
             data,
             scope=access.scope,
@@ -60,6 +66,29 @@ def connection_opener(settings: Settings, registry: str) -> Opener:
         )
         assert isinstance(conn, Connection)  # noqa: S101 (data given: the embedded kind)
         return conn
+
+    return open_connection
+
+
+def federated_opener(settings: Settings, registry: str) -> Opener:
+    """The coordinator's connections (:mod:`sde.federation.coordinator`): every query is
+    split, sent signed to the node agents of ``SDE_NODES`` and merged; the gateway reads no
+    node data. The shared secret is read once, here (``SDE_NODE_SECRET_FILE``)."""
+    from sde.federation.coordinator import connect_federated
+    from sde.federation.signing import read_secret
+
+    if settings.node_secret_file is None:
+        raise ConfigurationError(
+            "settings.node-secret-file",
+            "SDE_NODES is set: set SDE_NODE_SECRET_FILE to the secret shared with the node agents",
+        )
+    secret = read_secret(settings.node_secret_file)
+    nodes = dict(settings.nodes or {})
+    engine = open_registry(registry)  # one engine for every connection (audit, keys, ledger)
+    limits = Limits(row_cap=settings.row_cap, timeout_s=settings.timeout_s)
+
+    def open_connection(access: ProjectAccess, user: str) -> ProjectConnection:
+        return connect_federated(access.scope, nodes, secret, engine, user=user, limits=limits)
 
     return open_connection
 

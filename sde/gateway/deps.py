@@ -22,11 +22,10 @@ from starlette.concurrency import run_in_threadpool
 
 from sde.accounts import AccountStore
 from sde.accounts.model import SLUG
-from sde.connection import Connection
 from sde.errors import AccessDenied
 from sde.gateway.access import AccessChecker
 from sde.gateway.auth import Authenticator
-from sde.gateway.pool import ConnectionPool
+from sde.gateway.pool import ConnectionPool, ProjectConnection
 from sde.settings import Settings
 
 T = TypeVar("T")
@@ -76,13 +75,13 @@ class ProjectCall:
     user: str
     project: str
 
-    def connection(self) -> Connection:
+    def connection(self) -> ProjectConnection:
         """The caller's connection, their access checked now (on every request:
         :class:`~sde.gateway.access.AccessChecker`). Blocks: call it on a worker thread."""
         access = self.gateway.access(self.user, self.project)
         return self.gateway.pool.get(access, self.user)
 
-    async def run(self, work: Callable[[Connection], T]) -> T:
+    async def run(self, work: Callable[[ProjectConnection], T]) -> T:
         """``work(connection)`` on the thread pool, the access check and the pool lookup in
         the same trip."""
         return await run_in_threadpool(lambda: work(self.connection()))

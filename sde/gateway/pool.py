@@ -1,5 +1,10 @@
 """The gateway's open connections: one per project, approval version and user.
 
+A connection is the embedded :class:`~sde.connection.Connection` over the node files, or,
+when the gateway coordinates node agents (``SDE_NODES``), a
+:class:`~sde.federation.coordinator.FederatedConnection` over them; both have the same
+surface (:data:`ProjectConnection`).
+
 Every connection of a project and version leases the same extract from the process's
 :mod:`sde.proxy.barrier.cache` (built once, shared by that project's users); the
 connection itself is per user so that the audit log and the DP ledger name the caller.
@@ -13,13 +18,19 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias
 
 from sde.accounts import ProjectAccess
 from sde.connection import Connection
 
+if TYPE_CHECKING:
+    from sde.federation.coordinator import FederatedConnection
+
+#: A project's connection: embedded, or federated over node agents.
+ProjectConnection: TypeAlias = "Connection | FederatedConnection"
 #: (project, approval version, user)
 PoolKey = tuple[str, int, str]
-Opener = Callable[[ProjectAccess, str], Connection]
+Opener = Callable[[ProjectAccess, str], ProjectConnection]
 
 
 class ConnectionPool:
@@ -28,7 +39,7 @@ class ConnectionPool:
     def __init__(self, open: Opener, size: int = 256) -> None:
         self._open = open
         self.size = size
-        self._conns: OrderedDict[PoolKey, Connection] = OrderedDict()
+        self._conns: OrderedDict[PoolKey, ProjectConnection] = OrderedDict()
         self._locks: dict[PoolKey, threading.Lock] = {}
         self._lock = threading.Lock()
 
@@ -36,7 +47,7 @@ class ConnectionPool:
         with self._lock:
             return len(self._conns)
 
-    def get(self, access: ProjectAccess, user: str) -> Connection:
+    def get(self, access: ProjectAccess, user: str) -> ProjectConnection:
         """The caller's connection for ``access`` (opened on first use)."""
         key = (access.project.slug, access.version, user)
         with self._lock:
@@ -53,13 +64,13 @@ class ConnectionPool:
                 self._add(key, conn)
             return conn
 
-    def get_open(self, project: str, version: int, user: str) -> Connection | None:
+    def get_open(self, project: str, version: int, user: str) -> ProjectConnection | None:
         """The open connection for that key, if any (nothing is opened)."""
         with self._lock:
             return self._conns.get((project, version, user))
 
-    def _add(self, key: PoolKey, conn: Connection) -> None:
-        stale: list[Connection] = []
+    def _add(self, key: PoolKey, conn: ProjectConnection) -> None:
+        stale: list[ProjectConnection] = []
         with self._lock:
             self._conns[key] = conn
             self._locks.pop(key, None)
@@ -79,11 +90,13 @@ class ConnectionPool:
             conn.close()
 
 
-_DP_LOCKS: weakref.WeakKeyDictionary[Connection, threading.Lock] = weakref.WeakKeyDictionary()
+_DP_LOCKS: weakref.WeakKeyDictionary[ProjectConnection, threading.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 _DP_LOCKS_LOCK = threading.Lock()
 
 
-def dp_lock(conn: Connection) -> threading.Lock:
+def dp_lock(conn: ProjectConnection) -> threading.Lock:
     """One caller's DP calls run one at a time on their connection (its DP engine keeps
     per-connection state; the ledger itself is safe across connections and processes)."""
     with _DP_LOCKS_LOCK:

@@ -1,8 +1,13 @@
-"""``api/projects/{p}/...``: a member's queries, through the embedded connection's machinery.
+"""``api/projects/{p}/...``: a member's queries, on their project connection.
 
-Each call runs on the caller's :class:`~sde.connection.Connection` (scope proxy, audit
-entry naming the caller and the approval version, DP ledger), over the project's shared
-extract, in one trip to the thread pool (:meth:`~sde.gateway.deps.ProjectCall.run`).
+Each call runs on the caller's connection (scope proxy, audit entry naming the caller and
+the approval version, DP ledger) in one trip to the thread pool
+(:meth:`~sde.gateway.deps.ProjectCall.run`): the embedded
+:class:`~sde.connection.Connection` over the project's shared extract, or, when the
+gateway coordinates node agents, a :class:`~sde.federation.coordinator.FederatedConnection`.
+``partial`` (``sql`` and ``sql_dp``) asks a federated query for the answering nodes' result
+when a node fails (``attrs["sde"]["missing_nodes"]`` names the others); without it such a
+query fails with 503 ``federation.node-unavailable``. Embedded, there is no node to miss.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sde.connection import Connection
 from sde.gateway.deps import Call
-from sde.gateway.pool import dp_lock
+from sde.gateway.pool import ProjectConnection, dp_lock
 from sde.gateway.results import ARROW, frame_response, jsonable
 
 if TYPE_CHECKING:
@@ -35,10 +40,17 @@ _RESULT: dict[int | str, dict[str, Any]] = {
 }
 
 
+PARTIAL = "With federation: answer from the other nodes when one fails, naming it."
+
+
 class Query(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sql: SQL
     dialect: Dialect | None = None
+
+
+class SQLQuery(Query):
+    partial: bool = Field(False, description=PARTIAL)
 
 
 class DPQuery(BaseModel):
@@ -61,14 +73,17 @@ class DPQuery(BaseModel):
     noise: Literal["laplace", "gaussian"] = "laplace"
     confirm: bool = Field(False, description="Accept the cost computed from accuracy=.")
     dialect: Dialect | None = None
+    partial: bool = Field(False, description=PARTIAL)
 
 
 @router.post("/sql", summary="Run one SELECT in the project's scope", responses=_RESULT)
-async def sql(request: Request, call: Call, query: Annotated[Query, Body()]) -> Response:
-    def work(conn: Connection) -> Response:
+async def sql(request: Request, call: Call, query: Annotated[SQLQuery, Body()]) -> Response:
+    def work(conn: ProjectConnection) -> Response:
         # _execute is sql() without its ResultTruncated warning: the cut travels in
         # attrs["sde"] and the client warns where the researcher looks.
-        return frame_response(request, conn._execute(query.sql, query.dialect))
+        if isinstance(conn, Connection):
+            return frame_response(request, conn._execute(query.sql, query.dialect))
+        return frame_response(request, conn._execute(query.sql, query.dialect, query.partial))
 
     return await call.run(work)
 
@@ -81,10 +96,12 @@ async def explain(call: Call, query: Annotated[Query, Body()]) -> dict[str, Any]
 
 @router.post("/sql_dp", summary="A differentially private answer", responses=_RESULT)
 async def sql_dp(request: Request, call: Call, query: Annotated[DPQuery, Body()]) -> Response:
-    options = query.model_dump(exclude={"sql", "epsilon", "delta", "accuracy", "alpha"})
-    options = {k: v for k, v in options.items() if v is not None}
+    exclude = {"sql", "epsilon", "delta", "accuracy", "alpha", "partial"}
+    options = {k: v for k, v in query.model_dump(exclude=exclude).items() if v is not None}
 
-    def work(conn: Connection) -> Response:
+    def work(conn: ProjectConnection) -> Response:
+        if not isinstance(conn, Connection):
+            options["partial"] = query.partial
         with dp_lock(conn):
             frame = conn.sql_dp(
                 query.sql, query.epsilon, query.delta, query.accuracy, query.alpha, **options
@@ -96,7 +113,7 @@ async def sql_dp(request: Request, call: Call, query: Annotated[DPQuery, Body()]
 
 @router.get("/budget", summary="The project's privacy budget: spent, remaining, releases")
 async def budget(call: Call) -> dict[str, Any]:
-    def work(conn: Connection) -> BudgetStatus:
+    def work(conn: ProjectConnection) -> BudgetStatus:
         with dp_lock(conn):
             return conn.budget()
 
