@@ -63,6 +63,8 @@ RULE_STATUS: dict[str, int] = {
     "airlock.unknown-file": 404,
     # The committee: someone else's draft looks exactly like a missing application.
     "committee.unknown": 404,
+    # The committee's pages: a page someone may not see (the administrators') looks missing.
+    "pages.not-found": 404,
 }
 #: Classes the client re-raises by name (every public error class).
 ERROR_CLASSES: dict[str, type[SDEError]] = {cls.__name__: cls for cls in STATUS}

@@ -8,12 +8,14 @@ out here from those times, not by the report's code.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
 
 from access_committee.applications import Committee
 from access_committee.report import Report, committee_report
+from tests.committee.http import committee_client, page
 from tests.committee.world import World, fields, make_world
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
@@ -163,3 +165,26 @@ def test_an_empty_registry_has_a_report_of_zeros(tmp_path: Path) -> None:
     assert report.median_days is None
     assert set(report.median_days_by_decision.values()) == {None}
     assert report.open == []
+
+
+@pytest.mark.parametrize(
+    ("who", "status"), [("kim", 200), ("sam", 200), ("ada", 404), ("nia", 404)]
+)
+def test_the_report_page_is_for_the_committee_and_admins(
+    clocked: tuple[World, Clock], who: str, status: int
+) -> None:
+    world, clock = clocked
+    _decide(world, clock, _submit(world, clock, T0, "shown"), T0 + 3 * DAY, "reject")
+    waiting = _submit(world, clock, T0 + 4 * DAY, "waiting")
+    clock.now = T0 + 10 * DAY
+    with committee_client(world) as client:
+        answer = page(client, who, "report")
+    assert answer.status_code == status
+    if status == 404:
+        assert "[pages.not-found]" in answer.text
+        return
+    text = answer.text
+    assert re.search(r"<td>rejected</td><td class=\"num\">1</td><td class=\"num\">3.0</td>", text)
+    assert re.search(r"All decisions</th><td class=\"num\">1</td><td class=\"num\">3.0</td>", text)
+    assert f'applications/{waiting}">#{waiting}</a>' in text
+    assert '<td class="num">6</td></tr>' in text  # six days open
