@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from access_committee.applications import Committee
+from access_committee.report import expiry_warning
 from sde.accounts import change_status, get_project
 from sde.accounts.model import SLUG
 from sde.errors import AccessDenied
@@ -25,8 +26,6 @@ router = APIRouter(prefix="/api", tags=["committee"])
 AppId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The application's number.")]
 Slug = Annotated[str, Path(pattern=SLUG.pattern, max_length=63, description="A project slug.")]
 Short = Annotated[str, Field(max_length=20_000)]
-#: Days before expiry from which members and the committee are warned.
-WARN_DAYS = 30
 
 
 def _committee(request: Request) -> Committee:
@@ -191,10 +190,8 @@ def _project_view(committee: Committee, user: str, slug: str) -> dict[str, Any]:
         raise AccessDenied("project.unknown", f"there is no project {slug!r}")
     today = committee.now().date()
     version, scope = scope_of(committee.store, slug) if info.version else (0, None)
-    warnings = []
-    if info.expires is not None and 0 <= (info.expires - today).days <= WARN_DAYS:
-        days = (info.expires - today).days
-        warnings.append(f"project {slug} expires in {days} day{'s' * (days != 1)} ({info.expires})")
+    warning = expiry_warning(slug, info.expires, today)
+    warnings = [warning] if warning is not None else []
     return {
         "project": slug,
         "title": info.title,

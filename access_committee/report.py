@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from access_committee.workflow import DECISIONS, IN_REVIEW, State
 from sde.accounts.model import utc
 from sde.registry.committee import Application
+from sde.registry.projects import Membership, Project
 
 #: Age bands of open applications: (label, up to this many days, exclusive).
 AGE_BANDS: tuple[tuple[str, float], ...] = (
@@ -42,6 +43,8 @@ AGE_BANDS: tuple[tuple[str, float], ...] = (
     ("12 weeks or more", float("inf")),
 )
 DECIDED: tuple[State, ...] = tuple(DECISIONS.values())
+#: Days before expiry from which members and the committee are warned (API and pages).
+WARN_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -126,3 +129,37 @@ def committee_report(session: Session, now: dt.datetime) -> Report:
         decided={state: len(group) for state, group in spans.items()},
         open=sorted(still_open, key=lambda a: a.submitted_at),
     )
+
+
+# -- expiry warnings ----------------------------------------------------------------------
+
+
+def expiry_warning(slug: str, expires: dt.date | None, today: dt.date) -> str | None:
+    """The warning for project ``slug`` expiring on ``expires``, when it is within
+    :data:`WARN_DAYS` of ``today`` (the API's ``warnings`` and the pages' banner).
+
+    >>> expiry_warning("htn", dt.date(2026, 1, 31), dt.date(2026, 1, 30))
+    'project htn expires in 1 day (2026-01-31)'
+    >>> expiry_warning("htn", dt.date(2026, 3, 31), dt.date(2026, 1, 30)) is None
+    True
+    """
+    if expires is None or not 0 <= (expires - today).days <= WARN_DAYS:
+        return None
+    days = (expires - today).days
+    return f"project {slug} expires in {days} day{'s' * (days != 1)} ({expires})"
+
+
+def expiry_banners(session: Session, user: str, committee: bool, today: dt.date) -> list[str]:
+    """Warnings for the active projects ``user`` is a member of (every active project for a
+    committee member) that expire within :data:`WARN_DAYS`, soonest first."""
+    query = select(Project.slug, Project.expires).where(
+        Project.status == "active",
+        Project.expires >= today,
+        Project.expires <= today + dt.timedelta(days=WARN_DAYS),
+    )
+    if not committee:
+        query = query.join(Membership, Membership.project == Project.slug).where(
+            Membership.username == user
+        )
+    rows = session.execute(query.order_by(Project.expires, Project.slug)).all()
+    return [w for slug, expires in rows if (w := expiry_warning(slug, expires, today))]

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from access_committee.applications import Committee
-from access_committee.report import Report, committee_report
+from access_committee.report import Report, committee_report, expiry_banners
+from sde.accounts import change_status
 from tests.committee.http import committee_client, page
 from tests.committee.world import World, fields, make_world
 
@@ -188,3 +189,32 @@ def test_the_report_page_is_for_the_committee_and_admins(
     assert re.search(r"All decisions</th><td class=\"num\">1</td><td class=\"num\">3.0</td>", text)
     assert f'applications/{waiting}">#{waiting}</a>' in text
     assert '<td class="num">6</td></tr>' in text  # six days open
+
+
+def _approved(world: World, slug: str, expires: dt.date, pi: str = "ada") -> str:
+    app = world.committee.create(pi, fields(slug, pi=pi, expires=expires.isoformat()))
+    world.committee.submit(pi, app["id"])
+    assert world.approve(app["id"])["state"] == "approved"
+    return slug
+
+
+def test_expiry_banners_for_members_and_the_committee(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    today = dt.date.today()
+    soon = _approved(world, "soon", today + 10 * DAY)
+    _approved(world, "later", today + 31 * DAY)
+    edge = _approved(world, "edge", today + 30 * DAY, pi="tom")
+    paused = _approved(world, "paused", today + 5 * DAY)
+    change_status(world.store, "sam", paused, "suspend", "ethics")
+
+    def banners(user: str, committee: bool) -> list[str]:
+        with world.store.read() as session:
+            return expiry_banners(session, user, committee, today)
+
+    def expected(slug: str, days: int) -> str:
+        return f"project {slug} expires in {days} days ({today + days * DAY})"
+
+    assert banners("ada", committee=False) == [expected(soon, 10)]
+    assert banners("ben", committee=False) == [expected(soon, 10), expected(edge, 30)]
+    assert banners("kim", committee=True) == [expected(soon, 10), expected(edge, 30)]
+    assert banners("una", committee=False) == []
