@@ -1,0 +1,293 @@
+"""Node-locality: does running a query's inner parts at each node give the pooled rows?
+
+A person's data lives on one node. Below the outermost SELECT, a part of a query is
+*node-local* when, computed on each node's data separately, the union of what the nodes
+get equals what the pooled data gives: it handles one person at a time. That holds for
+a derived table, CTE or ``IN`` subquery that groups, windows and de-duplicates only per
+person (a bare ``person_id`` key) and keeps no top rows (``LIMIT``/``OFFSET``), for a
+subquery correlated with a counted person (``t.person_id = p.person_id``), and for
+anything reading reference data only (the same at every node). Person-level sources of
+one query level must be joined on ``person_id`` (else a row pairs persons who may live
+on different nodes). The outermost SELECT itself must read person-level data: reference
+data alone would be answered once by every node.
+
+The facts (which tables are person data, which relations are joined on their person
+columns) are :mod:`sde.proxy.persons`'s, as for the aggregates mode and DP; unlike the
+aggregates mode, a person column may be renamed on its way out of a CTE (the DP engine's
+exact SQL passes ``person_id AS _dp_pid``).
+
+>>> import sqlglot
+>>> check(sqlglot.parse_one("SELECT COUNT(*) FROM person p WHERE p.year_of_birth > "
+...                         "(SELECT AVG(q.year_of_birth) FROM person q)"))
+Traceback (most recent call last):
+...
+sde.federation.locality.NotLocal: the subquery in WHERE reads person-level data across persons
+(AVG over everybody), which differs per node
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+from sqlglot.optimizer.scope import Scope, ScopeType, build_scope
+
+from sde.proxy.allowlists import function_name
+from sde.proxy.persons import OUTER, PersonLinks, table_class
+
+
+class NotLocal(Exception):
+    """A part of the query is not node-local; the message says which and why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def check(tree: exp.Expression) -> None:
+    """Raise :class:`NotLocal` unless every part below the outermost SELECT is node-local
+    and the outermost SELECT's person-level sources are joined on ``person_id``."""
+    root = build_scope(tree)
+    if root is None or not isinstance(root.expression, exp.Select):
+        raise NotLocal("a set operation (UNION, INTERSECT, EXCEPT) at the outermost level")
+    facts = _Facts()
+    facts.top(root)
+    for scope in root.traverse():
+        if scope is not root:
+            facts.nested(scope)
+
+
+def person_column(scope: Scope, column: exp.Column) -> bool:
+    """True when ``column`` names the person of a source of ``scope``."""
+    return _Facts().is_person(scope, column)
+
+
+class _Facts:
+    def __init__(self) -> None:
+        self._reads: dict[int, bool] = {}
+        self._outputs: dict[int, set[str]] = {}
+
+    # -- the checks ---------------------------------------------------------------------
+
+    def top(self, root: Scope) -> None:
+        persons = self.persons(root)
+        if not persons:
+            raise NotLocal(
+                "the query reads no person-level table: reference data is the same at every "
+                "node, so each node would answer it once"
+            )
+        self._joined(root, persons, "the outermost SELECT")
+
+    def nested(self, scope: Scope) -> None:
+        select = scope.expression
+        if isinstance(select, exp.SetOperation):
+            self._set_operation(scope)
+            return
+        if not isinstance(select, exp.Select) or not self.reads_persons(scope):
+            return
+        persons = self.persons(scope)
+        where = _where(scope)
+        links = self._joined(scope, persons, where)
+        if any(links.connected(a, OUTER) for a in persons):
+            return  # correlated on a person: each evaluation sees one person's rows
+        if scope.scope_type == ScopeType.SUBQUERY and not self._in_person_set(scope):
+            raise NotLocal(
+                f"the subquery in {_clause(scope)} reads person-level data across persons "
+                f"({_what(scope)}), which differs per node"
+            )
+        self._per_person(scope, persons, where)
+
+    def _per_person(self, scope: Scope, persons: list[str], where: str) -> None:
+        select = scope.expression
+        for arg in ("limit", "offset"):
+            if select.args.get(arg) is not None:
+                raise NotLocal(
+                    f"{arg.upper()} in {where} keeps the top rows across persons, which "
+                    "differ per node"
+                )
+        group = select.args.get("group")
+        aggregates = [a for a in scope.find_all(exp.AggFunc) if not a.find_ancestor(exp.Window)]
+        if (aggregates or group) and not self._person_key(scope, _keys(group)):
+            name = function_name(aggregates[0]).upper() if aggregates else "GROUP BY"
+            raise NotLocal(
+                f"{name} in {where} combines several persons' rows (group it by person_id), "
+                "which differs per node"
+            )
+        for window in scope.find_all(exp.Window):
+            if not self._person_key(scope, window.args.get("partition_by") or []):
+                raise NotLocal(
+                    f"the window function in {where} runs across persons (add PARTITION BY "
+                    "person_id), which differs per node"
+                )
+        distinct = select.args.get("distinct")
+        if isinstance(distinct, exp.Distinct):
+            on = distinct.args.get("on")
+            keys = (on.expressions if isinstance(on, exp.Tuple) else [on]) if on else None
+            if not self._person_key(scope, keys or [p.unalias() for p in select.expressions]):
+                raise NotLocal(
+                    f"DISTINCT in {where} removes duplicates across persons (keep person_id), "
+                    "which differs per node"
+                )
+        del persons
+
+    def _set_operation(self, scope: Scope) -> None:
+        operation = scope.expression
+        if isinstance(operation, exp.Union) and not operation.args.get("distinct"):
+            return  # UNION ALL: the branches are checked as scopes of their own
+        if self.reads_persons(scope) and not self.outputs(scope):
+            name = type(operation).__name__.upper()
+            raise NotLocal(
+                f"{name} in {_where(scope)} removes duplicates across persons (keep person_id "
+                "in both sides), which differs per node"
+            )
+
+    def _joined(self, scope: Scope, persons: list[str], where: str) -> PersonLinks:
+        links = PersonLinks(scope.expression, persons, lambda c: self._node(scope, c))
+        if links.components(persons) > 1:
+            names = ", ".join(persons)
+            raise NotLocal(
+                f"the person-level sources {names} of {where} are not all joined on "
+                "person_id, so a row could pair persons of different nodes"
+            )
+        return links
+
+    def _in_person_set(self, scope: Scope) -> bool:
+        """``outer.person_id IN (SELECT t.person_id ...)``: a person set tested by the row's
+        own person (what each node holds of it is that node's persons)."""
+        parent = scope.expression.parent
+        while isinstance(parent, exp.Subquery | exp.Paren):
+            parent = parent.parent
+        if not isinstance(parent, exp.In) or scope.parent is None:
+            return False
+        left, select = parent.this, scope.expression
+        if not isinstance(left, exp.Column) or not self.is_person(scope.parent, left):
+            return False
+        outputs = select.expressions if isinstance(select, exp.Select) else []
+        value = outputs[0].unalias() if len(outputs) == 1 else None
+        return isinstance(value, exp.Column) and self.is_person(scope, value)
+
+    def _person_key(self, scope: Scope, keys: list[exp.Expression]) -> bool:
+        for key in keys:
+            bare = key
+            while isinstance(bare, exp.Paren):
+                bare = bare.this
+            if isinstance(bare, exp.Column) and self.is_person(scope, bare):
+                return True
+        return False
+
+    # -- facts ----------------------------------------------------------------------------
+
+    def reads_persons(self, scope: Scope) -> bool:
+        key = id(scope)
+        if key not in self._reads:
+            self._reads[key] = False  # a cycle reads nothing new
+            children = [
+                *scope.subquery_scopes,
+                *scope.set_operation_scopes,
+                *scope.udtf_scopes,
+                *(s for s in scope.sources.values() if isinstance(s, Scope)),
+            ]
+            self._reads[key] = any(
+                isinstance(s, exp.Table) and table_class(s.name)[0] == "person"
+                for s in scope.sources.values()
+            ) or any(self.reads_persons(c) for c in children)
+        return self._reads[key]
+
+    def persons(self, scope: Scope) -> list[str]:
+        """Aliases of the person-level sources of ``scope`` (its own FROM and joins)."""
+        out = []
+        for alias in scope.selected_sources:
+            source = scope.sources.get(alias)
+            table = isinstance(source, exp.Table) and table_class(source.name)[0] == "person"
+            if table or (isinstance(source, Scope) and self.reads_persons(source)):
+                out.append(alias)
+        return out
+
+    def outputs(self, scope: Scope) -> set[str]:
+        """Output names of ``scope`` that name each row's person."""
+        key = id(scope)
+        if key not in self._outputs:
+            self._outputs[key] = set()
+            self._outputs[key] = self._find_outputs(scope)
+        return self._outputs[key]
+
+    def _find_outputs(self, scope: Scope) -> set[str]:
+        select = scope.expression
+        if isinstance(select, exp.SetOperation):
+            branches = scope.set_operation_scopes
+            if not branches:
+                return set()
+            first = branches[0].expression
+            names = first.named_selects if isinstance(first, exp.Query) else []
+            kept = [
+                i for i, name in enumerate(names) if all(self._output_at(b, i) for b in branches)
+            ]
+            return {names[i] for i in kept}
+        if not isinstance(select, exp.Select):
+            return set()
+        out = set()
+        for projection in select.expressions:
+            value = projection.unalias()
+            if isinstance(value, exp.Column) and self.is_person(scope, value):
+                out.add(projection.alias_or_name)
+        return out
+
+    def _output_at(self, branch: Scope, index: int) -> bool:
+        select = branch.expression
+        if isinstance(select, exp.Select) and index < len(select.expressions):
+            return select.expressions[index].alias_or_name in self.outputs(branch)
+        return False
+
+    def is_person(self, scope: Scope, column: exp.Column) -> bool:
+        source = scope.sources.get(column.table)
+        if isinstance(source, exp.Table):
+            return table_class(source.name)[1] == column.name
+        if isinstance(source, Scope):
+            return column.name in self.outputs(source)
+        return False
+
+    def _node(self, scope: Scope, column: exp.Column) -> str | None:
+        if column.table in scope.sources:
+            return column.table if self.is_person(scope, column) else None
+        parent = scope.parent
+        while parent is not None:
+            if column.table in parent.sources:
+                return OUTER if self.is_person(parent, column) else None
+            parent = parent.parent
+        return None
+
+
+def _keys(group: exp.Group | None) -> list[exp.Expression]:
+    return list(group.expressions) if group is not None else []
+
+
+def _clause(scope: Scope) -> str:
+    node = scope.expression.parent
+    while node is not None and not isinstance(node, exp.Select):
+        if isinstance(node, exp.Where | exp.Having | exp.Join | exp.Order):
+            return {exp.Where: "WHERE", exp.Having: "HAVING", exp.Join: "a join's ON"}.get(
+                type(node), "ORDER BY"
+            )
+        node = node.parent
+    return "the outputs"
+
+
+def _what(scope: Scope) -> str:
+    aggregates = [a for a in scope.find_all(exp.AggFunc) if not a.find_ancestor(exp.Window)]
+    if aggregates:
+        return f"{function_name(aggregates[0]).upper()} over everybody"
+    return "not tied to the row's person"
+
+
+def _where(scope: Scope) -> str:
+    if scope.scope_type == ScopeType.CTE:
+        parent = scope.expression.parent
+        name = parent.alias_or_name if isinstance(parent, exp.CTE) else ""
+        return f"the CTE {name}" if name else "a CTE"
+    if scope.scope_type == ScopeType.DERIVED_TABLE:
+        parent = scope.expression.parent
+        name = parent.alias_or_name if isinstance(parent, exp.Subquery) else ""
+        return f"the derived table {name}" if name else "a derived table"
+    if scope.scope_type == ScopeType.SUBQUERY:
+        return f"the subquery in {_clause(scope)}"
+    if scope.scope_type == ScopeType.SET_OPERATION:
+        return "a branch of a set operation"
+    return "a part of the query"
