@@ -346,7 +346,13 @@ class DifferencingLedger:
         repeated records. ``units`` is kept for the caller's report.
         """
         del units
-        return find_differences(cells, self.releases(population), threshold)
+        from sde.sdc.combinations import find_combinations
+
+        earlier = self.releases(population)
+        pairs = find_differences(cells, earlier, threshold)
+        flagged = {f.position for f in pairs}
+        more = find_combinations(cells, earlier, threshold)
+        return pairs + [f for f in more if f.position not in flagged]
 
     def known(self, cells: Sequence[Cell], population: str) -> list[Cell]:
         """``cells`` that an earlier release already published (see :func:`find_known`)."""

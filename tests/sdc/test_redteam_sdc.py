@@ -176,11 +176,6 @@ def test_float_and_integer_labels_are_one_label(tmp_path: Path) -> None:
     assert "differencing" in again.flags.iloc[0, 0]  # and "unprotected": B is known, A = total - B
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: the ledger compares pairs of cells, not linear combinations across "
-    "releases (total - women - men isolates 5); see docs/threat-model-sdc.md",
-)
 def test_three_releases_isolate_a_small_group(tmp_path: Path) -> None:
     ledger = sdc.open_ledger(f"sqlite:///{tmp_path / 'r.sqlite'}", "p")
     df = pd.DataFrame(
