@@ -4,13 +4,15 @@
 ``sde serve airlock`` :func:`airlock.app.create_app` and ``sde serve committee``
 :func:`access_committee.app.create_app`. As a JupyterHub managed service each listens
 where ``JUPYTERHUB_SERVICE_URL`` says and answers under ``JUPYTERHUB_SERVICE_PREFIX``;
-standalone, on ``--port`` (default ``SDE_GATEWAY_PORT``).
+standalone, on ``--port`` (default ``SDE_GATEWAY_PORT``). ``sde serve node`` runs a
+federation node agent (:mod:`sde.federation.agent`) over one node's store.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
@@ -71,6 +73,70 @@ def committee(
     from access_committee.app import create_app
 
     _run(create_app, port)
+
+
+@serve_app.command("node")
+def node(
+    name: Annotated[str, typer.Option(help="This node's name (as projects' scopes list it).")],
+    data: Annotated[
+        str,
+        typer.Option(help="DuckDB node file, PostgreSQL URL, or Spark warehouse folder."),
+    ],
+    backend: Annotated[str, typer.Option(help="duckdb, postgresql or spark.")],
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")],
+    secret_file: Annotated[
+        Path, typer.Option(help="The secret shared with the coordinator (mode 0600, >= 32 bytes).")
+    ],
+    schema: Annotated[
+        str | None,
+        typer.Option(help="PostgreSQL: the schema of the node's tables (default: NAME)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Run a federation node agent: one node's store, answering only signed requests
+    (docs/federation.md). Prints `node NAME ready on http://HOST:PORT/` when serving."""
+    import logging
+    import sys
+
+    import uvicorn
+
+    from sde.federation.agent import create_app
+    from sde.federation.node import Node, NodeStore
+    from sde.federation.signing import read_secret
+
+    secret = read_secret(secret_file)
+    the_node = Node(NodeStore(name, data, backend, schema), secret)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    for logger_name in ("sde.federation.agent", "sde.federation.node"):
+        logger = logging.getLogger(logger_name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    config = uvicorn.Config(
+        create_app(the_node, secret), host=host, port=port, log_level="warning", proxy_headers=False
+    )
+    _ReadyServer(config, f"node {name} ready on http://{{host}}:{{port}}/").run()
+
+
+class _ReadyServer:
+    """A uvicorn server that prints one ready line (with the port it bound) once serving."""
+
+    def __init__(self, config: Any, line: str) -> None:
+        import uvicorn
+
+        line_template = line
+
+        class Server(uvicorn.Server):
+            async def startup(self, sockets: Any = None) -> None:
+                await super().startup(sockets)
+                if self.started and self.servers and self.servers[0].sockets:
+                    bound = self.servers[0].sockets[0].getsockname()
+                    print(line_template.format(host=bound[0], port=bound[1]), flush=True)
+
+        self._server = Server(config)
+
+    def run(self) -> None:
+        self._server.run()
 
 
 def _run(create_app: Callable[[Settings], FastAPI], port: int | None) -> None:

@@ -46,6 +46,10 @@ class RuleContext:
     #: False only for the DP engine's exact-total queries: their outputs are noised by
     #: :mod:`sde.dp` instead of being shaped and thresholded by the aggregates mode.
     enforce_access: bool = True
+    #: True for a federated node part (:mod:`sde.federation.node`): the aggregates mode
+    #: still checks the shape and adds the hidden person counts, but groups are not removed
+    #: in SQL: the node flags its small groups itself (:mod:`sde.federation.node_sdc`).
+    node_part: bool = False
 
     @property
     def project(self) -> str:

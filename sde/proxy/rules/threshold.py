@@ -45,8 +45,8 @@ _OUTER = ("having", "qualify", "order", "limit", "offset", "distinct", "windows"
 
 def rewrite(expression: exp.Expression, ctx: RuleContext) -> exp.Expression:
     """Wrap an aggregates-mode query so that suppression precedes everything else."""
-    if ctx.scope.access != "aggregates" or not ctx.enforce_access:
-        return expression
+    if ctx.scope.access != "aggregates" or not ctx.enforce_access or ctx.node_part:
+        return expression  # a node part's small groups are flagged by the node instead
     if not isinstance(expression, exp.Select):
         return expression  # aggregates.shape refused set operations already
     counts = [p for p in expression.expressions if p.alias_or_name.startswith(HIDDEN_PREFIX)]
