@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from sde.client import GatewayConnection
     from sde.dp.engine import AuditFor, DPEngine, Outcome
     from sde.dp.ledger import BudgetStatus
+    from sde.federation.coordinator import FederatedConnection
 
 #: Rows a DP exact run may return (Spark's LIMIT is a 32-bit integer); more is a failure,
 #: which the DP engine charges, never a silent cut.
@@ -435,7 +436,9 @@ def connect(
     gateway: str | None = None,
     token: str | None = None,
     project: str | None = None,
-) -> Connection | GatewayConnection:
+    nodes: Mapping[str, str] | None = None,
+    secret_file: str | Path | None = None,
+) -> Connection | GatewayConnection | FederatedConnection:
     """Open a connection scoped to one approved project.
 
     With ``gateway=`` (a URL; ``token=`` and ``project=`` beside it), or with no data at all
@@ -454,7 +457,22 @@ def connect(
     data, scope version and project key) share one, built once, closed with the last of
     them (:mod:`sde.proxy.barrier.cache`; ``cache`` defaults to the process's);
     ``shared=False`` builds a private extract. ``refresh=True`` rebuilds it.
+
+    With ``nodes=`` (node name -> base URL of its agent, ``sde serve node``), a
+    :class:`~sde.federation.coordinator.FederatedConnection` that sends every query to the
+    node agents and merges their answers; ``secret_file`` holds the secret shared with
+    them and ``registry`` (required) the project key, budget and audit log.
     """
+    if nodes is not None:
+        return _connect_federated(
+            nodes,
+            secret_file,
+            scope,
+            registry,
+            user=user,
+            dialect=dialect,
+            limits=Limits(row_cap=row_cap, timeout_s=timeout_s),
+        )
     if gateway is not None or (path is None and spark is None):
         from sde.client import connect_gateway
 
@@ -489,6 +507,39 @@ def connect(
     except BaseException:
         extract.close()
         raise
+
+
+def _connect_federated(
+    nodes: Mapping[str, str],
+    secret_file: str | Path | None,
+    scope: Scope | dict[str, Any] | str | Path | None,
+    registry: str | None,
+    *,
+    user: str | None,
+    dialect: str,
+    limits: Limits,
+) -> FederatedConnection:
+    """``connect(nodes=...)``: the coordinator in this process (:mod:`sde.federation`)."""
+    from sde.federation.coordinator import connect_federated
+    from sde.federation.signing import read_secret
+
+    if scope is None:
+        raise ConfigurationError("connect.scope", "pass the project's scope (scope=...)")
+    if secret_file is None or registry is None:
+        raise ConfigurationError(
+            "connect.federation",
+            "a federated connection needs secret_file= (the secret shared with the node "
+            "agents) and registry= (the registry holding the project key)",
+        )
+    return connect_federated(
+        scope,
+        nodes,
+        read_secret(secret_file),
+        registry,
+        user=user,
+        dialect=dialect,
+        limits=limits,
+    )
 
 
 def _extract(

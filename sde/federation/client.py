@@ -61,6 +61,8 @@ class Answer:
     node: str
     body: bytes
     content_type: str
+    #: The node cut its rows at its row cap (``X-SDE-Truncated``).
+    truncated: bool = False
 
 
 class NodeClient:
@@ -119,15 +121,24 @@ class NodeClient:
             raise NodeFailure(
                 node, "answered without a valid signature (not the node's own answer)"
             ) from None
-        return Answer(node, response.content, response.headers.get("content-type", ""))
+        return Answer(
+            node,
+            response.content,
+            response.headers.get("content-type", ""),
+            truncated=response.headers.get("X-SDE-Truncated", "").lower() == "true",
+        )
 
     def frame(self, node: str, path: str, body: bytes, *, timeout_s: float) -> pd.DataFrame:
-        """A node's signed Arrow answer, decoded."""
+        """A node's signed Arrow answer, decoded; ``attrs["truncated"]`` when the node cut
+        its rows at its row cap."""
         answer = self.post(node, path, body, timeout_s=timeout_s)
         try:
-            return decode_frame(answer.body)
+            frame = decode_frame(answer.body)
         except Exception:
             raise NodeFailure(node, "answered with something that is not an Arrow table") from None
+        if answer.truncated:
+            frame.attrs["truncated"] = True
+        return frame
 
     def document(self, node: str, path: str, body: bytes, *, timeout_s: float) -> dict[str, Any]:
         """A node's signed JSON answer (``/v1/explain``), decoded."""

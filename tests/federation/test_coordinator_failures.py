@@ -10,12 +10,31 @@ answer comes back with ``attrs["sde"]["missing_nodes"]``.
 
 from __future__ import annotations
 
+import os
 import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+from sde.errors import BackendUnavailable
 from sde.federation.client import NodeClient, NodeFailure
+from sde.federation.coordinator import connect_federated
+from sde.federation.sealing import seal
+from sde.federation.signing import HEADER_NONCE, HEADER_SIGNATURE, sign_request, verify_response
+from sde.federation.wire import NodeRequest
+from sde.proxy.context import Limits
+from sde.registry import open_registry
+from sde.registry.keys import KeyStore
+from sde.scope import Scope
+from tests.federation.conftest import Secret
 from tests.federation.junk import ENGINE_TEXT, MODES, junk_node
+from tests.proxy.corpus import outcome
 
 SECRET = b"s" * 32
 
@@ -58,3 +77,223 @@ def test_client_names_what_a_broken_node_did(mode: str) -> None:
     assert ENGINE_TEXT not in str(failures["umbh"])
     assert isinstance(failures["umbh"], NodeFailure)
     assert failures["umbh"].rule == ("nodes.not-allowed" if mode == "refuse" else None)
+
+
+# -- through the coordinator ------------------------------------------------------------------
+
+ROWS: dict[str, Any] = {
+    "project": "fed-failures",
+    "access": "rows",
+    "tables": {
+        "person": ["person_id", "year_of_birth"],
+        "measurement": ["person_id", "measurement_concept_id", "value_as_number"],
+    },
+    "expires": "2099-12-31",
+}
+COUNT = "SELECT COUNT(*) AS n FROM person"
+
+
+def _connect(nodes: dict[str, str], secret: Secret, registry: str, **limits: Any) -> Any:
+    return connect_federated(
+        ROWS, nodes, secret.value, registry, user="tester", limits=Limits(**limits)
+    )
+
+
+def _answer(nodes: dict[str, str], secret: Secret, registry: str, sql: str) -> int:
+    with _connect(nodes, secret, registry) as conn:
+        return int(conn.sql(sql)["n"].iloc[0])
+
+
+@pytest.fixture(scope="module")
+def two_nodes(synth_agents: dict[str, str]) -> dict[str, str]:
+    return {n: synth_agents[n] for n in ("lth", "elht")}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_broken_node_fails_the_query_naming_it(
+    mode: str, two_nodes: dict[str, str], fed_secret: Secret, fed_registry: str
+) -> None:
+    expected = _answer(two_nodes, fed_secret, fed_registry, COUNT)
+    with junk_node(fed_secret.value, mode) as junk:
+        nodes = {**two_nodes, "umbh": junk.url}
+        with _connect(nodes, fed_secret, fed_registry, timeout_s=1.0) as conn:
+            with pytest.raises(BackendUnavailable) as info:
+                conn.sql(COUNT)
+            partial = conn.sql(COUNT, partial=True)
+    err = info.value
+    assert err.rule == "federation.node-unavailable"
+    assert "node umbh" in err.message
+    assert "lth" not in err.message
+    assert ENGINE_TEXT not in err.message
+    assert err.details["nodes"] == ["umbh"]
+    assert partial.attrs["sde"]["missing_nodes"] == ["umbh"]
+    assert int(partial["n"].iloc[0]) == expected
+
+
+def test_a_node_nobody_listens_on_fails_and_no_answer_fails_even_partial(
+    two_nodes: dict[str, str], fed_secret: Secret, fed_registry: str
+) -> None:
+    expected = _answer(two_nodes, fed_secret, fed_registry, COUNT)
+    with _connect({**two_nodes, "umbh": _closed_port()}, fed_secret, fed_registry) as conn:
+        with pytest.raises(BackendUnavailable, match="node umbh could not be reached"):
+            conn.sql(COUNT)
+        got = conn.sql(COUNT, partial=True)
+    assert got.attrs["sde"]["missing_nodes"] == ["umbh"]
+    assert int(got["n"].iloc[0]) == expected
+    nowhere = {"lth": _closed_port(), "elht": _closed_port()}
+    with (
+        _connect(nowhere, fed_secret, fed_registry) as conn,
+        pytest.raises(BackendUnavailable) as info,
+    ):
+        conn.sql(COUNT, partial=True)
+    assert "lth" in info.value.message
+    assert "elht" in info.value.message
+
+
+def test_a_node_refusing_on_scope_grounds_is_named_with_its_rule(
+    synth_agents: dict[str, str], fed_secret: Secret, fed_registry: str
+) -> None:
+    """The project's scope names elht and umbh; "elht" is in fact lth's agent, which sees a
+    scope that does not name it and refuses (403, ``nodes.not-allowed``)."""
+    scope = {**ROWS, "nodes": ["elht", "umbh"]}
+    nodes = {"elht": synth_agents["lth"], "umbh": synth_agents["umbh"]}
+    with connect_federated(scope, nodes, fed_secret.value, fed_registry, user="t") as conn:
+        with pytest.raises(BackendUnavailable) as info:
+            conn.sql(COUNT)
+        got = conn.sql(COUNT, partial=True)
+    assert "node elht refused the query (nodes.not-allowed" in info.value.message
+    assert info.value.details["node_rules"] == {"elht": "nodes.not-allowed"}
+    assert got.attrs["sde"]["missing_nodes"] == ["elht"]
+
+
+# -- a node killed while it runs a query ----------------------------------------------------
+
+#: Seconds of CPU on each node (a four-way self-join per person).
+SLOW = (
+    "SELECT COUNT(*) AS n FROM measurement a "
+    "JOIN measurement b ON a.person_id = b.person_id "
+    "JOIN measurement c ON c.person_id = a.person_id "
+    "JOIN measurement d ON d.person_id = a.person_id "
+    "WHERE a.measurement_concept_id = 3004249"
+)
+#: The same count from per-person counts (cheap): sum over persons of a * m^3.
+SLOW_CHEAP = (
+    "SELECT SUM(a * m * m * m) AS n FROM (SELECT person_id, "
+    "SUM(CASE WHEN measurement_concept_id = 3004249 THEN 1 ELSE 0 END) AS a, COUNT(*) AS m "
+    "FROM measurement GROUP BY person_id) AS t"
+)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time used by a process and its waited-for children, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _kill_while_running(agent: Any, call: Any) -> Any:
+    """Run ``call`` in a thread; SIGKILL ``agent`` once it has spent half a second of CPU
+    on it (so the query is running there); ``call``'s outcome."""
+    with ThreadPoolExecutor(1) as pool:
+        before = _cpu_seconds(agent.pid)
+        future = pool.submit(call)
+        for _ in range(6000):  # a bound, not a timing: the query must start within 10 min
+            if _cpu_seconds(agent.pid) - before > 0.5 or future.done():
+                break
+            threading.Event().wait(0.1)
+        assert not future.done(), "the query ended before the node was killed"
+        agent.kill()  # SIGKILL
+        return outcome(future.result)
+
+
+@pytest.fixture
+def spare_lth(synth_dir: Path, fed_secret: Secret) -> Iterator[Any]:
+    """A fourth agent, lth's, to be killed."""
+    from tests.federation.agents import start_agent
+
+    agent = start_agent("lth", str(synth_dir / "lth.duckdb"), "duckdb", fed_secret.path)
+    try:
+        yield agent
+    finally:
+        agent.stop()
+
+
+@pytest.mark.parametrize("partial", [False, True])
+def test_a_node_killed_mid_query(
+    partial: bool,
+    spare_lth: Any,
+    synth_agents: dict[str, str],
+    fed_secret: Secret,
+    fed_registry: str,
+) -> None:
+    others = {n: synth_agents[n] for n in ("elht", "umbh")}
+    nodes = {"lth": spare_lth.url, **others}
+    with _connect(nodes, fed_secret, fed_registry) as conn:
+        conn.sql(COUNT)  # the node's extract is built before the slow query
+        frame, err = _kill_while_running(spare_lth, lambda: conn.sql(SLOW, partial=partial))
+    if not partial:
+        assert frame is None
+        assert isinstance(err, BackendUnavailable)
+        assert err.rule == "federation.node-unavailable"
+        assert err.details["nodes"] == ["lth"]
+        assert "node lth" in err.message
+        return
+    assert err is None
+    assert frame.attrs["sde"]["missing_nodes"] == ["lth"]
+    assert int(frame["n"].iloc[0]) == _answer(others, fed_secret, fed_registry, SLOW_CHEAP)
+
+
+# -- requests sent by hand to an agent ---------------------------------------------------------
+
+
+def _request_body(secret: Secret, registry: str) -> bytes:
+    scope = Scope.load(ROWS)
+    key = KeyStore(open_registry(registry)).project_key(scope.project)
+    request = NodeRequest(
+        project=scope.project,
+        scope=scope.to_dict(),
+        scope_version=scope.version,
+        key=seal(secret.value, scope.project, key),
+        sql='SELECT COUNT(*) AS "f_a0" FROM person',
+        dialect="postgres",
+        kind="aggregate",
+        timeout_s=30.0,
+        max_rows=1000,
+    )
+    return request.to_bytes()
+
+
+def test_replayed_stale_unsigned_and_badly_signed_requests_are_refused(
+    synth_agents: dict[str, str], fed_secret: Secret, fed_registry: str
+) -> None:
+    url = synth_agents["lth"].rstrip("/") + "/v1/query"
+    body = _request_body(fed_secret, fed_registry)
+    headers = sign_request(fed_secret.value, body)
+    with httpx.Client(trust_env=False, timeout=60) as http:
+        first = http.post(url, content=body, headers=headers)
+        replayed = http.post(url, content=body, headers=headers)
+        unsigned = http.post(url, content=body)
+        tampered = http.post(
+            url,
+            content=body.replace(b"COUNT(*)", b"MAX(1)  "),
+            headers={**sign_request(fed_secret.value, body)},
+        )
+        wrong = http.post(url, content=body, headers=sign_request(b"w" * 32, body))
+        stale = http.post(
+            url, content=body, headers=sign_request(fed_secret.value, body, now=time.time() - 120)
+        )
+    assert first.status_code == 200
+    verify_response(
+        fed_secret.value, headers[HEADER_NONCE], first.content, first.headers.get(HEADER_SIGNATURE)
+    )
+    refused = {
+        "federation.replayed": replayed,
+        "federation.unsigned": unsigned,
+        "federation.bad-signature": tampered,
+        "federation.stale": stale,
+    }
+    for rule, response in refused.items():
+        assert response.status_code == 401, rule
+        assert response.json()["rule"] == rule
+    assert wrong.status_code == 401
+    assert wrong.json()["rule"] == "federation.bad-signature"

@@ -1,0 +1,680 @@
+"""The coordinator: one researcher's query split, sent to every node agent, merged.
+
+A :class:`FederatedConnection` has the pooled :class:`~sde.connection.Connection`'s surface
+(``sql``, ``explain``, ``sql_dp``, ``budget``, ``close``, ``project``, ``nodes``; one audit
+entry per call, naming the scope version) and reads no data itself. A query:
+
+1. meets the whole pooled proxy pipeline first (:func:`sde.proxy.pipeline.prepare`), so
+   its refusals are exactly the pooled ones;
+2. is split (:func:`sde.federation.plan.plan_query`) into a node part and a merge part;
+3. the node part goes to every node of the scope at once, signed, with the project key
+   sealed for the nodes; each node runs it through its own proxy and disclosure control;
+4. each answer's signature and columns are checked and the parts merged
+   (:func:`sde.federation.merge.merge`).
+
+A node that is down, slower than the timeout, refuses or answers garbage fails the query
+with ``federation.node-unavailable`` naming it, unless the call says ``partial=True``: then
+the other nodes' answer comes back with ``attrs["sde"]["missing_nodes"]``. Never a silent
+partial answer. Differentially private answers run the DP engine over the merged exact
+totals of every node, so noise is added once and the budget charged once.
+
+>>> import sde  # doctest: +SKIP
+>>> conn = sde.connect(nodes={"lth": "http://127.0.0.1:9001/"}, secret_file="fed.secret",
+...                    scope="scope.yaml", registry="sqlite:///registry.sqlite")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import sqlglot
+import sqlglot.errors
+from sqlalchemy import Engine
+from sqlglot import exp
+
+from sde.audit import AuditLog, AuditRecord
+from sde.connection import EXACT_ROWS, _dialect, _storable
+from sde.errors import (
+    AccessDenied,
+    BackendUnavailable,
+    ConfigurationError,
+    QueryFailed,
+    ResultTruncated,
+    ScopeViolation,
+    SDEError,
+)
+from sde.federation.client import NodeClient, NodeFailure
+from sde.federation.merge import expected_columns, merge
+from sde.federation.plan import FederatedPlan, plan_query
+from sde.federation.sealing import seal
+from sde.federation.wire import NodeRequest
+from sde.proxy.context import Limits, RuleContext
+from sde.proxy.frames import normalise
+from sde.proxy.pipeline import Prepared, prepare
+from sde.registry.db import open_registry
+from sde.registry.keys import KeyStore
+from sde.scope import Scope
+
+if TYPE_CHECKING:
+    from sde.dp.engine import AuditFor, DPEngine, Outcome
+    from sde.dp.ledger import BudgetStatus
+
+UNAVAILABLE = "federation.node-unavailable"
+
+
+@dataclass
+class _Call:
+    """What one call learnt on its way (per thread: a connection may serve several)."""
+
+    partial: bool = False
+    missing: dict[str, NodeFailure] = field(default_factory=dict)
+    failed: dict[str, NodeFailure] = field(default_factory=dict)
+
+
+class FederatedConnection:
+    """A project-scoped connection over node agents. Build with :func:`connect_federated`
+    (or ``sde.connect(nodes=...)``).
+
+    Every call writes exactly one audit entry, whatever its outcome; a partial answer's
+    entry names the missing nodes.
+    """
+
+    def __init__(
+        self,
+        scope: Scope,
+        client: NodeClient,
+        registry: Engine,
+        sealed_key: str,
+        *,
+        user: str,
+        nodes: tuple[str, ...],
+        dialect: str = "postgres",
+        limits: Limits | None = None,
+    ) -> None:
+        self.scope = scope
+        self.user = user
+        self.dialect = _dialect(dialect)
+        self.limits = limits or Limits()
+        self.registry = registry
+        self._nodes = nodes
+        self._client = client
+        self._sealed = sealed_key
+        self._audit = AuditLog(registry)
+        self._closed = False
+        self._dp_engine: DPEngine | None = None
+        self._local = threading.local()
+        #: Hashes of the DP engine's recent exact runs (for their audit entries).
+        self._exact_hashes: OrderedDict[str, str] = OrderedDict()
+
+    # -- the researcher's surface -------------------------------------------------------
+
+    @property
+    def project(self) -> str:
+        return self.scope.project
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return self._nodes
+
+    def sql(self, sql: str, dialect: str | None = None, *, partial: bool = False) -> pd.DataFrame:
+        """Run one SELECT across the nodes; a pandas DataFrame, as the pooled connection.
+
+        Raises the pooled connection's refusals, and :class:`~sde.errors.BackendUnavailable`
+        (``federation.node-unavailable``, naming the nodes) when a node gives no usable
+        answer, unless ``partial=True``: then the answering nodes' result, with
+        ``attrs["sde"]["missing_nodes"]``. No node answering fails even then.
+        """
+        frame = self._execute(sql, dialect, partial)
+        info = frame.attrs["sde"]
+        if info.get("truncated"):
+            warnings.warn(ResultTruncated(info["message"]), stacklevel=2)
+        return frame
+
+    def explain(self, sql: str, dialect: str | None = None) -> dict[str, str]:
+        """Each node's own rewrite of its part (asked of the node), ``merge``: the merge
+        SQL, ``kind``: the plan's kind, and for a per-node plan ``why``. In a ``dp``
+        project, the plan of the exact totals a node would send for the query."""
+        start = time.perf_counter()
+        plan: FederatedPlan | None = None
+        exact = self.scope.access == "dp"
+        try:
+            self._check_open()
+            self._prepare(sql, dialect, enforce_access=not exact)
+            plan = plan_query(sql, self._context(dialect, enforce_access=not exact))
+            body = self._body(plan, "exact" if exact else _kind(plan))
+            answers = self._ask_all(
+                lambda node: self._client.document(
+                    node, "v1/explain", body, timeout_s=self.limits.timeout_s
+                ),
+                partial=False,
+            )
+            out = {node: _explained(node, answers[node]) for node in self.nodes}
+        except SDEError as err:
+            self._record("explain", sql, start, err=err, plan=plan)
+            raise
+        out.update(_describe(plan))
+        self._record("explain", sql, start, plan=plan)
+        return out
+
+    def sql_dp(
+        self,
+        sql: str,
+        epsilon: float | None = None,
+        delta: float | None = None,
+        accuracy: float | Mapping[str, float] | None = None,
+        alpha: float = 0.05,
+        *,
+        partial: bool = False,
+        **options: Any,
+    ) -> pd.DataFrame:
+        """A differentially private answer over every node's exact totals, noised once and
+        charged once; the options are :meth:`sde.connection.Connection.sql_dp`'s.
+
+        A node failing the exact run fails the query (``federation.node-unavailable``) and,
+        like any failed DP run, is charged; with ``partial=True`` the answering nodes'
+        totals are noised and ``attrs["sde"]["missing_nodes"]`` names the others.
+        """
+        start = time.perf_counter()
+        try:
+            self._check_open()
+            self._prepare(sql, options.get("dialect"), enforce_access=False)
+            engine = self._dp()
+        except SDEError as err:
+            self._record("sql_dp", sql, start, err=err)
+            raise
+        call = self._begin(partial)
+        try:
+            frame = engine.sql_dp(
+                sql, epsilon, delta, accuracy, alpha, audit=self._dp_audit(sql, start), **options
+            )
+        except QueryFailed as err:
+            if err.rule == "dp.engine-error" and call.failed:
+                raise _unavailable(call.failed, charged=True) from None
+            raise
+        finally:
+            self._local.call = None
+        frame.attrs["sde"] = self._info(None, call)
+        return frame
+
+    def budget(self) -> BudgetStatus:
+        """The project's privacy budget: total, spent, remaining and every release."""
+        start = time.perf_counter()
+        try:
+            self._check_open()
+            status = self._dp().budget()
+        except SDEError as err:
+            self._record("budget", "", start, err=err)
+            raise
+        self._record("budget", "", start, rows=len(status.history))
+        return status
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._client.close()
+
+    def __enter__(self) -> FederatedConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<sde.FederatedConnection project={self.project} access={self.scope.access} "
+            f"nodes={self.nodes}>"
+        )
+
+    # -- the query ------------------------------------------------------------------------
+
+    def _execute(self, sql: str, dialect: str | None, partial: bool) -> pd.DataFrame:
+        """:meth:`sql` and its one audit entry."""
+        start = time.perf_counter()
+        plan: FederatedPlan | None = None
+        call = _Call(partial)
+        try:
+            self._check_open()
+            if self.scope.access == "dp":
+                raise ScopeViolation(
+                    "access.dp-only",
+                    f"project {self.project} is approved for differentially private queries "
+                    "only; use conn.sql_dp(...)",
+                )
+            prepared = self._prepare(sql, dialect)
+            plan = plan_query(sql, self._context(dialect))
+            parts = self._gather(plan, _kind(plan), call)
+            frame = self._merged(plan, parts, prepared)
+        except SDEError as err:
+            self._record("sql", sql, start, err=err, plan=plan)
+            raise
+        frame.attrs["sde"] = info = {**frame.attrs.get("sde", {}), **self._info(plan, call)}
+        note = "; ".join(n for n in (_missing_note(call), info.get("message")) if n) or None
+        self._record("sql", sql, start, plan=plan, rows=len(frame), note=note)
+        return frame
+
+    def _gather(self, plan: FederatedPlan, kind: str, call: _Call) -> dict[str, pd.DataFrame]:
+        """Every node's checked part (or the failure, unless partial and someone answered)."""
+        body = self._body(plan, kind)
+
+        def ask(node: str) -> pd.DataFrame:
+            frame = self._client.frame(node, "v1/query", body, timeout_s=self.limits.timeout_s)
+            _check_columns(node, frame, plan)
+            return frame
+
+        return self._ask_all(ask, partial=call.partial, call=call)
+
+    def _ask_all(self, ask: Any, *, partial: bool, call: _Call | None = None) -> dict[str, Any]:
+        answers, failures = self._client.fan_out(
+            self.nodes, ask, timeout_s=self.limits.timeout_s, fail_fast=not partial
+        )
+        if call is not None:
+            call.failed = failures
+        if failures and (not partial or not answers):
+            raise _unavailable(failures, charged=False)
+        if call is not None:
+            call.missing = failures
+        return answers
+
+    def _merged(
+        self, plan: FederatedPlan, parts: Mapping[str, pd.DataFrame], prepared: Prepared
+    ) -> pd.DataFrame:
+        threshold = self.scope.threshold if self.scope.access == "aggregates" else None
+        cut = sorted(node for node, part in parts.items() if part.attrs.get("truncated"))
+        frame = normalise(merge(plan, parts, threshold=threshold))
+        return _finish(frame, prepared, self.limits.row_cap, cut)
+
+    def _body(self, plan: FederatedPlan, kind: str) -> bytes:
+        max_rows = EXACT_ROWS if kind == "exact" else self.limits.row_cap + 1
+        request = NodeRequest(
+            project=self.project,
+            scope=self.scope.to_dict(),
+            scope_version=self.scope.version,
+            key=self._sealed,
+            sql=plan.node_sql,
+            dialect=plan.dialect,
+            kind=kind,
+            timeout_s=self.limits.timeout_s,
+            max_rows=max_rows,
+        )
+        return request.to_bytes()
+
+    def _info(self, plan: FederatedPlan | None, call: _Call) -> dict[str, Any]:
+        info: dict[str, Any] = {"project": self.project, "nodes": list(self.nodes)}
+        if plan is not None:
+            info["federation"] = plan.kind
+            if plan.kind == "per-node":
+                info["why"] = plan.why
+        if call.partial:
+            info["missing_nodes"] = sorted(call.missing)
+        return info
+
+    # -- for the dp layer ---------------------------------------------------------------
+
+    def _begin(self, partial: bool) -> _Call:
+        call = _Call(partial)
+        self._local.call = call
+        return call
+
+    def _run_exact(self, sql: str, dialect: str | None) -> pd.DataFrame:
+        """The DP engine's exact totals: every scope rule but the access mode, at every node
+        (kind ``exact``); no row cap, no audit entry of its own.
+
+        The split of :func:`plan_query` when it has one (merged exactly); otherwise, since
+        the engine's exact SQL handles one person at a time and a person lives on one node,
+        each node's totals as they are, stacked: the engine sums partial totals per cell
+        itself (:func:`sde.dp.release.merge`) and adds its noise once, to the sums.
+        """
+        self._check_open()
+        call = getattr(self._local, "call", None) or _Call()
+        name = _dialect(dialect or self.dialect)
+        self._prepare(sql, name, enforce_access=False)
+        try:
+            plan = plan_query(sql, self._context(name, enforce_access=False))
+        except ScopeViolation:
+            plan = None
+        if plan is not None and plan.kind == "aggregate":
+            self._remember_exact(sql, plan)
+            return normalise(merge(plan, self._gather(plan, "exact", call), threshold=None))
+        stacked = exact_part(sql, name)
+        self._remember_exact(sql, stacked)
+        parts = self._gather(stacked, "exact", call)
+        names = list(stacked.columns)
+        frames = [part.set_axis(names, axis=1) for part in parts.values()]
+        return normalise(pd.concat(frames, ignore_index=True))
+
+    def _remember_exact(self, sql: str, plan: FederatedPlan) -> None:
+        self._exact_hashes[sql] = _plan_hash(plan)
+        while len(self._exact_hashes) > 64:
+            self._exact_hashes.popitem(last=False)
+
+    def _dp_audit(self, sql: str, start: float) -> AuditFor:
+        def entry(o: Outcome) -> AuditRecord:
+            call = getattr(self._local, "call", None)
+            rewritten = self._exact_hashes.get(o.exact_sql) if o.exact_sql else None
+            detail = o.detail
+            if o.outcome == "ok" and call is not None and call.missing:
+                detail = _missing_note(call)
+            return self._entry("sql_dp", sql, start, (o.outcome, o.rule, detail), o.rows, rewritten)
+
+        return entry
+
+    def _dp(self) -> DPEngine:
+        if self._dp_engine is None:
+            if not self.scope.dp:
+                raise ConfigurationError(
+                    "dp.no-budget",
+                    f"project {self.project} has no privacy budget: its scope file needs "
+                    "dp: {epsilon: ..., delta: ...}",
+                )
+            from sde.dp.engine import DPEngine
+
+            self._dp_engine = DPEngine(
+                _ExactRunner(self),
+                registry=self.registry,
+                project=self.project,
+                budget=(self.scope.dp["epsilon"], self.scope.dp.get("delta", 0.0)),
+                user=self.user,
+                dialect=self.dialect,
+            )
+        return self._dp_engine
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise AccessDenied("connection.closed", "this connection is closed")
+        if self.scope.is_expired():
+            raise AccessDenied(
+                "access.expired",
+                f"project {self.project}'s approval expired on {self.scope.expires}",
+            )
+
+    def _context(self, dialect: str | None, *, enforce_access: bool = True) -> RuleContext:
+        name = _dialect(dialect or self.dialect)
+        return RuleContext(self.scope, name, self.limits, enforce_access=enforce_access)
+
+    def _prepare(self, sql: str, dialect: str | None, *, enforce_access: bool = True) -> Prepared:
+        return prepare(sql, self._context(dialect, enforce_access=enforce_access))
+
+    def _record(
+        self,
+        action: str,
+        sql: str,
+        start: float,
+        *,
+        err: SDEError | None = None,
+        plan: FederatedPlan | None = None,
+        rows: int | None = None,
+        note: str | None = None,
+    ) -> None:
+        result: tuple[str, str | None, str | None]
+        if err is not None and err.rule == UNAVAILABLE:
+            result = ("error", err.rule, err.message)
+        elif err is not None:
+            result = ("refused", err.rule, err.message)
+        else:
+            result = ("ok", None, note)
+        rewritten = _plan_hash(plan) if plan is not None else None
+        self._audit.append(self._entry(action, sql, start, result, rows, rewritten))
+
+    def _entry(
+        self,
+        action: str,
+        sql: str,
+        start: float,
+        result: tuple[str, str | None, str | None],
+        rows: int | None,
+        rewritten: str | None,
+    ) -> AuditRecord:
+        outcome, rule, detail = result
+        return AuditRecord(
+            user=self.user,
+            project=self.project,
+            scope_version=self.scope.version,
+            action=action,
+            sql=_storable(sql if isinstance(sql, str) else repr(sql)),
+            outcome=outcome,
+            rule=rule,
+            detail=_storable(detail) if detail is not None else None,
+            rows=rows,
+            rewritten_sha256=rewritten,
+            duration_ms=(time.perf_counter() - start) * 1000,
+        )
+
+
+class _ExactRunner:
+    """The DP engine's :class:`~sde.dp.engine.ScopedRunner` over the nodes."""
+
+    def __init__(self, conn: FederatedConnection) -> None:
+        self._conn = conn
+
+    def run_exact(self, sql: str, dialect: str) -> pd.DataFrame:
+        return self._conn._run_exact(sql, dialect)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def exact_part(sql: str, dialect: str) -> FederatedPlan:
+    """The DP engine's exact-totals query as a node part that keeps each node's totals:
+    ``SELECT <key> AS f_k0 .., MAX(<total>) AS f_a0 .. FROM (<sql>) GROUP BY <keys>``.
+
+    The outer query already groups by its keys, so each group is one row and ``MAX`` gives
+    it back unchanged (the node part's shape needs an aggregate). ``columns``: the exact
+    query's own output names, to put back on each node's part.
+    """
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except sqlglot.errors.ParseError:
+        tree = None
+    if not isinstance(tree, exp.Select):
+        raise _dp_shape("it is not one SELECT")
+    group = tree.args.get("group")
+    grouped = list(group.expressions) if group is not None else []
+    keys, totals = [], []
+    for output in tree.expressions:
+        inner = output.this if isinstance(output, exp.Alias) else output
+        name = output.alias_or_name
+        if not name:
+            raise _dp_shape("an output has no name")
+        if any(inner == g or (isinstance(g, exp.Column) and g.name == name) for g in grouped):
+            keys.append(name)
+        elif inner.find(exp.AggFunc) is not None:
+            totals.append(name)
+        else:
+            raise _dp_shape(f"output {name} is neither a key nor a total")
+    source = tree.subquery("exact_totals")
+    outputs = [
+        *(
+            exp.alias_(exp.column(k, quoted=True), f"f_k{i}", quoted=True)
+            for i, k in enumerate(keys)
+        ),
+        *(
+            exp.alias_(exp.Max(this=exp.column(t, quoted=True)), f"f_a{j}", quoted=True)
+            for j, t in enumerate(totals)
+        ),
+    ]
+    node = exp.select(*outputs).from_(source)
+    if keys:
+        node = node.group_by(*(exp.column(k, quoted=True) for k in keys))
+    part = (*(f"f_k{i}" for i in range(len(keys))), *(f"f_a{j}" for j in range(len(totals))))
+    return FederatedPlan(
+        kind="aggregate",
+        node_sql=node.sql(dialect=dialect, identify=True),
+        dialect=dialect,
+        merge_sql="-- stacked: the DP engine sums each cell's partial totals",
+        columns=(*keys, *totals),
+        part_columns=part,
+        part_types=tuple("" for _ in part),
+        keys=len(keys),
+    )
+
+
+def _dp_shape(why: str) -> QueryFailed:
+    return QueryFailed(
+        "federation.dp-shape", f"the DP engine's exact totals cannot be sent to the nodes: {why}"
+    )
+
+
+def _kind(plan: FederatedPlan) -> str:
+    """The wire kind of a plan's node part."""
+    return "aggregate" if plan.kind == "aggregate" else "rows"
+
+
+def _plan_hash(plan: FederatedPlan) -> str:
+    text = plan.node_sql + "\n-- merge\n" + plan.merge_sql
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _describe(plan: FederatedPlan | None) -> dict[str, str]:
+    if plan is None:
+        return {}
+    out = {"merge": plan.merge_sql, "kind": plan.kind}
+    if plan.why:
+        out["why"] = plan.why
+    return out
+
+
+def _explained(node: str, doc: Mapping[str, Any]) -> str:
+    sql = doc.get("sql")
+    if not isinstance(sql, str):
+        raise _unavailable(
+            {node: NodeFailure(node, "answered an explain without its SQL")}, charged=False
+        )
+    return sql
+
+
+def _check_columns(node: str, frame: pd.DataFrame, plan: FederatedPlan) -> None:
+    """A node's part has the plan's columns: by name for an aggregate part (then, in an
+    ``aggregates`` project, the person counts and the flag the node adds); by number for
+    rows, whose names may repeat."""
+    got = [str(c) for c in frame.columns]
+    expected = expected_columns(plan)
+    if plan.kind == "aggregate" and got == expected:
+        return
+    if plan.kind != "aggregate" and len(got) == len(expected):
+        return
+    shown = ", ".join(got[:12]) + (", ..." if len(got) > 12 else "")
+    raise NodeFailure(
+        node, f"answered with columns ({shown}) where the plan expects ({', '.join(expected)})"
+    )
+
+
+def _finish(frame: pd.DataFrame, prepared: Prepared, cap: int, cut: list[str]) -> pd.DataFrame:
+    """The pooled connection's finishing: the row cap, the threshold note, no internals.
+    ``cut``: nodes that cut their rows at their own row cap (the result may miss rows)."""
+    info: dict[str, Any] = {}
+    if len(frame) > cap or cut:
+        frame = frame.iloc[:cap]
+        info["truncated"] = True
+        info["message"] = f"the result was cut to the first {cap} rows (the row cap)"
+        if cut:
+            info["message"] += f"; node(s) {', '.join(cut)} cut their rows at their row cap"
+    if prepared.threshold is not None:
+        if any(str(c).lower().startswith("__sde") for c in frame.columns):
+            raise QueryFailed(
+                "aggregates.unchecked",
+                "the persons behind this result could not be counted; rename its outputs",
+            )
+        frame.attrs["sdc"] = {
+            "rule": "aggregates.threshold",
+            "threshold": prepared.threshold,
+            "message": f"groups of fewer than {prepared.threshold} persons are never "
+            "shown; whether any existed is not reported",
+        }
+    frame.attrs["sde"] = info
+    return frame
+
+
+def _unavailable(failures: Mapping[str, NodeFailure], *, charged: bool) -> BackendUnavailable:
+    names = sorted(failures)
+    what = "; ".join(f"node {failures[n].node} {failures[n].reason}" for n in names)
+    plural = "s" if len(names) > 1 else ""
+    tail = " (the DP query was charged, as any failed DP run is)" if charged else ""
+    return BackendUnavailable(
+        UNAVAILABLE,
+        f"node{plural} {', '.join(names)} gave no usable answer: {what}. Ask again, or pass "
+        f"partial=True for the other nodes' answer{tail}",
+        nodes=names,
+        node_rules={n: failures[n].rule for n in names if failures[n].rule},
+    )
+
+
+def _missing_note(call: _Call) -> str | None:
+    if not call.missing:
+        return None
+    names = sorted(call.missing)
+    why = "; ".join(f"{n}: {call.missing[n].reason}" for n in names)
+    return f"partial answer without node(s) {', '.join(names)} ({why})"
+
+
+# -- construction -------------------------------------------------------------------------
+
+
+def connect_federated(
+    scope: Scope | Mapping[str, Any] | str | Path,
+    nodes: Mapping[str, str],
+    secret: bytes,
+    registry: Engine | str,
+    *,
+    user: str | None = None,
+    dialect: str = "postgres",
+    limits: Limits | None = None,
+) -> FederatedConnection:
+    """A :class:`FederatedConnection` for one project.
+
+    ``scope``: the project's scope (a :class:`~sde.scope.Scope`, dict, YAML text or file).
+    ``nodes``: node name -> base URL of its agent (``http://127.0.0.1:9001/``); the
+    project's own ``nodes`` choose among them (default all). ``secret``: the secret shared
+    with the agents (signatures, the sealed project key). ``registry``: the registry (an
+    Engine or a SQLAlchemy URL) holding the project key, the budget ledger and the audit
+    log. ``limits``: row cap and per-node timeout (``timeout_s``) among them.
+    """
+    the_scope = Scope.load(scope)
+    if the_scope.is_expired():
+        raise AccessDenied(
+            "access.expired",
+            f"project {the_scope.project}'s approval expired on {the_scope.expires}",
+        )
+    names = _scope_nodes(the_scope, nodes)
+    engine = registry if isinstance(registry, Engine) else open_registry(registry)
+    key = KeyStore(engine).project_key(the_scope.project)
+    client = NodeClient({n: nodes[n] for n in names}, secret)
+    return FederatedConnection(
+        the_scope,
+        client,
+        engine,
+        seal(secret, the_scope.project, key),
+        user=user or getpass.getuser(),
+        nodes=names,
+        dialect=dialect,
+        limits=limits,
+    )
+
+
+def _scope_nodes(scope: Scope, nodes: Mapping[str, str]) -> tuple[str, ...]:
+    if not nodes:
+        raise ConfigurationError("federation.no-nodes", "pass at least one node (nodes={...})")
+    if scope.nodes is None:
+        return tuple(nodes)
+    unknown = [n for n in scope.nodes if n not in nodes]
+    if unknown:
+        raise ConfigurationError(
+            "federation.unknown-node",
+            f"project {scope.project}'s nodes {', '.join(unknown)} have no agent address "
+            f"(known: {', '.join(nodes)})",
+        )
+    return tuple(scope.nodes)
+
+
+__all__ = ["UNAVAILABLE", "FederatedConnection", "connect_federated"]
