@@ -7,7 +7,8 @@ unlock, grant or remove a role), ``admin/projects`` (status, version, expiry, me
 confirmation step). To anyone else these pages do not exist (404, rule
 ``pages.not-found``), except a project's status change, which answers 403
 ``committee.admin-only`` as the JSON API does. Committee members and administrators see
-``report`` (:mod:`access_committee.report`).
+``report`` (:mod:`access_committee.report`), with a banner for every active project
+within 30 days of its expiry.
 
 Every form calls the account service the command line calls (``sde users``,
 ``sde projects``: :mod:`sde.accounts`), which writes its audit entry in the same
@@ -27,6 +28,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import Response
 
 from access_committee.pages.base import (
+    TEMPLATES,
     Form,
     Page,
     confirmations,
@@ -35,7 +37,7 @@ from access_committee.pages.base import (
     not_found,
     post_page,
 )
-from access_committee.report import AGE_BANDS, committee_report
+from access_committee.report import AGE_BANDS, committee_report, expiry_banners, in_words
 from sde.accounts import (
     TRANSITIONS,
     change_status,
@@ -63,6 +65,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "reactivate": ("Reinstate", "Its members can query it again at once."),
 }
 
+TEMPLATES.env.filters["in_words"] = in_words
 confirmations(
     accredited="The accreditation was recorded.",
     unlocked="The account was unlocked.",
@@ -338,8 +341,12 @@ async def report(request: Request) -> Response:
     def build(page: Page) -> Response:
         if not (page.member or page.admin):
             raise not_found("committee report")
+        now = page.committee.now()
         with page.committee.store.read() as session:
-            found = committee_report(session, page.committee.now())
-        return page.render("report.html", r=found, bands=[label for label, _ in AGE_BANDS])
+            found = committee_report(session, now)
+            banners = expiry_banners(session, page.user, True, now.date())
+        return page.render(
+            "report.html", r=found, bands=[label for label, _ in AGE_BANDS], banners=banners
+        )
 
     return await get_page(request, build)

@@ -96,6 +96,22 @@ def median_days(spans: Sequence[dt.timedelta]) -> float | None:
     return statistics.median(s.total_seconds() for s in spans) / 86_400
 
 
+def in_words(days: float | None) -> str:
+    """A median time in words: days with one decimal, hours below a day.
+
+    >>> in_words(None), in_words(0.01), in_words(0.25), in_words(2.5)
+    ('-', 'under an hour', '6 hours', '2.5 days')
+    """
+    if days is None:
+        return "-"
+    hours = days * 24
+    if hours < 1:
+        return "under an hour"
+    if days < 1:
+        return f"{hours:.0f} hour{'s' * (round(hours) != 1)}"
+    return f"{days:.1f} days"
+
+
 def committee_report(session: Session, now: dt.datetime) -> Report:
     """The report from the registry's applications, as of ``now``."""
     rows = session.execute(

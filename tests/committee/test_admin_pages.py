@@ -283,7 +283,7 @@ def test_revoke_is_final(world: World, client: TestClient, project: str) -> None
     assert answer.status_code == 303
     assert get_project(world.store, project).status == "revoked"
     text = page(client, "sam", f"admin/projects/{project}").text
-    assert "cannot be changed here" in text
+    assert "Revocation is final" in text
     answer = _status(client, project, "reactivate", "oops", confirm="yes")
     refused(answer, 409, "project.transition")
 

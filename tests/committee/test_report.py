@@ -185,8 +185,12 @@ def test_the_report_page_is_for_the_committee_and_admins(
         assert "[pages.not-found]" in answer.text
         return
     text = answer.text
-    assert re.search(r"<td>rejected</td><td class=\"num\">1</td><td class=\"num\">3.0</td>", text)
-    assert re.search(r"All decisions</th><td class=\"num\">1</td><td class=\"num\">3.0</td>", text)
+    assert re.search(
+        r"<td>rejected</td><td class=\"num\">1</td><td class=\"num\">3.0 days</td>", text
+    )
+    assert re.search(
+        r"All decisions</th><td class=\"num\">1</td><td class=\"num\">3.0 days</td>", text
+    )
     assert f'applications/{waiting}">#{waiting}</a>' in text
     assert '<td class="num">6</td></tr>' in text  # six days open
 
@@ -218,3 +222,16 @@ def test_expiry_banners_for_members_and_the_committee(tmp_path: Path) -> None:
     assert banners("ben", committee=False) == [expected(soon, 10), expected(edge, 30)]
     assert banners("kim", committee=True) == [expected(soon, 10), expected(edge, 30)]
     assert banners("una", committee=False) == []
+
+
+def test_the_report_page_warns_of_projects_near_expiry(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    soon = _approved(world, "soon", dt.date.today() + 12 * DAY)
+    _approved(world, "later", dt.date.today() + 90 * DAY)
+    with committee_client(world) as client:
+        text = page(client, "kim", "report").text
+    banners = re.findall(r'<div class="banner"[^>]*><p>(.*?)</p></div>', text)
+    assert banners == [
+        f"<strong>Warning:</strong> project {soon} expires in 12 days "
+        f"({dt.date.today() + 12 * DAY})"
+    ]
