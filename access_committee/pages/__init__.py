@@ -31,8 +31,9 @@ MODULES = (
     "access_committee.pages.home",
     "access_committee.pages.applicants",
     "access_committee.pages.vocabulary",
-    "access_committee.pages.review",
-    "access_committee.pages.custodians",
+    "access_committee.pages.application",
+    "access_committee.pages.queues",
+    "access_committee.pages.projects",
     "access_committee.admin_pages",
 )
 _SCRIPT = Path(__file__).resolve().parent.parent / "templates" / "committee.js"

@@ -52,7 +52,7 @@ TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "
 _STATE_COOKIE = "sde-gateway-oauth-state"  # the name sde.gateway.routes.oauth checks
 _CSP = (
     "default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-    "script-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
     "base-uri 'none'"
 )
 #: Largest form a page takes (url-encoded; the committee's forms carry no files).
@@ -281,10 +281,11 @@ _BEFORE_FORM = frozenset({"committee.unknown", "project.unknown", "pages.not-fou
 
 async def post_page(
     request: Request,
-    act: Callable[[Page, Form], str],
+    act: Callable[[Page, Form], str | Response],
     refused: Callable[[Page, Form, SDEError], Response],
 ) -> Response:
-    """Authenticate, read and check the form, ``act``; redirect (303) to the URL it names.
+    """Authenticate, read and check the form, ``act``; redirect (303) to the URL it names
+    (or answer the page it renders: a form re-shown with something looked up, no change).
 
     A refusal renders ``refused(page, form, err)`` (the page the form was on, every typed
     value in it, with the rule); a missing or unseen thing renders as missing.
@@ -307,6 +308,8 @@ async def post_page(
             return await run_in_threadpool(refused, page, form, err)
         except SDEError as again:
             return error_page(request, again)
+    if isinstance(target, Response):
+        return target
     return RedirectResponse(target, status_code=303)
 
 

@@ -16,7 +16,7 @@ from sde.scope import Scope
 COPD, EMPHYSEMA, ASTHMA = 255573, 261325, 317009
 
 
-def _node(path: Path, rows: list[tuple[int, int, str]], opted_out: set[int]) -> Path:
+def node_file(path: Path, rows: list[tuple[int, int, str]], opted_out: set[int]) -> Path:
     """A node file with the tables the cohort reads: (person, condition, start date) rows."""
     persons = sorted({p for p, _, _ in rows} | opted_out)
     con = duckdb.connect(str(path))
@@ -70,13 +70,13 @@ def nodes(tmp_path: Path) -> Path:
     # lth: 4 with COPD (fewer than 10). elht: 12 with emphysema (a kind of COPD) and 3 with
     # COPD, 2 more with COPD who opted out, 5 with asthma only: 15 in the cohort, 8 of
     # them with a COPD record in 2020. umbh: 14 with COPD.
-    _node(tmp_path / "lth.duckdb", [(p, COPD, "2020-03-01") for p in range(4)], set())
+    node_file(tmp_path / "lth.duckdb", [(p, COPD, "2020-03-01") for p in range(4)], set())
     elht = [(100 + p, EMPHYSEMA, "2020-06-01" if p < 8 else "2015-01-01") for p in range(12)]
     elht += [(200 + p, COPD, "2016-01-01") for p in range(3)]
     elht += [(300 + p, COPD, "2020-01-01") for p in range(2)]
     elht += [(400 + p, ASTHMA, "2020-01-01") for p in range(5)]
-    _node(tmp_path / "elht.duckdb", elht, {300, 301})
-    _node(tmp_path / "umbh.duckdb", [(p, COPD, "2019-01-01") for p in range(14)], set())
+    node_file(tmp_path / "elht.duckdb", elht, {300, 301})
+    node_file(tmp_path / "umbh.duckdb", [(p, COPD, "2019-01-01") for p in range(14)], set())
     return tmp_path
 
 

@@ -3,6 +3,9 @@ nothing typed lost."""
 
 from __future__ import annotations
 
+import datetime as dt
+import html
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,8 +13,11 @@ import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.committee.http import PREFIX, committee_client, page
-from tests.committee.world import World, make_world
+from access_committee.forms import FIELDS
+from access_committee.workflow import State
+from tests.committee.http import PREFIX, committee_client, headers, page, post
+from tests.committee.test_cohort_size import COPD, EMPHYSEMA, node_file
+from tests.committee.world import NEXT_YEAR, World, make_world
 
 
 @pytest.fixture
@@ -64,3 +70,402 @@ def test_the_script_is_served(client: TestClient) -> None:
     answer = client.get(PREFIX + "assets/committee.js")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/javascript")
+
+
+# -- applicants ----------------------------------------------------------------------------
+
+
+def _form(**changes: str | list[str]) -> dict[str, str | list[str]]:
+    """The application form of ``world.fields()`` as a browser posts it."""
+    form: dict[str, str | list[str]] = {
+        "project": "copd-outcomes",
+        "title": "COPD outcomes by deprivation",
+        "lay_summary": "Do people in poorer areas with COPD do worse?",
+        "purpose": "Describe admissions by IMD decile",
+        "public_benefit": "Targets pulmonary rehabilitation",
+        "pi": "ada",
+        "members": "ben",
+        "access": "aggregates",
+        "table:person": ["person_id", "year_of_birth"],
+        "table:condition_occurrence": ["condition_occurrence_id", "condition_concept_id"],
+        "cohort": ["255573"],
+        "period_start": "2018-01-01",
+        "period_end": "2024-12-31",
+        "nodes": ["lth", "elht", "umbh"],
+        "legal_basis": "GDPR 6(1)(e), 9(2)(j)",
+        "ethics_ref": "REC 24/NW/0001",
+        "expires": NEXT_YEAR.isoformat(),
+        "action": "save",
+    }
+    return {**form, **changes}
+
+
+def _typed_values_shown(text: str, form: dict[str, str | list[str]]) -> None:
+    """Every text the form sent is in the page again, each box ticked again."""
+    for name, value in form.items():
+        if name in ("action", "csrf"):
+            continue
+        for v in value if isinstance(value, list) else [value]:
+            if name.startswith("table:") or name in ("cohort", "nodes"):
+                box = re.search(
+                    rf'<input type="checkbox" name="{re.escape(name)}" value="{re.escape(v)}"'
+                    r"[^>]*checked",
+                    text,
+                )
+                assert box, f"{name}={v} not ticked again"
+            else:
+                assert html.escape(v, quote=True) in text, f"{name}={v!r} lost"
+
+
+def test_the_new_form_has_every_field(client: TestClient) -> None:
+    text = page(client, "ada", "applications/new").text
+    for name in FIELDS:
+        assert f'id="field-{name}"' in text, name
+    # Columns never exposed are shown, but cannot be ticked.
+    withheld = re.search(r'<label class="choice withheld"><input type="checkbox" disabled> '
+                         r"person_source_value", text)  # fmt: skip
+    assert withheld
+    assert 'name="table:person" value="person_source_value"' not in text
+    assert 'name="table:cost"' not in text  # a table no scope may list is not offered
+    for node in ("lth", "elht", "umbh"):
+        assert f'name="nodes" value="{node}"' in text
+
+
+def test_save_a_draft_then_edit_it(world: World, client: TestClient) -> None:
+    form = _form(title="", members="ben, tom")
+    answer = post(client, "ada", "applications", form)
+    assert answer.status_code == 303
+    assert answer.headers["location"].endswith("/edit?done=saved")
+    app_id = int(answer.headers["location"].split("/")[-2])
+    saved = world.committee.get("ada", app_id)
+    assert saved["members"] == ["ben", "tom"]
+    assert saved["tables"]["person"] == ["person_id", "year_of_birth"]
+    assert saved["cohort"] == {"any_condition": [255573]}
+    edit = page(client, "ada", f"applications/{app_id}/edit?done=saved")
+    assert "Your draft was saved." in edit.text
+    _typed_values_shown(edit.text, {k: v for k, v in form.items() if k != "members"})
+    assert "ben, tom" in edit.text
+    # The problems are listed, each beside its field.
+    assert '<a href="#field-title">title: is required</a>' in edit.text
+    assert 'id="title-error"' in edit.text
+    fixed = post(client, "ada", f"applications/{app_id}", _form(members="ben", action="submit"))
+    assert fixed.status_code == 303
+    assert world.committee.get("ada", app_id)["state"] == "submitted"
+
+
+@pytest.mark.parametrize(
+    ("changes", "rule", "field", "message"),
+    [
+        ({"title": "", "purpose": ""}, "application.title", "title", "is required"),
+        (
+            {"table:person": ["person_id", "no_such_column"]},
+            "application.tables",
+            "tables",
+            "no_such_column",
+        ),
+        (
+            {"period_start": "2024-13-45"},
+            "application.period",
+            "period",
+            "2024-13-45",
+        ),
+        (
+            {"period_start": "2024-06-01", "period_end": "2020-01-01"},
+            "application.period",
+            "period",
+            "is after end",
+        ),
+        ({"expires": "2001-01-01"}, "application.expires", "expires", "not in the future"),
+        ({"members": "una"}, "application.members", "members", "accreditation"),
+        ({"nodes": ["lth", "mars"]}, "application.nodes", "nodes", "is not a node of this SDE"),
+        ({"access": "dp"}, "application.dp", "dp", "privacy budget"),
+    ],
+)
+def test_a_refused_submission_keeps_everything(
+    client: TestClient, changes: dict[str, str | list[str]], rule: str, field: str, message: str
+) -> None:
+    form = _form(action="submit", **changes)
+    answer = post(client, "ada", "applications", form)
+    refused(answer, 400, rule)
+    summary = answer.text[answer.text.index('id="error-summary"') :]
+    assert f'href="#field-{field}"' in summary
+    assert message in summary
+    assert f'id="{field}-error"' in answer.text  # beside its field too
+    _typed_values_shown(answer.text, form)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"access": "dp", "dp_epsilon": "lots", "dp_delta": "1e-6"}, "dp", "epsilon must be"),
+        ({"sdc_threshold": "ten"}, "sdc", "threshold must be a whole number"),
+        ({"cohort": ["255573", "COPD"]}, "cohort", "is not a concept id"),
+    ],
+)
+def test_what_a_form_cannot_say_is_refused_on_the_form(
+    world: World, client: TestClient, changes: dict[str, str | list[str]], field: str, message: str
+) -> None:
+    form = _form(**changes)
+    answer = post(client, "ada", "applications", form)
+    refused(answer, 400, f"application.{field}")
+    assert message in answer.text
+    assert world.committee.list_for("ada") == []  # nothing saved
+    _typed_values_shown(answer.text, form)
+
+
+def test_text_too_long_is_refused_with_the_form(client: TestClient) -> None:
+    form = _form(purpose="x" * 20_001)
+    answer = post(client, "ada", "applications", form)
+    refused(answer, 400, "application.purpose")
+    assert 'href="#field-purpose"' in answer.text
+    assert "x" * 20_001 in answer.text
+
+
+def test_only_the_accredited_apply(client: TestClient) -> None:
+    form = _form(pi="una")
+    answer = post(client, "una", "applications", form)
+    refused(answer, 403, "committee.not-accredited")
+    _typed_values_shown(answer.text, form)
+
+
+def test_forms_without_csrf_or_too_large_or_garbled(world: World, client: TestClient) -> None:
+    forged = post(client, "ada", "applications", _form(), token="forged")  # noqa: S106
+    refused(forged, 403, "pages.csrf")
+    refused(post(client, "ada", "applications", _form(), token=""), 403, "pages.csrf")
+    big = post(client, "ada", "applications", _form(purpose="x" * 300_000))
+    refused(big, 413, "limits.too-large")
+    many = post(client, "ada", "applications", [("table:person", "x")] * 5_000)
+    refused(many, 413, "limits.too-large")
+    garbled = client.post(
+        PREFIX + "applications",
+        content=b"csrf=\xff\xfe",
+        headers={**headers("ada"), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    refused(garbled, 400, "pages.form")
+    json_body = client.post(PREFIX + "applications", json={"a": 1}, headers=headers("ada"))
+    refused(json_body, 400, "pages.form")
+    assert world.committee.list_for("ada") == []
+
+
+def test_unknown_or_unseen_applications_are_missing(world: World, client: TestClient) -> None:
+    draft = world.reach(State.DRAFT)
+    for path in (f"applications/{draft}", f"applications/{draft}/edit"):
+        refused(page(client, "tom", path), 404, "committee.unknown")
+        refused(page(client, "lee", path), 404, "committee.unknown")
+    refused(page(client, "ada", "applications/99999"), 404, "committee.unknown")
+    refused(post(client, "ada", "applications/99999", _form()), 404, "committee.unknown")
+    refused(post(client, "tom", f"applications/{draft}", _form()), 404, "committee.unknown")
+    refused(post(client, "ada", "applications/99999/withdraw"), 404, "committee.unknown")
+    assert page(client, "ada", "applications/0").status_code == 422
+    assert page(client, "ada", "applications/x").status_code == 422
+
+
+def test_a_submitted_application_is_not_edited(world: World, client: TestClient) -> None:
+    app_id = world.reach(State.SUBMITTED)
+    refused(page(client, "ada", f"applications/{app_id}/edit"), 409, "committee.invalid-transition")
+    answer = post(client, "ada", f"applications/{app_id}", _form(title="Changed"))
+    refused(answer, 409, "committee.invalid-transition")
+    assert "Changed" in answer.text
+
+
+def test_vocabulary_search_by_name_and_code(client: TestClient) -> None:
+    by_name = page(client, "ada", "vocabulary?q=obstructive+lung").text
+    assert "Chronic obstructive lung disease" in by_name
+    assert "Pulmonary emphysema" in by_name  # its descendants are shown
+    by_code = page(client, "ada", "vocabulary?q=233678006").text  # SNOMED: childhood asthma
+    assert "Childhood asthma" in by_code
+    fragment = page(client, "ada", "vocabulary?q=asthma&fragment=1&picked=317009")
+    assert fragment.text.lstrip().startswith('<div id="vocabulary-results"')
+    assert '<input type="checkbox" name="cohort" value="4051466">' in fragment.text
+    assert "picked" in fragment.text  # asthma itself was picked already
+    none = page(client, "ada", "vocabulary?q=" + "z" * 500).text
+    assert "No condition concept matches" in none
+
+
+def test_searching_from_the_form_keeps_it_and_saves_nothing(
+    world: World, client: TestClient
+) -> None:
+    form = _form(action="search", q="depress", title="Typed, not saved")
+    answer = post(client, "ada", "applications", form)
+    assert answer.status_code == 200
+    assert '<input type="checkbox" name="cohort" value="440383">' in answer.text
+    _typed_values_shown(answer.text, form)
+    assert world.committee.list_for("ada") == []
+
+
+# -- an application's page for each role ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("who", "status"),
+    [("ada", 200), ("ben", 200), ("lee", 200), ("nia", 200), ("sam", 200), ("tom", 404)],
+)
+def test_application_page_for_the_right_people(
+    world: World, client: TestClient, who: str, status: int
+) -> None:
+    app_id = world.reach(State.SUBMITTED)
+    answer = page(client, who, f"applications/{app_id}")
+    assert answer.status_code == status
+    forms_shown = set(re.findall(rf'action="{PREFIX}applications/\d+/([a-z/]+)"', answer.text))
+    expected = {
+        "ada": {"withdraw"},
+        "ben": set(),
+        "lee": {"conflicts", "votes"},
+        "nia": {"nodes/lth"},
+        "sam": set(),
+        "tom": set(),
+    }[who]
+    assert forms_shown == expected
+    if status == 200:
+        assert "COPD outcomes by deprivation" in answer.text
+    preview = "What the scope will expose" in answer.text
+    assert preview is (who in ("lee", "nia"))
+
+
+def test_a_committee_member_declares_and_votes(world: World, client: TestClient) -> None:
+    app_id = world.reach(State.SUBMITTED)
+    url = f"applications/{app_id}"
+    early = post(client, "lee", f"{url}/votes", {"vote": "approve", "comment": "Fine by me"})
+    refused(early, 409, "committee.declare-first")
+    assert "Fine by me" in early.text
+    refused(
+        post(client, "lee", f"{url}/conflicts", {"note": "n"}), 400, "committee.conflict-choice"
+    )
+    assert post(client, "lee", f"{url}/conflicts", {"conflict": "no"}).status_code == 303
+    shown = page(client, "lee", f"{url}?done=declared").text
+    assert "Your declaration was recorded." in shown
+    assert f'action="{PREFIX}{url}/votes"' in shown
+    no_choice = post(client, "lee", f"{url}/votes", {"comment": "Typed comment"})
+    refused(no_choice, 400, "committee.vote-choice")
+    assert "Typed comment" in no_choice.text
+    bare = post(client, "lee", f"{url}/votes", {"vote": "approve_with_conditions", "comment": "c"})
+    refused(bare, 400, "committee.conditions")
+    assert 'value="approve_with_conditions" checked' in bare.text
+    conditions = "Report results to the patient panel"
+    voted = post(
+        client, "lee", f"{url}/votes", {"vote": "approve_with_conditions", "conditions": conditions}
+    )
+    assert voted.status_code == 303
+    assert world.committee.get("lee", app_id)["votes"][0]["conditions"] == conditions
+    refused(
+        post(client, "ada", f"{url}/votes", {"vote": "approve"}), 403, "committee.not-permitted"
+    )
+
+
+def test_a_custodian_agrees_or_declines_with_a_reason(world: World, client: TestClient) -> None:
+    app_id = world.reach(State.SUBMITTED)
+    url = f"applications/{app_id}/nodes"
+    no_reason = post(client, "nia", f"{url}/lth", {"agree-lth": "no", "reason-lth": " "})
+    refused(no_reason, 400, "committee.node-reason")
+    assert 'name="agree-lth" value="no" checked' in no_reason.text
+    declined = post(client, "nia", f"{url}/lth", {"agree-lth": "no", "reason-lth": "No capacity"})
+    assert declined.status_code == 303
+    refused(
+        post(client, "nia", f"{url}/elht", {"agree-elht": "yes"}), 403, "committee.not-custodian"
+    )
+    refused(post(client, "nia", f"{url}/lth", {}), 400, "committee.agree-choice")
+    refused(post(client, "tom", f"{url}/lth", {"agree-lth": "yes"}), 404, "committee.unknown")
+    # The applicant sees the node's decline and its reason.
+    mine = page(client, "ada", "applications").text
+    assert "lth declined</strong>: No capacity" in mine
+
+
+# -- lists ---------------------------------------------------------------------------------
+
+
+def test_my_applications_show_state_decision_and_conditions(
+    world: World, client: TestClient
+) -> None:
+    approved = world.reach(State.APPROVED_WITH_CONDITIONS)
+    draft = world.reach(State.DRAFT)
+    text = page(client, "ada", "applications").text
+    row = text[text.index(f"Application {approved}<") :]
+    row = row[: row.index("</tr>")]
+    assert "approved with conditions" in row
+    assert "under a minute" in row
+    assert "Conditions:</strong> Report results to the patient panel" in row
+    assert f"Application {draft}<" in text
+    assert f"Application {draft}<" not in page(client, "tom", "applications").text
+    detail = page(client, "ada", f"applications/{approved}").text
+    assert 'id="conditions">Report results to the patient panel' in detail
+
+
+@pytest.mark.parametrize(("who", "status"), [("lee", 200), ("ada", 404), ("nia", 404)])
+def test_queue_is_for_committee_members(
+    world: World, client: TestClient, who: str, status: int
+) -> None:
+    app_id = world.reach(State.UNDER_REVIEW)  # kim declared, nobody voted
+    world.committee.vote("kim", app_id, "defer")
+    answer = page(client, who, "queue")
+    assert answer.status_code == status
+    if status == 404:
+        assert "[pages.not-found]" in answer.text
+        return
+    row = answer.text[answer.text.index(f"Application {app_id}<") :]
+    row = row[: row.index("</tr>")]
+    assert "under review" in row
+    assert "under a minute" in row
+    assert "not declared" in row
+    assert "1 defer" in row
+    assert "0 of 3" in row
+
+
+@pytest.mark.parametrize(("who", "status"), [("nia", 200), ("lee", 404), ("ada", 404)])
+def test_node_list_is_for_custodians(
+    world: World, client: TestClient, who: str, status: int
+) -> None:
+    app_id = world.reach(State.SUBMITTED)
+    answer = page(client, who, "nodes")
+    assert answer.status_code == status
+    if status == 200:
+        pending = answer.text[answer.text.index("Waiting for your answer") :]
+        assert f"Application {app_id}<" in pending
+
+
+def test_expiry_within_30_days_is_a_banner(world: World, client: TestClient) -> None:
+    soon = (dt.date.today() + dt.timedelta(days=20)).isoformat()
+    app_id = world.submitted(expires=soon)
+    world.approve(app_id)
+    text = page(client, "ben", "applications").text
+    assert 'class="banner"' in text
+    assert f"expires in 20 days ({soon})" in text
+    assert 'class="banner"' not in page(client, "tom", "applications").text
+
+
+def test_the_project_page_and_an_amendment(world: World, client: TestClient) -> None:
+    app_id = world.submitted()
+    world.approve(app_id, conditions="Publish the code")
+    slug = world.committee.get("ada", app_id)["project"]
+    text = page(client, "ada", f"projects/{slug}").text
+    assert "Amend this project" in text
+    assert "Amend this project" not in page(client, "ben", f"projects/{slug}").text
+    refused(page(client, "tom", f"projects/{slug}"), 404, "project.unknown")
+    refused(post(client, "ben", f"projects/{slug}/amendments"), 403, "committee.pi-only")
+    made = post(client, "ada", f"projects/{slug}/amendments")
+    assert made.status_code == 303
+    edit = page(client, "ada", made.headers["location"].removeprefix(PREFIX)).text
+    assert "A draft amendment was made" in edit
+    assert f'value="{slug}"' in edit
+    assert "readonly" in edit
+
+
+def test_review_shows_the_cohort_size_per_node_rounded(world: World, tmp_path: Path) -> None:
+    # lth: 4 persons with COPD; elht: 15; umbh: 14 (tests/committee/test_cohort_size.py).
+    data = tmp_path / "nodes"
+    data.mkdir()
+    node_file(data / "lth.duckdb", [(p, COPD, "2020-03-01") for p in range(4)], set())
+    node_file(data / "elht.duckdb", [(p, COPD, "2020-03-01") for p in range(15)], set())
+    node_file(data / "umbh.duckdb", [(p, EMPHYSEMA, "2010-03-01") for p in range(14)], set())
+    app_id = world.submitted()
+    with committee_client(world, data) as c:
+        text = page(c, "lee", f"applications/{app_id}").text
+    table = text[text.index('id="cohort-sizes"') :]
+    table = table[: table.index("</table>")]
+    cells = [re.sub(r"<[^>]+>", " ", row).split() for row in table.split("<tr>")[2:]]
+    assert [" ".join(c) for c in cells] == [
+        "lth fewer than 10 fewer than 10",
+        "elht about 20 about 20",
+        "umbh about 10 fewer than 10",
+    ]
+    assert "Chronic obstructive lung disease" in text  # the cohort, with its descendants
+    assert "Pulmonary emphysema" in text

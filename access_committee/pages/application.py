@@ -1,0 +1,199 @@
+"""One application's page, as the caller may see it (``applications/{id}``).
+
+The applicant and the members it names see its state, the decision, the conditions and
+each node's answer with its reason, with submit and withdraw when the workflow allows.
+Committee members see it side by side with a preview of what the compiled scope will
+expose (tables, columns, nodes, period, cohort, and the cohort's size per node, rounded:
+:mod:`access_committee.cohort_size`), the round's declarations and votes, and the forms to
+declare a conflict (or none) and to vote. A node's custodian sees the same preview and
+agrees or declines for their node (a reason is required to decline). Which forms show is
+read from the view's ``actions`` (the workflow's :func:`~access_committee.workflow.can`);
+the service decides all the same.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
+from fastapi.responses import Response
+
+from access_committee import forms
+from access_committee.cohort_size import cohort_sizes
+from access_committee.pages import vocabulary
+from access_committee.pages.base import Form, Page, confirmations, get_page, post_page
+from sde.errors import InvalidInput, SDEError
+from sde.gateway.errors import status_of
+from sde.omop.cdm import CDM
+from sde.scope import Scope
+
+router = APIRouter(include_in_schema=False)
+AppId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+Node = Annotated[str, PathParam(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+
+confirmations(
+    declared="Your declaration was recorded.",
+    voted="Your vote was recorded.",
+    node="Your decision for the node was recorded.",
+)
+VOTES = (
+    ("approve", "Approve"),
+    ("approve_with_conditions", "Approve with conditions"),
+    ("defer", "Defer (the applicant may change it and submit again)"),
+    ("reject", "Reject"),
+)
+
+
+def preview(page: Page, app: dict[str, Any]) -> dict[str, Any]:
+    """What the compiled scope would expose if approved now (nodes that declined left out),
+    and the cohort's size per requested node, rounded."""
+    declined = {d["node"] for d in app["nodes_decided"] if not d["agree"]}
+    asked = [n for n in (app.get("nodes") or []) if isinstance(n, str)]
+    try:
+        scope = Scope.from_dict(
+            forms.compile_scope(app, agreed_nodes=[n for n in asked if n not in declined])
+        )
+    except SDEError as err:
+        return {"error": err.message}
+    tables = [
+        {
+            "name": name,
+            "columns": list(cols),
+            "withheld": [w.split(".", 1)[1] for w in scope.withheld if w.startswith(name + ".")],
+            "all": set(cols) == set(CDM.exposable_columns(name)) if CDM.has_table(name) else False,
+        }
+        for name, cols in sorted(scope.tables.items())
+    ]
+    settings = page.request.app.state.gateway.settings
+    return {
+        "scope": scope,
+        "tables": tables,
+        "declined": sorted(declined),
+        "cohort": vocabulary.trees(list(scope.cohort_concepts or ())),
+        "sizes": cohort_sizes(scope, asked, settings.data_dir),
+    }
+
+
+def _mine(app: dict[str, Any], user: str, key: str) -> dict[str, Any] | None:
+    return next((row for row in app.get(key, []) if row["member"] == user), None)
+
+
+def application_page(
+    page: Page,
+    app_id: int,
+    *,
+    error: SDEError | None = None,
+    typed: Form | None = None,
+) -> Response:
+    """The application's page (a refused form's values in ``typed``)."""
+    app = page.committee.get(page.user, app_id)
+    judging = app["you"] in ("committee", "custodian")
+    my_nodes = [n for n in (app.get("nodes") or []) if n in page.nodes]
+    answers = {d["node"]: d for d in app["nodes_decided"]}
+    return page.render(
+        "application.html",
+        status_of(error) if error else 200,
+        app=app,
+        error=error,
+        typed=typed or Form([]),
+        preview=preview(page, app) if judging else None,
+        my_conflict=_mine(app, page.user, "conflicts"),
+        my_vote=_mine(app, page.user, "votes"),
+        votes=VOTES,
+        my_nodes=my_nodes,
+        answers=answers,
+        cohort=vocabulary.trees(list((app.get("cohort") or {}).get("any_condition") or [])),
+    )
+
+
+@router.get("/applications/{app_id}")
+async def show(request: Request, app_id: AppId) -> Response:
+    return await get_page(request, lambda page: application_page(page, app_id))
+
+
+async def _action(request: Request, app_id: int, do: Any, done: str) -> Response:
+    """A form on the application's page: do it, then show the page again."""
+
+    def act(page: Page, form: Form) -> str:
+        do(page, form)
+        return page.url("applications", app_id, done=done)
+
+    def refused(page: Page, form: Form, err: SDEError) -> Response:
+        return application_page(page, app_id, error=err, typed=form)
+
+    return await post_page(request, act, refused)
+
+
+@router.post("/applications/{app_id}/submit")
+async def submit(request: Request, app_id: AppId) -> Response:
+    return await _action(
+        request, app_id, lambda p, f: p.committee.submit(p.user, app_id), "submitted"
+    )
+
+
+@router.post("/applications/{app_id}/withdraw")
+async def withdraw(request: Request, app_id: AppId) -> Response:
+    return await _action(
+        request, app_id, lambda p, f: p.committee.withdraw(p.user, app_id), "withdrawn"
+    )
+
+
+@router.post("/applications/{app_id}/conflicts")
+async def declare(request: Request, app_id: AppId) -> Response:
+    def do(page: Page, form: Form) -> None:
+        conflict = form.get("conflict")
+        if conflict not in ("yes", "no"):
+            raise _choose("conflict", "say whether you have a conflict of interest")
+        page.committee.declare(
+            page.user, app_id, conflict=conflict == "yes", note=_text(form, "note", 5_000)
+        )
+
+    return await _action(request, app_id, do, "declared")
+
+
+@router.post("/applications/{app_id}/votes")
+async def vote(request: Request, app_id: AppId) -> Response:
+    def do(page: Page, form: Form) -> None:
+        if not form.get("vote"):
+            raise _choose("vote", "choose your vote")
+        page.committee.vote(
+            page.user,
+            app_id,
+            form.get("vote"),
+            conditions=_text(form, "conditions", 10_000) or None,
+            comment=_text(form, "comment", 10_000) or None,
+        )
+
+    return await _action(request, app_id, do, "voted")
+
+
+@router.post("/applications/{app_id}/nodes/{node}")
+async def node_decision(request: Request, app_id: AppId, node: Node) -> Response:
+    def do(page: Page, form: Form) -> None:
+        agree = form.get(f"agree-{node}")
+        if agree not in ("yes", "no"):
+            raise _choose("agree", f"say whether {node} agrees or declines")
+        page.committee.node_decision(
+            page.user,
+            app_id,
+            node,
+            agree=agree == "yes",
+            reason=_text(form, f"reason-{node}", 5_000),
+        )
+
+    return await _action(request, app_id, do, "node")
+
+
+def _choose(field: str, message: str) -> SDEError:
+    return InvalidInput(f"committee.{field}-choice", message, field=field)
+
+
+def _text(form: Form, name: str, limit: int) -> str:
+    """A text field of the form, refused (naming it) past ``limit`` characters."""
+    value = form.get(name)
+    if len(value) > limit:
+        raise InvalidInput(
+            f"committee.{name}-too-long", f"{name}: at most {limit:,} characters", field=name
+        )
+    return value

@@ -1,0 +1,56 @@
+"""A project's page for its members (and the committee): status, version, the scope in
+force, members, expiry (a banner within 30 days), and, for its PI, amending it.
+
+What it shows is ``GET api/projects/{p}`` (:func:`access_committee.api._project_view`):
+to anyone else the project does not exist (404).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
+from fastapi.responses import Response
+
+from access_committee.api import _project_view
+from access_committee.pages import vocabulary
+from access_committee.pages.base import Form, Page, get_page, post_page
+from sde.errors import SDEError
+from sde.gateway.errors import status_of
+
+router = APIRouter(include_in_schema=False)
+Slug = Annotated[str, PathParam(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
+
+
+def project_page(page: Page, slug: str, error: SDEError | None = None) -> Response:
+    project = _project_view(page.committee, page.user, slug)
+    scope = project["scope"] or {}
+    pi = any(m["user"] == page.user and m["role"] == "pi" for m in project["members"])
+    return page.render(
+        "project.html",
+        status_of(error) if error else 200,
+        project=project,
+        scope=scope,
+        is_pi=pi,
+        error=error,
+        cohort=vocabulary.trees(list((scope.get("cohort") or {}).get("any_condition") or [])),
+        banners=project["warnings"],
+    )
+
+
+@router.get("/projects/{slug}")
+async def show(request: Request, slug: Slug) -> Response:
+    return await get_page(request, lambda page: project_page(page, slug))
+
+
+@router.post("/projects/{slug}/amendments")
+async def amend(request: Request, slug: Slug) -> Response:
+    def act(page: Page, form: Form) -> str:
+        made = page.committee.amend(page.user, slug)
+        return page.url("applications", made["id"], "edit", done="amendment")
+
+    def refused(page: Page, form: Form, err: SDEError) -> Response:
+        return project_page(page, slug, err)
+
+    return await post_page(request, act, refused)
