@@ -195,7 +195,7 @@ class _Facts:
         """Aliases of the person-level sources of ``scope`` (its own FROM and joins)."""
         out = []
         for alias in scope.selected_sources:
-            source = scope.sources.get(alias)
+            source = _selected(scope, alias)
             table = isinstance(source, exp.Table) and table_class(source.name)[0] == "person"
             if table or (isinstance(source, Scope) and self.reads_persons(source)):
                 out.append(alias)
@@ -237,7 +237,7 @@ class _Facts:
         return False
 
     def is_person(self, scope: Scope, column: exp.Column) -> bool:
-        source = scope.sources.get(column.table)
+        source = _selected(scope, column.table)
         if isinstance(source, exp.Table):
             return table_class(source.name)[1] == column.name
         if isinstance(source, Scope):
@@ -245,14 +245,24 @@ class _Facts:
         return False
 
     def _node(self, scope: Scope, column: exp.Column) -> str | None:
-        if column.table in scope.sources:
+        """The person node a column names: a source of ``scope`` in its FROM or joins,
+        :data:`OUTER` for one of an enclosing query's (a correlation), else ``None``."""
+        if column.table in scope.selected_sources:
             return column.table if self.is_person(scope, column) else None
         parent = scope.parent
         while parent is not None:
-            if column.table in parent.sources:
+            if column.table in parent.selected_sources:
                 return OUTER if self.is_person(parent, column) else None
             parent = parent.parent
         return None
+
+
+def _selected(scope: Scope, alias: str) -> exp.Table | Scope | None:
+    """The source ``alias`` names in the FROM or joins of ``scope`` (not a CTE that is
+    merely visible from it)."""
+    entry = scope.selected_sources.get(alias)
+    source = entry[1] if entry is not None else None
+    return source if isinstance(source, exp.Table | Scope) else None
 
 
 def _keys(group: exp.Group | None) -> list[exp.Expression]:

@@ -17,9 +17,12 @@ import pytest
 
 import sde
 from sde.connection import Connection
+from sde.errors import QueryFailed
+from sde.federation import node_sdc
 from sde.federation.merge import merge
-from sde.federation.plan import plan_query
+from sde.federation.plan import FederatedPlan, plan_query, qualified
 from sde.proxy.context import RuleContext
+from sde.proxy.rules import aggregates
 from sde.scope import Scope
 from tests.federation.queries import AGGREGATE_QUERIES, ROWS_SCOPE
 
@@ -112,3 +115,115 @@ def test_global_aggregates_over_empty_parts_are_zero_and_null() -> None:
     assert out["n"].tolist() == [0]
     assert out[["s", "a", "lo"]].isna().all(axis=None)
     assert str(out["n"].dtype) == "Int64"
+
+
+# -- aggregates projects: small groups are dropped before anything else ----------------------
+
+AGGREGATES_SCOPE = {**ROWS_SCOPE, "project": "federation-aggregates", "access": "aggregates"}
+THRESHOLD = 10  # the scope's default
+
+
+def aggregates_parts(sql: str, nodes: dict[str, Connection]) -> tuple[FederatedPlan, dict]:
+    """The plan and what each node sends in an aggregates project: its node part with the
+    hidden person counts its proxy adds (the aggregates rule itself, run here), computed on
+    that node alone, then node-level disclosure control (small groups flagged, emptied)."""
+    ctx = RuleContext(Scope.load(AGGREGATES_SCOPE))
+    plan = plan_query(sql, ctx)
+    counted = aggregates.rewrite(qualified(plan.node_sql, ctx), ctx)
+    parts = {
+        name: node_sdc.protect(conn.sql(counted.sql("postgres")), THRESHOLD)
+        for name, conn in nodes.items()
+    }
+    return plan, parts
+
+
+def per_node_counts(sql: str, nodes: dict[str, Connection]) -> pd.DataFrame:
+    """``sql`` (key, n) on each node separately, as one frame with a node column."""
+    frames = [conn.sql(sql).assign(node=name) for name, conn in nodes.items()]
+    return pd.concat(frames, ignore_index=True)
+
+
+def shown(counts: pd.DataFrame, key: str) -> pd.DataFrame:
+    """The stated rule, computed from the per-node person counts alone: a group is shown when
+    every node with persons in it has at least the threshold, and so does the total."""
+    rows = []
+    for value, group in counts.groupby(key, dropna=False):
+        persons = [int(p) for p in group["persons"] if int(p) > 0]
+        if all(p >= THRESHOLD for p in persons) and sum(persons) >= THRESHOLD:
+            rows.append({key: value, "n": int(group["n"].sum())})
+    return pd.DataFrame(rows)
+
+
+def test_a_cell_safe_in_total_but_small_at_one_node_is_dropped(
+    per_node: dict[str, Connection],
+) -> None:
+    sql = "SELECT year_of_birth, COUNT(*) AS n FROM person GROUP BY year_of_birth"
+    plan, parts = aggregates_parts(sql, per_node)
+    assert plan.persons == 1 and plan.threshold == THRESHOLD
+    got = merge(plan, parts, threshold=THRESHOLD)
+    counts = per_node_counts(
+        "SELECT year_of_birth, COUNT(*) AS n, COUNT(DISTINCT person_id) AS persons "
+        "FROM person GROUP BY 1",
+        per_node,
+    )
+    totals = counts.groupby("year_of_birth")["persons"].sum()
+    small_somewhere = set(counts.loc[counts["persons"] < THRESHOLD, "year_of_birth"])
+    withheld = {y for y in small_somewhere if totals[y] >= THRESHOLD}
+    assert withheld, "the data must hold a group safe in total but small at one node"
+    assert not withheld & set(got["year_of_birth"])
+    want = shown(counts, "year_of_birth")
+    assert_same(got, want.astype({"year_of_birth": "Int64", "n": "Int64"}), ordered=False)
+
+
+def test_suppressed_groups_never_reach_having_windows_order_or_limit(
+    per_node: dict[str, Connection],
+) -> None:
+    sql = (
+        "SELECT year_of_birth, COUNT(*) AS n, 100.0 * COUNT(*) / SUM(COUNT(*)) OVER () AS pct "
+        "FROM person GROUP BY year_of_birth HAVING COUNT(*) < 200 "
+        "ORDER BY n, year_of_birth LIMIT 5"
+    )
+    plan, parts = aggregates_parts(sql, per_node)
+    got = merge(plan, parts, threshold=THRESHOLD)
+    counts = per_node_counts(
+        "SELECT year_of_birth, COUNT(*) AS n, COUNT(DISTINCT person_id) AS persons "
+        "FROM person GROUP BY 1",
+        per_node,
+    )
+    kept = shown(counts, "year_of_birth")
+    kept = kept[kept["n"] < 200].copy()
+    kept["pct"] = 100.0 * kept["n"] / kept["n"].sum()
+    want = kept.sort_values(["n", "year_of_birth"]).head(5).reset_index(drop=True)
+    assert_same(got, want.astype({"year_of_birth": "Int64", "n": "Int64"}), ordered=True)
+
+
+def test_a_small_global_cell_gives_no_row() -> None:
+    """Hand-made parts: each node is safe alone (not flagged) but the total of persons is
+    under the threshold, or one node flagged the only cell: no row, not a zero."""
+    ctx = RuleContext(Scope.load(AGGREGATES_SCOPE))
+    plan = plan_query("SELECT COUNT(*) AS n FROM person WHERE year_of_birth < 1925", ctx)
+    assert plan.persons == 1
+
+    def part(n: int | None, persons: int | None, small: bool) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "f_a0": pd.array([n], dtype="Int64"),
+                "__sde_persons_0": pd.array([persons], dtype="Int64"),
+                "__sde_small": pd.array([small], dtype="boolean"),
+            }
+        )
+
+    under = {"lth": part(4, 4, False), "elht": part(3, 3, False)}
+    assert merge(plan, under, threshold=THRESHOLD).empty
+    flagged = {"lth": part(None, None, True), "elht": part(40, 40, False)}
+    assert merge(plan, flagged, threshold=THRESHOLD).empty
+    fine = {"lth": part(12, 12, False), "elht": part(0, 0, False)}
+    assert merge(plan, fine, threshold=THRESHOLD)["n"].tolist() == [12]
+
+
+def test_an_aggregates_merge_needs_the_threshold() -> None:
+    ctx = RuleContext(Scope.load(AGGREGATES_SCOPE))
+    plan = plan_query("SELECT gender_concept_id, COUNT(*) AS n FROM person GROUP BY 1", ctx)
+    with pytest.raises(QueryFailed) as err:
+        merge(plan, {}, threshold=None)
+    assert err.value.rule == "federation.threshold"
