@@ -115,28 +115,21 @@ def node(
     config = uvicorn.Config(
         create_app(the_node, secret), host=host, port=port, log_level="warning", proxy_headers=False
     )
-    _ReadyServer(config, f"node {name} ready on http://{{host}}:{{port}}/").run()
+    _serve_announced(config, f"node {name} ready on http://{{host}}:{{port}}/")
 
 
-class _ReadyServer:
-    """A uvicorn server that prints one ready line (with the port it bound) once serving."""
+def _serve_announced(config: Any, line: str) -> None:
+    """Run uvicorn with ``config``; print ``line`` (with the address it bound) once serving."""
+    import uvicorn
 
-    def __init__(self, config: Any, line: str) -> None:
-        import uvicorn
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started and self.servers and self.servers[0].sockets:
+                bound = self.servers[0].sockets[0].getsockname()
+                print(line.format(host=bound[0], port=bound[1]), flush=True)
 
-        line_template = line
-
-        class Server(uvicorn.Server):
-            async def startup(self, sockets: Any = None) -> None:
-                await super().startup(sockets)
-                if self.started and self.servers and self.servers[0].sockets:
-                    bound = self.servers[0].sockets[0].getsockname()
-                    print(line_template.format(host=bound[0], port=bound[1]), flush=True)
-
-        self._server = Server(config)
-
-    def run(self) -> None:
-        self._server.run()
+    Server(config).run()
 
 
 def _run(create_app: Callable[[Settings], FastAPI], port: int | None) -> None:

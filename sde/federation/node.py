@@ -39,7 +39,13 @@ from sde.federation.sealing import unseal
 from sde.federation.wire import NodeRequest
 from sde.proxy.barrier.cache import ExtractCache, ExtractKey, Lease
 from sde.proxy.barrier.plan import ExtractPlan
-from sde.proxy.barrier.sources import ExtractRequest, Opened, node_in_scope, source_for
+from sde.proxy.barrier.sources import (
+    ExtractRequest,
+    Opened,
+    is_postgres_address,
+    node_in_scope,
+    source_for,
+)
 from sde.proxy.context import Limits, RuleContext
 from sde.proxy.frames import normalise
 from sde.proxy.parse import parse
@@ -88,6 +94,10 @@ class NodeStore:
                 raise ConfigurationError(
                     "node.data", f"node file {path} is not named after node {self.name}"
                 )
+        if self.backend == "postgresql" and not is_postgres_address(self.data):
+            raise ConfigurationError(
+                "node.data", "a PostgreSQL node's data is a postgresql:// URL or a libpq DSN"
+            )
         if self.backend == "spark" and not (Path(self.data) / self.name).is_dir():
             raise ConfigurationError(
                 "node.data", f"warehouse {self.data} has no folder for node {self.name}"

@@ -376,3 +376,59 @@ def _same(one: pd.DataFrame, other: pd.DataFrame) -> None:
     left = one.sort_values(keys).reset_index(drop=True)
     right = other.sort_values(keys).reset_index(drop=True)
     pd.testing.assert_frame_equal(left, right, check_dtype=False)
+
+
+def test_an_expired_project_is_refused(lth: RunningAgent, secret: bytes) -> None:
+    expired = Scope.from_dict({**AGGREGATES.to_dict(), "expires": "2020-01-01"})
+    _refused(_post(lth, _body(expired, BY_SEX, secret), secret), 403, "access.expired")
+
+
+def test_a_dp_project_gets_no_aggregate_part(lth: RunningAgent, secret: bytes) -> None:
+    _refused(_post(lth, _body(DP, BY_SEX, secret), secret), 403, "access.dp-only")
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "backend", "says"),
+    [
+        ("missing.duckdb", "duckdb", "[node.data] node file"),
+        ("lth.duckdb", "oracle", "[node.backend] backend 'oracle' is not one of"),
+        ("lth.duckdb", "postgresql", "[node.data] a PostgreSQL node's data is a postgresql://"),
+        ("lth.duckdb", "spark", "[node.data] warehouse"),
+    ],
+)
+def test_serve_node_refuses_what_it_cannot_serve(
+    synth_dir: Path,
+    secret_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    data: str,
+    backend: str,
+    says: str,
+) -> None:
+    args = ["--data", str(synth_dir / data), "--backend", backend]
+    assert _serve_node(args, secret_file) == 2
+    assert says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("content", "mode"), [(b"x" * 40, 0o644), (b"short", 0o600)])
+def test_serve_node_refuses_an_unusable_secret(
+    synth_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, mode: int
+) -> None:
+    bad = tmp_path / "bad.secret"
+    bad.write_bytes(content)
+    bad.chmod(mode)
+    args = ["--data", str(synth_dir / "lth.duckdb"), "--backend", "duckdb"]
+    assert _serve_node(args, bad) == 2
+    err = capsys.readouterr().err
+    assert f"[federation.secret] secret file {bad}" in err
+
+
+def _serve_node(args: list[str], secret_file: Path) -> int | str | None:
+    from sde.cli import main
+
+    command = ["serve", "node", "--name", "lth", "--port", "0", "--secret-file", str(secret_file)]
+    with pytest.raises(SystemExit) as exited:
+        main([*command, *args])
+    return exited.value.code
