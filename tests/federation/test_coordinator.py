@@ -24,6 +24,7 @@ from sde.federation.coordinator import FederatedConnection, connect_federated
 from sde.registry import open_registry
 from sde.scope import Scope
 from tests.federation.conftest import Secret
+from tests.federation.queries import AGGREGATE_QUERIES, ROWS_SCOPE
 
 TABLES: dict[str, Any] = {
     "person": ["person_id", "gender_concept_id", "year_of_birth"],
@@ -89,6 +90,31 @@ def test_federated_aggregates_equal_pooled(sql: str, rows_fed: Any, rows_pooled:
     assert got.attrs["sde"]["federation"] == "aggregate"
     assert got.attrs["sde"]["nodes"] == ["lth", "elht", "umbh"]
     assert "missing_nodes" not in got.attrs["sde"]
+
+
+@pytest.fixture(scope="module")
+def shared_fed(synth_agents, fed_secret, fed_registry) -> Iterator[FederatedConnection]:  # type: ignore[no-untyped-def]
+    with _connect(ROWS_SCOPE, synth_agents, fed_secret, fed_registry) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="module")
+def shared_pooled(synth_dir: Path, fed_registry: str, tmp_path_factory) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+    cache = tmp_path_factory.mktemp("fed-shared-cache")
+    with sde.connect(
+        synth_dir, scope=ROWS_SCOPE, registry=fed_registry, cache_dir=cache, user="tester"
+    ) as conn:
+        yield conn
+
+
+@pytest.mark.parametrize(("name", "sql"), AGGREGATE_QUERIES, ids=[n for n, _ in AGGREGATE_QUERIES])
+def test_the_shared_aggregate_queries_equal_pooled(
+    name: str, sql: str, shared_fed: Any, shared_pooled: Any
+) -> None:
+    """tests/federation/queries.py (the three-engine list), on three DuckDB agents."""
+    got = shared_fed.sql(sql)
+    same(got, shared_pooled.sql(sql))
+    assert got.attrs["sde"]["federation"] == "aggregate"
 
 
 def test_ordered_and_limited_aggregate_keeps_the_order(rows_fed: Any, rows_pooled: Any) -> None:
