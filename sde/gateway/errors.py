@@ -63,6 +63,9 @@ RULE_STATUS: dict[str, int] = {
     "airlock.unknown-file": 404,
     # The committee: someone else's draft looks exactly like a missing application.
     "committee.unknown": 404,
+    # Federation: a node down, slow, refusing or answering garbage (BackendUnavailable's
+    # status already; pinned here so that no reclassing of the error can change it).
+    "federation.node-unavailable": 503,
     # The committee's pages: a page someone may not see (the administrators') looks missing.
     "pages.not-found": 404,
 }
