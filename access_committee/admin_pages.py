@@ -21,10 +21,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi import Path as PathParam
 from fastapi.responses import Response
 
 from access_committee.pages.base import (
@@ -56,8 +55,8 @@ from sde.gateway.errors import status_of
 
 router = APIRouter(include_in_schema=False)
 
-Name = Annotated[str, PathParam(max_length=64)]
-Slug = Annotated[str, PathParam(max_length=63)]
+#: The longest accreditation reference the registry keeps.
+MAX_REF = 200
 #: What each status action is called on the pages, and the words of its confirmation.
 ACTIONS: dict[str, tuple[str, str]] = {
     "suspend": ("Suspend", "Queries and airlock actions stop at once until it is reinstated."),
@@ -144,7 +143,7 @@ def _user_page(
 
 
 @router.get("/admin/users/{name}")
-async def user(request: Request, name: Name) -> Response:
+async def user(request: Request, name: str) -> Response:
     return await get_page(request, lambda page: _user_page(page, name))
 
 
@@ -195,17 +194,21 @@ def parse_date(text: str, field: str) -> dt.date:
 
 
 @router.post("/admin/users/{name}/accreditation")
-async def accredit(request: Request, name: Name) -> Response:
+async def accredit(request: Request, name: str) -> Response:
     def do(page: Page, form: Form) -> None:
         until = parse_date(form.get("until"), "until")
         ref = form.get("ref").strip() or None
+        if ref is not None and len(ref) > MAX_REF:
+            raise InvalidInput(
+                "user.invalid-ref", f"a reference has at most {MAX_REF} characters", field="ref"
+            )
         record_accreditation(page.committee.store, page.user, name, until, ref)
 
     return await _user_action(request, name, "user.accredit", do, "accredited")
 
 
 @router.post("/admin/users/{name}/unlock")
-async def unlock_user(request: Request, name: Name) -> Response:
+async def unlock_user(request: Request, name: str) -> Response:
     def do(page: Page, form: Form) -> None:
         unlock(page.committee.store, page.user, name)
 
@@ -213,7 +216,7 @@ async def unlock_user(request: Request, name: Name) -> Response:
 
 
 @router.post("/admin/users/{name}/roles")
-async def roles(request: Request, name: Name) -> Response:
+async def roles(request: Request, name: str) -> Response:
     def do(page: Page, form: Form) -> None:
         role, op = form.get("role"), form.get("op")
         if op not in ("grant", "remove"):
@@ -223,6 +226,12 @@ async def roles(request: Request, name: Name) -> Response:
         if op == "remove" and role not in current:
             raise InvalidInput(
                 "user.no-such-role", f"{name} does not have the role {role!r}", field="role"
+            )
+        if op == "remove" and role == "admin" and name == page.user:
+            raise InvalidInput(
+                "user.own-admin",
+                "you cannot remove your own admin role: ask another administrator",
+                field="role",
             )
         set_roles(page.committee.store, page.user, name, wanted)
 
@@ -279,12 +288,12 @@ def _project_page(
 
 
 @router.get("/admin/projects/{slug}")
-async def project(request: Request, slug: Slug) -> Response:
+async def project(request: Request, slug: str) -> Response:
     return await get_page(request, lambda page: _project_page(page, slug))
 
 
 @router.post("/admin/projects/{slug}/status")
-async def status(request: Request, slug: Slug) -> Response:
+async def status(request: Request, slug: str) -> Response:
     """Suspend, revoke or reinstate: the first post asks to confirm, the second acts."""
     confirming: dict[str, Response] = {}
 

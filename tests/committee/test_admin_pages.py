@@ -92,7 +92,7 @@ def test_anonymous_is_asked_to_sign_in(client: TestClient) -> None:
     refused(page(client, None, "admin/users"), 401, "auth.unauthenticated")
 
 
-@pytest.mark.parametrize("name", ["nobody", "Bad Name", "x" * 40])
+@pytest.mark.parametrize("name", ["nobody", "Bad Name", "x" * 40, "y" * 300, "ünï"])
 def test_unknown_user_looks_missing(client: TestClient, name: str) -> None:
     refused(page(client, "sam", f"admin/users/{name}"), 404, "pages.not-found")
     answer = post(client, "sam", f"admin/users/{name}/unlock")
@@ -203,6 +203,7 @@ def test_roles_granted_and_removed(world: World, client: TestClient) -> None:
         ({"role": "custodian", "op": "grant"}, "user.custodian-nodes"),
         ({"role": "admin", "op": "remove"}, "user.no-such-role"),
         ({"role": "admin", "op": "maybe"}, "pages.form"),
+        ({"role": "", "op": "grant"}, "user.invalid-role"),
     ],
 )
 def test_bad_role_changes_are_refused(
@@ -321,3 +322,22 @@ def test_only_an_admin_changes_a_status(
     refused(answer, 403, "committee.admin-only")
     assert get_project(world.store, project).status == "active"
     assert (who, "project.revoke", "refused", {}) in events(world, f"project:{project}")
+
+
+def test_an_overlong_reference_is_refused_with_what_was_typed_kept(
+    world: World, client: TestClient
+) -> None:
+    ref = "R" * 201
+    answer = post(
+        client, "sam", "admin/users/una/accreditation", {"until": "2027-03-31", "ref": ref}
+    )
+    text = refused(answer, 400, "user.invalid-ref")
+    assert 'value="2027-03-31"' in text
+    assert f'value="{ref}"' in text
+    assert get_user(world.store, "una").accredited_until is None
+
+
+def test_an_admin_cannot_remove_their_own_admin_role(world: World, client: TestClient) -> None:
+    answer = post(client, "sam", "admin/users/sam/roles", {"role": "admin", "op": "remove"})
+    refused(answer, 400, "user.own-admin")
+    assert "admin" in get_user(world.store, "sam").roles
