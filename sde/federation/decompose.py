@@ -114,8 +114,9 @@ class Decomposition:
         return [*self.key_types, *(p.type for p in self.partials)]
 
     def partial(self, kind: str, expression: exp.Expression, type_: str) -> int:
+        text = expression.sql()
         for i, known in enumerate(self.partials):
-            if known.kind == kind and known.expression == expression:
+            if known.kind == kind and known.expression.sql() == text:
                 return i
         self.partials.append(Partial(kind, expression, type_))
         return len(self.partials) - 1

@@ -49,10 +49,10 @@ def check(tree: exp.Expression) -> None:
     if root is None or not isinstance(root.expression, exp.Select):
         raise NotLocal("a set operation (UNION, INTERSECT, EXCEPT) at the outermost level")
     facts = _Facts()
-    facts.top(root)
-    for scope in root.traverse():
+    for scope in root.traverse():  # inner parts first: their reasons are the more specific
         if scope is not root:
             facts.nested(scope)
+    facts.top(root)
 
 
 def person_column(scope: Scope, column: exp.Column) -> bool:

@@ -159,7 +159,8 @@ def test_a_cell_safe_in_total_but_small_at_one_node_is_dropped(
 ) -> None:
     sql = "SELECT year_of_birth, COUNT(*) AS n FROM person GROUP BY year_of_birth"
     plan, parts = aggregates_parts(sql, per_node)
-    assert plan.persons == 1 and plan.threshold == THRESHOLD
+    assert plan.persons == 1
+    assert plan.threshold == THRESHOLD
     got = merge(plan, parts, threshold=THRESHOLD)
     counts = per_node_counts(
         "SELECT year_of_birth, COUNT(*) AS n, COUNT(DISTINCT person_id) AS persons "

@@ -1,0 +1,323 @@
+"""plan_query: which queries split, how, and the refusals that name the part.
+
+What merges correctly is in test_merge_equals_pooled.py; here: the kind of each plan, the
+node part's shape (docs/federation.md), the refusals in aggregates and DP projects, the
+per-node fallback of rows projects (with a ``node`` column), rows plans against the pooled
+answer, and the DP engine's exact SQL planning as ``aggregate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlglot
+from sqlglot import exp
+
+import sde
+from sde.connection import Connection
+from sde.dp.engine import DPEngine
+from sde.errors import InvalidInput, QueryFailed, ScopeViolation, SDEError
+from sde.federation.merge import merge
+from sde.federation.plan import FederatedPlan, plan_query
+from sde.proxy.context import RuleContext
+from sde.proxy.pipeline import prepare
+from sde.scope import Scope
+from tests.federation.queries import AGGREGATE_QUERIES, ROWS_SCOPE
+
+NODES = ("lth", "elht", "umbh")
+AGGREGATES = {**ROWS_SCOPE, "project": "plan-aggregates", "access": "aggregates"}
+DP = {
+    **ROWS_SCOPE,
+    "project": "plan-dp",
+    "access": "dp",
+    "dp": {"epsilon": 100.0, "delta": 1e-6},
+}
+
+
+def ctx(scope: dict[str, Any], **options: Any) -> RuleContext:
+    return RuleContext(Scope.load(scope), **options)
+
+
+# -- the node part's shape ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "sql"), AGGREGATE_QUERIES, ids=[n for n, _ in AGGREGATE_QUERIES])
+def test_every_aggregate_node_part_has_the_contract_shape(name: str, sql: str) -> None:
+    plan = plan_query(sql, ctx(ROWS_SCOPE))
+    assert plan.kind == "aggregate"
+    node = sqlglot.parse_one(plan.node_sql, read="postgres")
+    assert isinstance(node, exp.Select)
+    names = node.named_selects
+    keys = [f"f_k{i}" for i in range(plan.keys)]
+    assert names == [*keys, *(f"f_a{i}" for i in range(len(plan.partials)))]
+    assert tuple(names) == plan.part_columns
+    for arg in ("having", "order", "limit", "offset", "distinct", "qualify"):
+        assert node.args.get(arg) is None, arg
+    assert all(w.find_ancestor(exp.Select) is not node for w in node.find_all(exp.Window))
+    group = node.args.get("group")
+    assert (len(group.expressions) if group else 0) == plan.keys
+    prepare(plan.node_sql, ctx(ROWS_SCOPE))  # a node's own proxy accepts it
+
+
+def test_an_average_is_sent_as_a_sum_and_a_count() -> None:
+    plan = plan_query("SELECT AVG(year_of_birth) AS a FROM person", ctx(ROWS_SCOPE))
+    assert plan.partials == ("sum", "count")
+    assert "AVG" not in plan.node_sql.upper()
+
+
+def test_the_same_partial_is_sent_once() -> None:
+    plan = plan_query(
+        "SELECT AVG(year_of_birth) AS a, SUM(year_of_birth) AS s, COUNT(year_of_birth) AS c "
+        "FROM person",
+        ctx(ROWS_SCOPE),
+    )
+    assert plan.partials == ("sum", "count")
+
+
+def test_describe_shows_the_node_part_the_merge_and_the_suppression() -> None:
+    plan = plan_query(
+        "SELECT gender_concept_id, COUNT(*) AS n FROM person GROUP BY 1", ctx(AGGREGATES)
+    )
+    described = plan.describe()
+    assert described["kind"] == "aggregate"
+    assert described["node"] == plan.node_sql
+    assert described["merge"] == plan.merge_sql
+    assert "__sde_parts" in described["merge"]
+    assert "10 persons" in described["suppression"]
+    assert plan.persons == 1
+
+
+# -- refusals and the per-node fallback -------------------------------------------------------
+
+NOT_DECOMPOSABLE = [
+    ("SELECT MEDIAN(year_of_birth) AS m FROM person", "MEDIAN(...)"),
+    (
+        "SELECT PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY year_of_birth) AS m FROM person",
+        "PERCENTILE_CONT(...)",
+    ),
+    ("SELECT COUNT(DISTINCT year_of_birth) AS n FROM person", "COUNT(DISTINCT ...)"),
+    (
+        "SELECT COUNT(*) AS n FROM person WHERE year_of_birth > "
+        "(SELECT AVG(year_of_birth) FROM person)",
+        "the subquery in WHERE",
+    ),
+    (
+        "WITH y AS (SELECT year_of_birth, COUNT(*) AS k FROM person GROUP BY year_of_birth) "
+        "SELECT COUNT(*) AS n FROM person p JOIN y ON y.year_of_birth = p.year_of_birth "
+        "WHERE y.k > 50",
+        "the CTE y",
+    ),
+    (
+        "SELECT COUNT(*) AS n FROM person a JOIN person b ON a.year_of_birth = b.year_of_birth",
+        "not all joined on person_id",
+    ),
+    (
+        "SELECT gender_concept_id, COUNT(*) * 1.0 / (SELECT COUNT(*) FROM person) AS share "
+        "FROM person GROUP BY 1",
+        "the subquery in the outputs",
+    ),
+]
+
+
+@pytest.mark.parametrize(("sql", "part"), NOT_DECOMPOSABLE)
+def test_a_dp_exact_query_that_does_not_split_is_refused_naming_the_part(
+    sql: str, part: str
+) -> None:
+    with pytest.raises(ScopeViolation) as err:
+        plan_query(sql, ctx(DP, enforce_access=False))
+    assert err.value.rule == "federation.not-decomposable"
+    assert part in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("sql", "part"),
+    [
+        ("SELECT MEDIAN(year_of_birth) AS m FROM person", "MEDIAN(...)"),
+        (
+            "SELECT gender_concept_id, COUNT(DISTINCT year_of_birth) AS n FROM person GROUP BY 1",
+            "COUNT(DISTINCT ...)",
+        ),
+    ],
+)
+def test_an_aggregates_query_that_does_not_split_is_refused_naming_the_part(
+    sql: str, part: str
+) -> None:
+    prepare(sql, ctx(AGGREGATES))  # one pooled node accepts it
+    with pytest.raises(ScopeViolation) as err:
+        plan_query(sql, ctx(AGGREGATES))
+    assert err.value.rule == "federation.not-decomposable"
+    assert part in err.value.message
+
+
+@pytest.mark.parametrize(("sql", "part"), NOT_DECOMPOSABLE)
+def test_a_rows_project_runs_what_does_not_split_per_node(sql: str, part: str) -> None:
+    plan = plan_query(sql, ctx(ROWS_SCOPE))
+    assert plan.kind == "per-node"
+    assert part in plan.why
+    assert plan.describe()["why"] == plan.why
+    assert plan.columns[-1] == "node"
+
+
+def test_refusals_of_one_pooled_node_come_first_and_bad_sql_is_never_a_crash() -> None:
+    with pytest.raises(ScopeViolation) as err:
+        plan_query("SELECT person_source_value FROM person", ctx(ROWS_SCOPE))
+    assert err.value.rule == "columns.not-allowed"
+    with pytest.raises(InvalidInput):
+        plan_query("SELECT (", ctx(ROWS_SCOPE))
+    with pytest.raises(SDEError):
+        plan_query("SELECT COUNT(*) FROM concept", ctx(DP, enforce_access=False))
+
+
+# -- rows and per-node plans against the pooled answer ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('plan-registry') / 'registry.sqlite'}"
+
+
+def _connect(path: Path, scope: dict[str, Any], registry: str) -> Connection:
+    conn = sde.connect(path, scope=scope, registry=registry, user="tester")
+    assert isinstance(conn, Connection)
+    return conn
+
+
+@pytest.fixture(scope="module")
+def rows_conns(synth_dir: Path, registry: str) -> Iterator[dict[str, Connection]]:
+    conns = {"pooled": _connect(synth_dir, ROWS_SCOPE, registry)}
+    conns.update({n: _connect(synth_dir / f"{n}.duckdb", ROWS_SCOPE, registry) for n in NODES})
+    yield conns
+    for conn in conns.values():
+        conn.close()
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.reset_index(drop=True)
+    frame.attrs = {}
+    return frame
+
+
+def _run(plan: FederatedPlan, conns: dict[str, Connection]) -> pd.DataFrame:
+    parts = {n: conns[n].sql(plan.node_sql) for n in NODES}
+    return merge(plan, parts, threshold=None)
+
+
+def test_rows_are_ordered_and_limited_across_nodes_with_a_node_column(
+    rows_conns: dict[str, Connection],
+) -> None:
+    sql = (
+        "SELECT person_id, year_of_birth FROM person WHERE year_of_birth < 1935 "
+        "ORDER BY year_of_birth DESC, person_id LIMIT 7 OFFSET 3"
+    )
+    plan = plan_query(sql, ctx(ROWS_SCOPE))
+    assert plan.kind == "rows"
+    assert "OFFSET" not in plan.node_sql.upper()
+    assert "LIMIT 10" in plan.node_sql.upper()
+    got = _run(plan, rows_conns)
+    want = rows_conns["pooled"].sql(sql)
+    assert list(got.columns) == ["person_id", "year_of_birth", "node"]
+    pd.testing.assert_frame_equal(_plain(got.drop(columns="node")), _plain(want))
+    for node in NODES:
+        mine = set(rows_conns[node].sql("SELECT person_id FROM person")["person_id"])
+        assert set(got.loc[got["node"] == node, "person_id"]) <= mine
+
+
+def test_rows_ordered_by_an_expression_that_is_not_an_output(
+    rows_conns: dict[str, Connection],
+) -> None:
+    sql = (
+        "SELECT person_id FROM person WHERE year_of_birth BETWEEN 1940 AND 1941 "
+        "ORDER BY year_of_birth * 100 + month_of_birth, person_id LIMIT 12"
+    )
+    plan = plan_query(sql, ctx(ROWS_SCOPE))
+    assert plan.kind == "rows"
+    got = _run(plan, rows_conns)
+    want = rows_conns["pooled"].sql(sql)
+    assert got["person_id"].tolist() == want["person_id"].tolist()
+    assert list(got.columns) == ["person_id", "node"]
+
+
+def test_per_node_answers_are_stacked_with_the_node(rows_conns: dict[str, Connection]) -> None:
+    sql = "SELECT gender_concept_id, MEDIAN(year_of_birth) AS m FROM person GROUP BY 1"
+    plan = plan_query(sql, ctx(ROWS_SCOPE))
+    assert plan.kind == "per-node"
+    assert "MEDIAN" in plan.why
+    got = _run(plan, rows_conns)
+    assert list(got.columns) == ["gender_concept_id", "m", "node"]
+    for node in NODES:
+        alone = rows_conns[node].sql(sql)
+        mine = got[got["node"] == node].drop(columns="node").reset_index(drop=True)
+        pd.testing.assert_frame_equal(_plain(mine), _plain(alone))
+
+
+def test_a_node_answering_the_wrong_columns_is_refused() -> None:
+    plan = plan_query("SELECT COUNT(*) AS n FROM person", ctx(ROWS_SCOPE))
+    with pytest.raises(QueryFailed) as err:
+        merge(plan, {"lth": pd.DataFrame({"x": [1]})}, threshold=None)
+    assert err.value.rule == "federation.node-shape"
+    assert "lth" in err.value.message
+
+
+# -- the DP engine's exact SQL -------------------------------------------------------------------
+
+DP_QUERIES: list[tuple[str, dict[str, Any]]] = [
+    ("SELECT gender_concept_id, COUNT(*) AS n FROM person GROUP BY gender_concept_id", {}),
+    ("SELECT COUNT(*) AS n FROM person", {}),
+    ("SELECT SUM(year_of_birth) AS s FROM person", {"bounds": {"year_of_birth": (1900, 2024)}}),
+    (
+        "SELECT p.gender_concept_id, AVG(m.value_as_number) AS mean FROM person p "
+        "JOIN measurement m ON m.person_id = p.person_id "
+        "WHERE m.measurement_concept_id = 3004249 GROUP BY p.gender_concept_id",
+        {"bounds": {"value_as_number": (50, 250)}},
+    ),
+    ("SELECT COUNT(DISTINCT person_id) AS n FROM condition_occurrence", {}),
+    (
+        "SELECT condition_concept_id, COUNT(DISTINCT person_id) AS n FROM condition_occurrence "
+        "GROUP BY 1",
+        {"keys": {"condition_concept_id": [320128, 201826]}},
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def dp_conns(synth_dir: Path, registry: str) -> Iterator[dict[str, Connection]]:
+    conns = {"pooled": _connect(synth_dir, DP, registry)}
+    conns.update({n: _connect(synth_dir / f"{n}.duckdb", DP, registry) for n in NODES})
+    yield conns
+    for conn in conns.values():
+        conn.close()
+
+
+@pytest.mark.parametrize(("sql", "options"), DP_QUERIES)
+def test_the_dp_engines_exact_sql_plans_as_aggregate_and_merges_exactly(
+    sql: str, options: dict[str, Any], dp_conns: dict[str, Connection]
+) -> None:
+    pooled = dp_conns["pooled"]
+    seen: list[tuple[str, str]] = []
+
+    def run_exact(exact_sql: str, dialect: str) -> pd.DataFrame:
+        seen.append((exact_sql, dialect))
+        return pooled._run_exact(exact_sql, dialect)
+
+    engine = DPEngine(
+        run_exact, registry=pooled.registry, project=DP["project"], budget=(1e6, 1e-6)
+    )
+    engine.sql_dp(sql, epsilon=1.0, confirm=True, **options)
+    assert seen
+    for exact_sql, dialect in seen:
+        plan = plan_query(exact_sql, ctx(DP, dialect=dialect, enforce_access=False))
+        assert plan.kind == "aggregate", plan.describe()
+        parts = {n: dp_conns[n]._run_exact(plan.node_sql, dialect) for n in NODES}
+        got = merge(plan, parts, threshold=None)
+        want = pooled._run_exact(exact_sql, dialect)
+        columns = list(want.columns)
+        pd.testing.assert_frame_equal(
+            _plain(got.sort_values(columns)),
+            _plain(want.sort_values(columns)),
+            check_exact=False,
+            rtol=1e-9,
+        )
