@@ -295,9 +295,8 @@ async def project(request: Request, slug: str) -> Response:
 @router.post("/admin/projects/{slug}/status")
 async def status(request: Request, slug: str) -> Response:
     """Suspend, revoke or reinstate: the first post asks to confirm, the second acts."""
-    confirming: dict[str, Response] = {}
 
-    def act(page: Page, form: Form) -> str:
+    def act(page: Page, form: Form) -> str | Response:
         action, reason = form.get("action"), form.get("reason")
         with page.committee.store.refusals_audited(
             page.user, f"project.{action}", f"project:{slug}"
@@ -316,8 +315,7 @@ async def status(request: Request, slug: str) -> Response:
                     field="reason",
                 )
             if form.get("confirm") != "yes":
-                confirming["page"] = _confirm_page(page, info, action, reason)
-                return ""
+                return _confirm_page(page, info, action, reason)  # nothing changed yet
             change_status(page.committee.store, page.user, slug, action, reason)
         return page.url("admin", "projects", slug, done=action)
 
@@ -326,8 +324,7 @@ async def status(request: Request, slug: str) -> Response:
             return error_page(page.request, err)
         return _project_page(page, slug, err, form)
 
-    answer = await post_page(request, act, refused)
-    return confirming.get("page", answer)
+    return await post_page(request, act, refused)
 
 
 def _confirm_page(page: Page, info: ProjectInfo, action: str, reason: str) -> Response:

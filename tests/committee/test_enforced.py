@@ -183,6 +183,14 @@ def test_an_approval_is_enforced_and_revocation_and_expiry_stop_it(
     assert isinstance(refusal, AccessDenied)
     assert refusal.rule == "access.expired"
     soon.close()
+    sam = Person(chromium, enforced.committee, "sam")
+    sam.goto("admin")
+    expect(sam.page.get_by_role("main")).to_contain_text("1 expired, 1 revoked")
+    sam.shot("10-admin-overview")
+    sam.goto("admin/projects")
+    expect(sam.page.get_by_role("row").filter(has_text=EXPIRING)).to_contain_text("expired")
+    sam.shot("11-admin-projects-expired")
+    sam.context.close()
 
 
 def _exactly_the_approved_scope(conn: GatewayConnection, synth: Path) -> None:
@@ -326,3 +334,10 @@ def _banner_and_list_in_the_browser(browser: Browser, base: str) -> None:
     )
     kim.shot("09-committee-expiry-banner")
     kim.context.close()
+    ben = Person(browser, base, "ben")  # and a member on their applications page
+    ben.goto("applications")
+    expect(ben.page.get_by_role("region", name="Warning")).to_contain_text(
+        f"project {EXPIRING} expires in 20 days"
+    )
+    ben.shot("09b-member-expiry-banner")
+    ben.context.close()
