@@ -114,6 +114,7 @@ def form_page(
     *,
     error: SDEError | None = None,
     problems: list[dict[str, str]] | None = None,
+    saved: bool = False,
 ) -> Response:
     """The application form, as typed; a refusal's problems beside their fields."""
     listed = problems if problems is not None else (app or {}).get("problems", [])
@@ -126,6 +127,7 @@ def form_page(
         error=None if listed and error else error,  # the summary says it, with the rule
         rule=error.rule if error else None,
         refused=error is not None,
+        saved_not_submitted=saved,
         problems=listed,
         by_field=problems_by_field(listed),
         action=page.url("applications", app["id"]) if app else page.url("applications"),
@@ -171,7 +173,7 @@ def _save(page: Page, form: Form, app_id: int | None) -> str | Response:
         page.committee.submit(page.user, app_id)
     except SDEError as err:  # saved, not submitted: the form again with its problems
         return form_page(page, typed, page.committee.get(page.user, app_id), error=err,
-                         problems=problems_of(err))  # fmt: skip
+                         problems=problems_of(err), saved=True)  # fmt: skip
     return page.url("applications", app_id, done="submitted")
 
 

@@ -75,6 +75,13 @@ def preview(page: Page, app: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _counted(app: dict[str, Any]) -> int:
+    """Votes of the round from members without a declared conflict (as the service counts
+    them, but for members who left the committee since, whom the page cannot tell)."""
+    conflicted = {c["member"] for c in app.get("conflicts", []) if c["conflict"]}
+    return sum(1 for v in app.get("votes", []) if v["member"] not in conflicted)
+
+
 def _mine(app: dict[str, Any], user: str, key: str) -> dict[str, Any] | None:
     return next((row for row in app.get(key, []) if row["member"] == user), None)
 
@@ -101,6 +108,8 @@ def application_page(
         my_conflict=_mine(app, page.user, "conflicts"),
         my_vote=_mine(app, page.user, "votes"),
         votes=VOTES,
+        counted=_counted(app),
+        quorum=page.committee.quorum,
         my_nodes=my_nodes,
         answers=answers,
         cohort=vocabulary.trees(list((app.get("cohort") or {}).get("any_condition") or [])),

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from access_committee.pages.base import Page, get_page, secure
-from sde.omop.vocabulary import Concept, all_concepts, child_concepts
+from sde.omop.vocabulary import Concept, all_concepts, ancestors, child_concepts
 
 router = APIRouter(include_in_schema=False)
 
@@ -37,6 +37,8 @@ class Node:
 
     concept: Concept
     children: tuple[Node, ...]
+    #: Names of the concepts it is a kind of (search results only).
+    above: tuple[str, ...] = ()
 
 
 def _cohort_concepts() -> dict[int, Concept]:
@@ -85,7 +87,17 @@ def trees(ids: list[str] | list[int]) -> list[tuple[str, Node | None]]:
 
 
 def results(q: str) -> list[Node]:
-    return [n for n in (tree(c.concept_id) for c in search(q)) if n is not None]
+    """The search's concepts, each with its descendants and what it is a kind of."""
+    concepts = _cohort_concepts()
+    found = []
+    for c in search(q):
+        node = tree(c.concept_id)
+        if node is not None:
+            names = sorted(
+                concepts[a].concept_name for a in ancestors(c.concept_id) if a in concepts
+            )
+            found.append(Node(node.concept, node.children, tuple(names)))
+    return found
 
 
 def _page(page: Page) -> Response:

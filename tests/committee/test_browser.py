@@ -162,6 +162,7 @@ def _pick_cohort(ada: Person) -> None:
     search.fill("233678006")  # SNOMED: childhood asthma
     ada.button("Search the vocabulary")
     sync_api.expect(results).to_contain_text("Childhood asthma")
+    sync_api.expect(results).to_contain_text("A kind of Asthma.")
     sync_api.expect(p.locator("#picked")).to_contain_text("Chronic obstructive lung disease")
     ada.shot("04-vocabulary-by-code")
 
@@ -237,6 +238,7 @@ def test_apply_review_approve(served: tuple[World, str], chromium: sync_api.Brow
         member.button("Record your vote")
         member.ok("Your vote was recorded")
         if number == 2:
+            sync_api.expect(member.page.locator("#tally")).to_contain_text("3 counted votes")
             member.shot("09-committee-voted")
         member.close()
     assert world.committee.get("ada", app_id)["state"] == State.UNDER_REVIEW  # nodes to come

@@ -188,6 +188,7 @@ def test_a_refused_submission_keeps_everything(
     answer = post(client, "ada", "applications", form)
     refused(answer, 400, rule)
     summary = answer.text[answer.text.index('id="error-summary"') :]
+    assert "Your draft was saved, but it cannot be submitted" in summary
     assert f'href="#field-{field}"' in summary
     assert message in summary
     assert f'id="{field}-error"' in answer.text  # beside its field too
@@ -274,6 +275,7 @@ def test_vocabulary_search_by_name_and_code(client: TestClient) -> None:
     assert "Pulmonary emphysema" in by_name  # its descendants are shown
     by_code = page(client, "ada", "vocabulary?q=233678006").text  # SNOMED: childhood asthma
     assert "Childhood asthma" in by_code
+    assert "A kind of Asthma." in by_code
     fragment = page(client, "ada", "vocabulary?q=asthma&fragment=1&picked=317009")
     assert fragment.text.lstrip().startswith('<div id="vocabulary-results"')
     assert '<input type="checkbox" name="cohort" value="4051466">' in fragment.text
@@ -341,6 +343,7 @@ def test_a_committee_member_declares_and_votes(world: World, client: TestClient)
     bare = post(client, "lee", f"{url}/votes", {"vote": "approve_with_conditions", "comment": "c"})
     refused(bare, 400, "committee.conditions")
     assert 'value="approve_with_conditions" checked' in bare.text
+    assert "0 counted votes of the 3 a decision needs" in bare.text
     conditions = "Report results to the patient panel"
     voted = post(
         client, "lee", f"{url}/votes", {"vote": "approve_with_conditions", "conditions": conditions}
