@@ -273,14 +273,18 @@ def _project_page(
     info = _project(page, slug)
     today = _today(page)
     scope = scope_of(page.committee.store, slug)[1].to_dict() if info.version else None
-    status = info.effective_status(today)
+    past = info.expires is not None and today > info.expires  # only revocation is left
     return page.render(
         "admin_project.html",
         status_of(error) if error is not None else 200,
         p=_project_rows([info], today)[0],
         scope=scope,
         scope_json=json.dumps(scope, indent=2) if scope is not None else "",
-        actions=[(a, *ACTIONS[a]) for a in ACTIONS if status in TRANSITIONS[a][0]],
+        actions=[
+            (a, *ACTIONS[a])
+            for a in ACTIONS
+            if info.status in TRANSITIONS[a][0] and (a == "revoke" or not past)
+        ],
         error=error,
         chosen=form.get("action") if form is not None else "",
         reason=form.get("reason") if form is not None else "",

@@ -15,9 +15,11 @@ from fastapi.testclient import TestClient
 
 from access_committee.workflow import State
 from sde.accounts import (
+    add_version,
     check_project_access,
     get_project,
     get_user,
+    scope_of,
     set_password,
     verify_login,
 )
@@ -341,3 +343,16 @@ def test_an_admin_cannot_remove_their_own_admin_role(world: World, client: TestC
     answer = post(client, "sam", "admin/users/sam/roles", {"role": "admin", "op": "remove"})
     refused(answer, 400, "user.own-admin")
     assert "admin" in get_user(world.store, "sam").roles
+
+
+def test_a_project_past_its_expiry_can_only_be_revoked(
+    world: World, client: TestClient, project: str
+) -> None:
+    _, scope = scope_of(world.store, project)
+    yesterday = dt.date.today() - dt.timedelta(days=1)
+    add_version(world.store, "sam", project, {**scope.to_dict(), "expires": str(yesterday)})
+    text = page(client, "sam", f"admin/projects/{project}").text
+    assert "expired" in text
+    assert 'value="revoke"' in text
+    assert 'value="suspend"' not in text
+    assert 'value="reactivate"' not in text
