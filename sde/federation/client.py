@@ -128,6 +128,20 @@ class NodeClient:
             truncated=response.headers.get("X-SDE-Truncated", "").lower() == "true",
         )
 
+    def check_health(self, node: str, *, timeout_s: float) -> None:
+        """``GET healthz`` of ``node``: a NodeFailure unless it answers 200."""
+        url = self.urls.get(node)
+        if url is None:
+            raise NodeFailure(node, "is not one of this coordinator's nodes")
+        try:
+            response = self._http.get(url + "healthz", timeout=timeout_s)
+        except httpx.TimeoutException:
+            raise NodeFailure(node, f"did not answer within {timeout_s:g} s") from None
+        except httpx.HTTPError as err:
+            raise NodeFailure(node, f"could not be reached ({_transport(err)})") from None
+        if response.status_code != 200:
+            raise NodeFailure(node, f"is not healthy (HTTP {response.status_code})")
+
     def frame(self, node: str, path: str, body: bytes, *, timeout_s: float) -> pd.DataFrame:
         """A node's signed Arrow answer, decoded; ``attrs["truncated"]`` when the node cut
         its rows at its row cap."""

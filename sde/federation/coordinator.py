@@ -70,6 +70,8 @@ if TYPE_CHECKING:
     from sde.dp.ledger import BudgetStatus
 
 UNAVAILABLE = "federation.node-unavailable"
+#: Seconds a node has to answer ``GET healthz`` before a DP query (at most the timeout).
+HEALTH_S = 5.0
 
 
 @dataclass
@@ -180,15 +182,19 @@ class FederatedConnection:
         """A differentially private answer over every node's exact totals, noised once and
         charged once; the options are :meth:`sde.connection.Connection.sql_dp`'s.
 
-        A node failing the exact run fails the query (``federation.node-unavailable``) and,
-        like any failed DP run, is charged; with ``partial=True`` the answering nodes'
-        totals are noised and ``attrs["sde"]["missing_nodes"]`` names the others.
+        A node that fails its health check first fails the query free
+        (``federation.node-unavailable``); one that fails during the exact run fails it
+        charged, like any failed DP run (the failure might depend on the data). With
+        ``partial=True`` there is no health check: the answering nodes' totals are noised
+        and ``attrs["sde"]["missing_nodes"]`` names the others.
         """
         start = time.perf_counter()
         try:
             self._check_open()
             self._prepare(sql, options.get("dialect"), enforce_access=False)
             engine = self._dp()
+            if not partial:  # a node known to be down fails the query before any spend
+                self._ask_all(self._health, partial=False)
         except SDEError as err:
             self._record("sql_dp", sql, start, err=err)
             raise
@@ -319,6 +325,9 @@ class FederatedConnection:
         return info
 
     # -- for the dp layer ---------------------------------------------------------------
+
+    def _health(self, node: str) -> None:
+        self._client.check_health(node, timeout_s=min(self.limits.timeout_s, HEALTH_S))
 
     def _begin(self, partial: bool) -> _Call:
         call = _Call(partial)

@@ -51,6 +51,9 @@ class JunkNode:
                 node.requests += 1
                 node.answer(self, self.headers.get(HEADER_NONCE) or "")
 
+            def do_GET(self) -> None:  # healthz: alive, whatever it answers to queries
+                _send(self, 200, b'{"status": "ok"}', "application/json")
+
             def log_message(self, format: str, *args: object) -> None:
                 pass
 

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from sde.audit import AuditLog
 from sde.errors import BackendUnavailable
 from sde.federation.client import NodeClient, NodeFailure
 from sde.federation.coordinator import connect_federated
@@ -297,3 +298,47 @@ def test_replayed_stale_unsigned_and_badly_signed_requests_are_refused(
         assert response.json()["rule"] == rule
     assert wrong.status_code == 401
     assert wrong.json()["rule"] == "federation.bad-signature"
+
+
+# -- DP: a node missing before or during the exact run ------------------------------------------
+
+DP = {**ROWS, "project": "fed-failures-dp", "access": "dp", "dp": {"epsilon": 1.0, "delta": 1e-6}}
+DP_COUNT = "SELECT COUNT(*) AS n FROM person"
+
+
+def _dp(nodes: dict[str, str], secret: Secret, registry: str) -> Any:
+    return connect_federated(DP, nodes, secret.value, registry, user="tester")
+
+
+def test_dp_with_a_node_down_fails_before_any_spend(
+    two_nodes: dict[str, str], fed_secret: Secret, tmp_path: Path
+) -> None:
+    registry = f"sqlite:///{tmp_path / 'registry.sqlite'}"
+    with _dp({**two_nodes, "umbh": _closed_port()}, fed_secret, registry) as conn:
+        with pytest.raises(BackendUnavailable) as info:
+            conn.sql_dp(DP_COUNT, epsilon=0.1)
+        assert conn.budget().epsilon_spent == 0
+        got = conn.sql_dp(DP_COUNT, epsilon=0.1, partial=True)
+        assert conn.budget().epsilon_spent == pytest.approx(0.1)
+    assert "node umbh could not be reached" in info.value.message
+    assert got.attrs["sde"]["missing_nodes"] == ["umbh"]
+    entry = AuditLog(open_registry(registry)).entries("fed-failures-dp")[-2]
+    assert (entry.action, entry.outcome) == ("sql_dp", "ok")
+    assert "umbh" in (entry.detail or "")
+
+
+def test_dp_with_a_node_failing_the_exact_run_is_charged_and_named(
+    two_nodes: dict[str, str], fed_secret: Secret, tmp_path: Path
+) -> None:
+    registry = f"sqlite:///{tmp_path / 'registry.sqlite'}"
+    with (
+        junk_node(fed_secret.value, "signed-junk") as junk,
+        _dp({**two_nodes, "umbh": junk.url}, fed_secret, registry) as conn,
+    ):
+        with pytest.raises(BackendUnavailable) as info:
+            conn.sql_dp(DP_COUNT, epsilon=0.1)
+        status = conn.budget()
+    assert info.value.rule == "federation.node-unavailable"
+    assert "node umbh answered with something that is not an Arrow table" in info.value.message
+    assert "charged" in info.value.message
+    assert status.epsilon_spent == pytest.approx(0.1)  # a failed DP run is never free
