@@ -304,6 +304,8 @@ def check_shape(tree: exp.Expression, project: str) -> None:
     if group is not None and any(v for k, v in group.args.items() if k != "expressions"):
         raise _shape(project, "it groups with ALL, ROLLUP, CUBE or GROUPING SETS")
     grouped = list(group.expressions) if group is not None else []
+    if any(isinstance(g, exp.Rollup | exp.Cube | exp.GroupingSets) for g in grouped):
+        raise _shape(project, "it groups with ROLLUP, CUBE or GROUPING SETS")
     if len(grouped) != len(keys) or not all(_is_key(g, keys) for g in grouped):
         raise _shape(project, "it is not grouped by exactly its keys f_k0..")
     if not partials:

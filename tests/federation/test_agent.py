@@ -432,3 +432,8 @@ def _serve_node(args: list[str], secret_file: Path) -> int | str | None:
     with pytest.raises(SystemExit) as exited:
         main([*command, *args])
     return exited.value.code
+
+
+def test_unknown_routes_and_methods_answer_in_the_error_shape(lth: RunningAgent) -> None:
+    _refused(httpx.get(lth.url + "/v1/query", timeout=10), 405, "route.method")
+    _refused(httpx.post(lth.url + "/v1/nothing", content=b"", timeout=10), 404, "route.unknown")

@@ -1,4 +1,5 @@
-"""Node-level disclosure control: exactly the stated rule of docs/federation.md."""
+"""Node-level disclosure control: exactly the stated rule of docs/federation.md; and the
+node-part shape a node accepts (:func:`sde.federation.node.check_shape`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import pandas as pd
 import pytest
 
 from sde.errors import ScopeViolation
+from sde.federation.node import check_shape
 from sde.federation.node_sdc import SMALL, protect
+from sde.proxy.parse import parse_sql
 
 
 def _part(counts: list[int | None], second: list[int] | None = None) -> pd.DataFrame:
@@ -81,4 +84,57 @@ def test_an_unexpected_column_is_refused(column: str) -> None:
     part[column] = 1
     with pytest.raises(ScopeViolation) as caught:
         protect(part, 10)
+    assert caught.value.rule == "federation.node-shape"
+
+
+# -- the node part's shape -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT COUNT(*) AS f_a0 FROM person",
+        "SELECT a AS f_k0, COUNT(*) AS f_a0 FROM t GROUP BY a",
+        "SELECT a AS f_k0, b + 1 AS f_k1, SUM(x) AS f_a0, COUNT(*) AS f_a1 FROM t GROUP BY 1, 2",
+        "SELECT a AS f_k0, COUNT(*) AS f_a0 FROM t GROUP BY f_k0",
+        "WITH c AS (SELECT a FROM t) SELECT a AS f_k0, COUNT(*) AS f_a0 FROM c GROUP BY a",
+        "SELECT a AS f_k0, COUNT(*) AS f_a0 FROM (SELECT a, ROW_NUMBER() OVER () AS r FROM t) AS s "
+        "GROUP BY a",
+        "SELECT a AS f_k0, COUNT(*) AS f_a0 FROM t WHERE b IN (SELECT b FROM u ORDER BY b LIMIT 3) "
+        "GROUP BY a",
+    ],
+)
+def test_node_parts_of_the_stated_shape_pass(sql: str) -> None:
+    check_shape(parse_sql(sql, "postgres"), "demo")
+
+
+@pytest.mark.parametrize(
+    ("sql", "says"),
+    [
+        ("SELECT a AS f_k0, COUNT(*) AS f_a0 FROM t GROUP BY a HAVING COUNT(*) > 1", "HAVING"),
+        ("SELECT a AS f_k0, COUNT(*) AS f_a0 FROM t GROUP BY a ORDER BY 1", "ORDER BY"),
+        ("SELECT a AS f_k0, COUNT(*) AS f_a0 FROM t GROUP BY a LIMIT 5", "LIMIT"),
+        ("SELECT a AS f_k0, COUNT(*) AS f_a0 FROM t GROUP BY a OFFSET 5", "OFFSET"),
+        ("SELECT DISTINCT a AS f_k0, COUNT(*) AS f_a0 FROM t GROUP BY a", "DISTINCT"),
+        ("SELECT a AS f_k0, COUNT(*) AS f_a0 FROM t GROUP BY a QUALIFY f_a0 > 1", "QUALIFY"),
+        ("SELECT a AS f_k0, SUM(COUNT(*)) OVER () AS f_a0 FROM t GROUP BY a", "window"),
+        ("SELECT a AS f_k0, COUNT(*) AS f_a0 FROM t GROUP BY ROLLUP (a)", "ROLLUP"),
+        ("SELECT a AS f_k0, COUNT(*) AS f_a0 FROM t", "grouped by exactly"),
+        ("SELECT a AS f_k0, COUNT(*) AS f_a0 FROM t GROUP BY a, b", "grouped by exactly"),
+        ("SELECT a AS f_k0, COUNT(*) AS f_a0 FROM t GROUP BY 2", "grouped by exactly"),
+        ("SELECT a AS f_k0 FROM t GROUP BY a", "no partial aggregate"),
+        ("SELECT a AS f_k0, b AS f_a0 FROM t GROUP BY a", "f_a0 is not an aggregate"),
+        ("SELECT COUNT(*) AS f_k0, COUNT(*) AS f_a0 FROM t", "key f_k0 is an aggregate"),
+        ("SELECT a AS f_k1, COUNT(*) AS f_a0 FROM t GROUP BY a", "not the next"),
+        ("SELECT COUNT(*) AS f_a0, a AS f_k0 FROM t GROUP BY a", "not the next"),
+        ("SELECT a, COUNT(*) AS f_a0 FROM t GROUP BY a", "not the next"),
+        (
+            "SELECT a AS f_k0, COUNT(*) AS f_a0 FROM t GROUP BY a UNION ALL SELECT 1, 2",
+            "one SELECT",
+        ),
+    ],
+)
+def test_node_parts_of_another_shape_are_refused(sql: str, says: str) -> None:
+    with pytest.raises(ScopeViolation, match=says) as caught:
+        check_shape(parse_sql(sql, "duckdb"), "demo")
     assert caught.value.rule == "federation.node-shape"
