@@ -34,6 +34,8 @@
         picked.replaceWith(list);
         picked = list;
       }
+      var label = box.closest("label");
+      if (label && box.nextSibling) { box.nextSibling.nodeValue = " Keep "; }
       picked.appendChild(box.closest("li"));
     });
   }

@@ -13,8 +13,11 @@ import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from access_committee.app import create_app
 from access_committee.forms import FIELDS
 from access_committee.workflow import State
+from sde.gateway.auth import HubAuthenticator
+from sde.settings import Settings
 from tests.committee.http import PREFIX, committee_client, headers, page, post
 from tests.committee.test_cohort_size import COPD, EMPHYSEMA, node_file
 from tests.committee.world import NEXT_YEAR, World, make_world
@@ -472,3 +475,75 @@ def test_review_shows_the_cohort_size_per_node_rounded(world: World, tmp_path: P
     ]
     assert "Chronic obstructive lung disease" in text  # the cohort, with its descendants
     assert "Pulmonary emphysema" in text
+
+
+def test_with_the_hubs_signed_cookie(world: World) -> None:
+    """The product's authenticator: a browser without a sign-in is sent to the hub's login;
+    signed in through the hub's OAuth it uses the pages with its cookie; a cross-site form
+    post with that cookie but no token is refused."""
+    app_id = world.reach(State.SUBMITTED)
+
+    class FakeHub:
+        cookie_name = "jupyterhub-services-committee"
+        cookie_path = PREFIX
+        access_scopes: frozenset[str] = frozenset()
+        login_url = "/hub/api/oauth2/authorize"
+
+        async def user_for_token(self, token: str, sync: bool = False) -> dict[str, str]:
+            return {"name": "ada", "kind": "user"} if token == "ada-token" else {}  # noqa: S105
+
+        def generate_pkce_code_challenge(self) -> tuple[str, str, str]:
+            return "verifier", "challenge", "S256"
+
+        def generate_state(self, next_url: str, code_verifier: str) -> str:
+            return "state-" + next_url
+
+    auth = HubAuthenticator(FakeHub())
+    settings = Settings.model_validate(
+        {"registry_url": str(world.store.engine.url), "SDE_GATEWAY_PREFIX": PREFIX}
+    )
+    with TestClient(create_app(settings, auth, store=world.store)) as browser:
+        away = browser.get(f"{PREFIX}applications", follow_redirects=False)
+        assert away.status_code == 302
+        assert away.headers["location"].startswith("/hub/api/oauth2/authorize?state=")
+        browser.cookies.set(auth.cookie_name, auth.sign("ada-token"))
+        shown = browser.get(f"{PREFIX}applications/{app_id}")
+        assert shown.status_code == 200
+        assert "Withdraw the application" in shown.text
+        forged = browser.post(
+            f"{PREFIX}applications/{app_id}/withdraw",
+            content=b"",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        refused(forged, 403, "pages.csrf")
+        assert world.committee.get("ada", app_id)["state"] == "submitted"
+        token = re.search(r'name="csrf" value="([0-9a-f]+)"', shown.text)
+        assert token
+        done = browser.post(
+            f"{PREFIX}applications/{app_id}/withdraw",
+            data={"csrf": token.group(1)},
+            follow_redirects=False,
+        )
+        assert done.status_code == 303
+        assert world.committee.get("ada", app_id)["state"] == "withdrawn"
+
+
+def test_submit_from_the_application_page(world: World, client: TestClient) -> None:
+    app_id = world.reach(State.DRAFT)
+    shown = page(client, "ada", f"applications/{app_id}").text
+    assert f'action="{PREFIX}applications/{app_id}/submit"' in shown
+    assert f'href="{PREFIX}applications/{app_id}/edit"' in shown
+    done = post(client, "ada", f"applications/{app_id}/submit")
+    assert done.headers["location"].endswith(f"/applications/{app_id}?done=submitted")
+    again = post(client, "ada", f"applications/{app_id}/submit")
+    refused(again, 409, "committee.invalid-transition")
+
+
+def test_what_people_write_is_escaped(world: World, client: TestClient) -> None:
+    app_id = world.submitted(title="<script>alert(1)</script>")
+    world.committee.declare("lee", app_id, conflict=False)
+    world.committee.vote("lee", app_id, "defer", comment="<b>bold</b>")
+    text = page(client, "lee", f"applications/{app_id}").text
+    assert "<script>alert" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "&lt;b&gt;bold&lt;/b&gt;" in text
