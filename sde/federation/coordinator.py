@@ -209,7 +209,9 @@ class FederatedConnection:
             raise
         finally:
             self._local.call = None
-        frame.attrs["sde"] = self._info(None, call)
+        info = self._info(None, call)
+        _partial_release(self.registry, self.project, frame.attrs.get("dp", {}), info)
+        frame.attrs["sde"] = info
         return frame
 
     def budget(self) -> BudgetStatus:
@@ -472,6 +474,31 @@ class _ExactRunner:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+#: Releases made from some nodes only (``partial=True``), per registry and project: release
+#: id -> the nodes missing. The DP engine answers an identical query from its stored release
+#: at no cost; such an answer from a partial release must say so. Held by this process only.
+_PARTIAL_RELEASES: dict[tuple[str, str, int], list[str]] = {}
+_PARTIAL_LOCK = threading.Lock()
+
+
+def _partial_release(
+    registry: Engine, project: str, dp: Mapping[str, Any], info: dict[str, Any]
+) -> None:
+    """Remember a new partial release, or mark an answer served from one as partial."""
+    release = dp.get("release_id")
+    if not isinstance(release, int):
+        return
+    key = (str(registry.url), project, release)
+    with _PARTIAL_LOCK:
+        if info.get("missing_nodes") and not dp.get("cached"):
+            _PARTIAL_RELEASES[key] = list(info["missing_nodes"])
+        elif dp.get("cached") and key in _PARTIAL_RELEASES:
+            info["missing_nodes"] = list(_PARTIAL_RELEASES[key])
+            info["message"] = (
+                f"served from release {release}, made without node(s) "
+                f"{', '.join(_PARTIAL_RELEASES[key])} (partial=True)"
+            )
 
 
 def exact_part(sql: str, dialect: str) -> FederatedPlan:

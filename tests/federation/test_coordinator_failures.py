@@ -311,7 +311,7 @@ def _dp(nodes: dict[str, str], secret: Secret, registry: str) -> Any:
 
 
 def test_dp_with_a_node_down_fails_before_any_spend(
-    two_nodes: dict[str, str], fed_secret: Secret, tmp_path: Path
+    two_nodes: dict[str, str], synth_agents: dict[str, str], fed_secret: Secret, tmp_path: Path
 ) -> None:
     registry = f"sqlite:///{tmp_path / 'registry.sqlite'}"
     with _dp({**two_nodes, "umbh": _closed_port()}, fed_secret, registry) as conn:
@@ -325,6 +325,14 @@ def test_dp_with_a_node_down_fails_before_any_spend(
     entry = AuditLog(open_registry(registry)).entries("fed-failures-dp")[-2]
     assert (entry.action, entry.outcome) == ("sql_dp", "ok")
     assert "umbh" in (entry.detail or "")
+    # Every node up: the identical query is served from the stored (partial) release, free,
+    # and says which nodes that release lacked.
+    with _dp(synth_agents, fed_secret, registry) as conn:
+        again = conn.sql_dp(DP_COUNT, epsilon=0.1)
+        assert conn.budget().epsilon_spent == pytest.approx(0.1)
+    assert again.attrs["dp"]["cached"]
+    assert again["n"].tolist() == got["n"].tolist()
+    assert again.attrs["sde"]["missing_nodes"] == ["umbh"]
 
 
 def test_dp_with_a_node_failing_the_exact_run_is_charged_and_named(
