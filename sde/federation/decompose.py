@@ -135,6 +135,8 @@ def decompose(select: exp.Select) -> Decomposition:
     for unit in _units(select):
         if not any(u.expression == unit for u in split.units):
             split.units.append(_unit(unit, split, is_person))
+    if not split.partials:  # GROUP BY keys only: a node part carries at least one partial
+        split.partial("count", exp.Count(this=exp.Star()), "BIGINT")
     split.final = _final(select, split)
     split.columns = [p.alias_or_name for p in select.expressions]
     return split

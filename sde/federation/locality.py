@@ -60,6 +60,13 @@ def person_column(scope: Scope, column: exp.Column) -> bool:
     return _Facts().is_person(scope, column)
 
 
+def per_person(select: exp.Select, keys: list[exp.Expression]) -> bool:
+    """True when one of ``keys`` (PARTITION BY, DISTINCT ON or the outputs of a DISTINCT of
+    the outermost SELECT) is a bare person column: what it separates never spans nodes."""
+    root = build_scope(select)
+    return root is not None and _Facts()._person_key(root, keys)
+
+
 class _Facts:
     def __init__(self) -> None:
         self._reads: dict[int, bool] = {}

@@ -43,7 +43,7 @@ from sqlglot.optimizer.annotate_types import annotate_types
 from sde.errors import ScopeViolation, SDEError
 from sde.federation import merge as build
 from sde.federation.decompose import Decomposition, NotDecomposable, decompose
-from sde.federation.locality import NotLocal
+from sde.federation.locality import NotLocal, per_person
 from sde.federation.locality import check as check_local
 from sde.proxy.context import RuleContext
 from sde.proxy.parse import parse
@@ -245,11 +245,7 @@ def _rows_plan(tree: exp.Expression, ctx: RuleContext) -> FederatedPlan:
     if not isinstance(tree, exp.Select):
         raise NotDecomposable("a set operation at the outermost level combines the nodes' rows")
     check_local(tree)
-    if tree.args.get("distinct") is not None:
-        raise NotDecomposable("DISTINCT at the outermost level removes duplicates across nodes")
-    for window in tree.find_all(exp.Window):
-        if window.find_ancestor(exp.Query) is tree:
-            raise NotDecomposable("a window function at the outermost level runs across nodes")
+    _check_top_rows(tree)
     node, merge, names = build.rows(tree, ctx.dialect)
     return FederatedPlan(
         kind="rows",
@@ -260,6 +256,29 @@ def _rows_plan(tree: exp.Expression, ctx: RuleContext) -> FederatedPlan:
         part_columns=tuple(node.named_selects),
         part_types=tuple("" for _ in node.named_selects),
     )
+
+
+def _check_top_rows(select: exp.Select) -> None:
+    """DISTINCT and window functions of the outermost SELECT stay within a node only when
+    they separate persons (a person column among the DISTINCT outputs or ON keys, or in
+    every window's PARTITION BY)."""
+    distinct = select.args.get("distinct")
+    if isinstance(distinct, exp.Distinct):
+        on = distinct.args.get("on")
+        keys = (on.expressions if isinstance(on, exp.Tuple) else [on]) if on else None
+        if not per_person(select, keys or [p.unalias() for p in select.expressions]):
+            raise NotDecomposable(
+                "DISTINCT at the outermost level removes duplicates across nodes (keep "
+                "person_id among its outputs to merge the rows)"
+            )
+    for window in select.find_all(exp.Window):
+        if window.find_ancestor(exp.Query) is not select:
+            continue
+        if not per_person(select, list(window.args.get("partition_by") or [])):
+            raise NotDecomposable(
+                "a window function at the outermost level runs across nodes (PARTITION BY "
+                "person_id keeps it within one)"
+            )
 
 
 def _per_node(sql: str, tree: exp.Expression, ctx: RuleContext, why: str) -> FederatedPlan:

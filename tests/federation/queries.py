@@ -242,6 +242,18 @@ AGGREGATE_QUERIES: list[tuple[str, str]] = [
         "AS cumulative FROM person GROUP BY 1 ORDER BY 1",
     ),
     (
+        "null-key-order",
+        "SELECT CASE WHEN year_of_birth > 1980 THEN NULL ELSE gender_concept_id END AS g, "
+        "COUNT(*) AS n FROM person GROUP BY 1 ORDER BY 1 DESC",
+    ),
+    ("keys-only", "SELECT race_concept_id FROM person GROUP BY race_concept_id ORDER BY 1"),
+    (
+        "all-null-values",
+        "SELECT COUNT(refills) AS n, SUM(refills) AS s, AVG(refills) AS a, "
+        "STDDEV(refills) AS sd, MAX(condition_end_date) AS last_end FROM drug_exposure d "
+        "JOIN condition_occurrence c ON c.person_id = d.person_id",
+    ),
+    (
         "sd-joined-two-keys",
         f"SELECT p.gender_concept_id, p.year_of_birth / 20 AS band, "
         f"STDDEV(m.value_as_number) AS sd, MAX(m.value_as_number) - MIN(m.value_as_number) "

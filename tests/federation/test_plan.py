@@ -241,6 +241,77 @@ def test_rows_ordered_by_an_expression_that_is_not_an_output(
     assert list(got.columns) == ["person_id", "node"]
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT DISTINCT p.person_id, p.gender_concept_id FROM condition_occurrence co "
+        "JOIN person p ON p.person_id = co.person_id WHERE co.condition_concept_id = 320128 "
+        "ORDER BY 1",
+        "SELECT person_id, condition_concept_id, ROW_NUMBER() OVER (PARTITION BY person_id "
+        "ORDER BY condition_start_date, condition_occurrence_id) AS k FROM condition_occurrence "
+        "WHERE condition_concept_id IN (201826, 255573) ORDER BY person_id, k",
+    ],
+)
+def test_distinct_and_windows_per_person_stay_rows(
+    sql: str, rows_conns: dict[str, Connection]
+) -> None:
+    plan = plan_query(sql, ctx(ROWS_SCOPE))
+    assert plan.kind == "rows", plan.why
+    got = _run(plan, rows_conns)
+    want = rows_conns["pooled"].sql(sql)
+    pd.testing.assert_frame_equal(_plain(got.drop(columns="node")), _plain(want))
+
+
+@pytest.mark.parametrize(
+    ("sql", "part"),
+    [
+        ("SELECT DISTINCT year_of_birth FROM person", "DISTINCT"),
+        ("SELECT person_id, RANK() OVER (ORDER BY year_of_birth) AS r FROM person", "window"),
+    ],
+)
+def test_distinct_and_windows_across_persons_run_per_node(sql: str, part: str) -> None:
+    plan = plan_query(sql, ctx(ROWS_SCOPE))
+    assert plan.kind == "per-node"
+    assert part in plan.why
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql"),
+    [
+        (
+            "duckdb",
+            "SELECT gender_concept_id, SUM(year_of_birth) // COUNT(*) AS m, "
+            "COUNT(*) AS n FROM person GROUP BY ALL ORDER BY ALL",
+        ),
+        (
+            "duckdb",
+            "SELECT year_of_birth % 7 AS k, AVG(year_of_birth) / 3 AS a FROM person "
+            "GROUP BY 1 ORDER BY k DESC NULLS LAST",
+        ),
+        (
+            "spark",
+            "SELECT gender_concept_id, SUM(year_of_birth) / COUNT(*) AS m FROM person "
+            "GROUP BY gender_concept_id",
+        ),
+        (
+            "spark",
+            "SELECT measurement_concept_id, STDDEV(value_as_number) AS sd, "
+            "COUNT(DISTINCT person_id) AS persons FROM measurement GROUP BY 1 ORDER BY 1",
+        ),
+    ],
+)
+def test_other_dialects_merge_as_pooled(
+    dialect: str, sql: str, rows_conns: dict[str, Connection]
+) -> None:
+    plan = plan_query(sql, ctx(ROWS_SCOPE, dialect=dialect))
+    assert plan.kind == "aggregate"
+    assert plan.dialect == dialect
+    parts = {n: rows_conns[n].sql(plan.node_sql, dialect=dialect) for n in NODES}
+    got = merge(plan, parts, threshold=None)
+    want = rows_conns["pooled"].sql(sql, dialect=dialect)
+    pd.testing.assert_frame_equal(_plain(got), _plain(want), check_exact=False, rtol=1e-9)
+
+
 def test_per_node_answers_are_stacked_with_the_node(rows_conns: dict[str, Connection]) -> None:
     sql = "SELECT gender_concept_id, MEDIAN(year_of_birth) AS m FROM person GROUP BY 1"
     plan = plan_query(sql, ctx(ROWS_SCOPE))
