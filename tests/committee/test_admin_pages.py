@@ -17,6 +17,7 @@ from access_committee.workflow import State
 from sde.accounts import (
     add_version,
     check_project_access,
+    create_project,
     get_project,
     get_user,
     scope_of,
@@ -356,3 +357,26 @@ def test_a_project_past_its_expiry_can_only_be_revoked(
     assert 'value="revoke"' in text
     assert 'value="suspend"' not in text
     assert 'value="reactivate"' not in text
+
+
+def test_a_project_without_a_scope_and_one_with_every_column(
+    world: World, client: TestClient
+) -> None:
+    create_project(world.store, "sam", "bare", title="No scope yet")
+    text = page(client, "sam", "admin/projects/bare").text
+    assert "No approved scope yet." in text
+    create_project(
+        world.store,
+        "sam",
+        "wide",
+        title="Everything",
+        scope={"project": "wide", "access": "rows", "tables": {"person": "*"}},
+    )
+    text = page(client, "sam", "admin/projects/wide").text
+    assert "person_id, gender_concept_id, year_of_birth, month_of_birth" in text  # "*" spelt out
+    assert "day_of_birth" not in text  # never exposed, whatever the scope says
+    assert "every node" in text
+    assert "any date" in text
+    assert "every person" in text
+    listing = page(client, "sam", "admin/projects").text
+    assert "no scope" in listing
