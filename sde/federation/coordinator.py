@@ -70,6 +70,8 @@ if TYPE_CHECKING:
     from sde.dp.ledger import BudgetStatus
 
 UNAVAILABLE = "federation.node-unavailable"
+#: Partials of an aggregate node part that are numbers (min and max may be anything).
+NUMERIC_PARTIALS = frozenset({"count", "sum", "mean", "var_pop"})
 #: Seconds a node has to answer ``GET healthz`` before a DP query (at most the timeout).
 HEALTH_S = 5.0
 
@@ -298,7 +300,16 @@ class FederatedConnection:
     ) -> pd.DataFrame:
         threshold = self.scope.threshold if self.scope.access == "aggregates" else None
         cut = sorted(node for node, part in parts.items() if part.attrs.get("truncated"))
-        frame = normalise(merge(plan, parts, threshold=threshold))
+        try:
+            frame = normalise(merge(plan, parts, threshold=threshold))
+        except SDEError:
+            raise
+        except Exception:  # parts that passed every check but do not stack: fail closed
+            raise QueryFailed(
+                "federation.merge",
+                f"the answers of nodes {', '.join(parts)} could not be merged (their values "
+                "do not fit together); ask the nodes' custodians",
+            ) from None
         return _finish(frame, prepared, self.limits.row_cap, cut)
 
     def _body(self, plan: FederatedPlan, kind: str) -> bytes:
@@ -597,6 +608,7 @@ def _check_columns(node: str, frame: pd.DataFrame, plan: FederatedPlan) -> None:
     got = [str(c) for c in frame.columns]
     expected = expected_columns(plan)
     if plan.kind == "aggregate" and got == expected:
+        _check_numbers(node, frame, plan)
         return
     if plan.kind != "aggregate" and len(got) == len(expected):
         return
@@ -604,6 +616,16 @@ def _check_columns(node: str, frame: pd.DataFrame, plan: FederatedPlan) -> None:
     raise NodeFailure(
         node, f"answered with columns ({shown}) where the plan expects ({', '.join(expected)})"
     )
+
+
+def _check_numbers(node: str, frame: pd.DataFrame, plan: FederatedPlan) -> None:
+    """Counts, sums, means and variances (and the person counts a node adds) are numbers."""
+    numeric = [f"f_a{i}" for i, kind in enumerate(plan.partials) if kind in NUMERIC_PARTIALS]
+    numeric += [c for c in frame.columns if str(c).startswith("__sde_persons_")]
+    for column in numeric:
+        values = frame[column]
+        if not (pd.api.types.is_numeric_dtype(values) or values.isna().all()):
+            raise NodeFailure(node, f"answered {column} with values that are not numbers")
 
 
 def _finish(frame: pd.DataFrame, prepared: Prepared, cap: int, cut: list[str]) -> pd.DataFrame:

@@ -27,6 +27,7 @@ MODES = (
     "unsigned-arrow",
     "signed-junk",
     "wrong-columns",
+    "wrong-types",
     "other-secret",
     "refuse",
     "crash",
@@ -69,7 +70,9 @@ class JunkNode:
     def answer(self, handler: BaseHTTPRequestHandler, nonce: str) -> None:
         arrow = encode_frame(pd.DataFrame({"f_a0": [7]}))
         wrong = encode_frame(pd.DataFrame({"surprise": [1], "f_a0": [2]}))
+        words = encode_frame(pd.DataFrame({"f_a0": ["seven"]}))
         signed = {
+            "wrong-types": (200, words, self.secret),
             "signed-junk": (200, b"\x00\x01 definitely not arrow", self.secret),
             "wrong-columns": (200, wrong, self.secret),
             "other-secret": (200, arrow, b"x" * 32),
