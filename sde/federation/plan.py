@@ -47,7 +47,7 @@ from sde.federation.locality import NotLocal, per_person
 from sde.federation.locality import check as check_local
 from sde.proxy.context import RuleContext
 from sde.proxy.parse import parse
-from sde.proxy.rules import RULES, columns
+from sde.proxy.rules import RULES, columns, totality
 
 #: The kinds of plan.
 KINDS = ("aggregate", "rows", "per-node")
@@ -138,12 +138,14 @@ def _plan(sql: str, ctx: RuleContext) -> FederatedPlan:
 
 
 def qualified(sql: str, ctx: RuleContext) -> exp.Expression:
-    """``sql`` parsed and run through the proxy's rules up to ``columns.qualify``."""
+    """``sql`` parsed and run through the proxy's rules up to ``columns.qualify``, then
+    (aggregates projects) in the total form of ``aggregates.not-total``: the merge runs the
+    researcher's expressions too, and none may fail on any data there either."""
     tree = parse(sql, ctx)
     for rule in RULES:
         tree = rule(tree, ctx)
         if rule is columns.qualify:
-            return tree
+            return totality.check(tree, ctx)
     raise AssertionError("columns.qualify is not in RULES")  # pragma: no cover
 
 

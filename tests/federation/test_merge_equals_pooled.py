@@ -228,3 +228,19 @@ def test_an_aggregates_merge_needs_the_threshold() -> None:
     with pytest.raises(QueryFailed) as err:
         merge(plan, {}, threshold=None)
     assert err.value.rule == "federation.threshold"
+
+
+def test_the_merge_evaluates_an_aggregates_query_in_its_total_form(
+    per_node: dict[str, Connection],
+) -> None:
+    """The researcher's expressions run in the merge as the proxy made them total: a
+    division by a zero count is NULL there, not a failure whose presence says something."""
+    sql = (
+        "SELECT gender_concept_id, SUM(year_of_birth) / (COUNT(*) - COUNT(year_of_birth)) AS x "
+        "FROM person GROUP BY 1"
+    )
+    plan, parts = aggregates_parts(sql, per_node)
+    assert "NULLIF" in plan.merge_sql.upper()
+    got = merge(plan, parts, threshold=THRESHOLD)
+    assert len(got) == 2
+    assert got["x"].isna().all()
