@@ -350,7 +350,7 @@ def test_a_project_past_its_expiry_can_only_be_revoked(
     world: World, client: TestClient, project: str
 ) -> None:
     _, scope = scope_of(world.store, project)
-    yesterday = dt.date.today() - dt.timedelta(days=1)
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     add_version(world.store, "sam", project, {**scope.to_dict(), "expires": str(yesterday)})
     text = page(client, "sam", f"admin/projects/{project}").text
     assert "expired" in text

@@ -48,7 +48,7 @@ TABLES = {
 }
 AGREED = ("lth", "elht")  # umbh's custodian declines
 SLUG, EXPIRING = "copd-enforced", "copd-expiring"
-TODAY = dt.date.today()
+TODAY = dt.datetime.now(dt.UTC).date()  # the services count days in UTC
 
 
 class CookieUser:

@@ -204,7 +204,7 @@ def _approved(world: World, slug: str, expires: dt.date, pi: str = "ada") -> str
 
 def test_expiry_banners_for_members_and_the_committee(tmp_path: Path) -> None:
     world = make_world(tmp_path)
-    today = dt.date.today()
+    today = dt.datetime.now(dt.UTC).date()
     soon = _approved(world, "soon", today + 10 * DAY)
     _approved(world, "later", today + 31 * DAY)
     edge = _approved(world, "edge", today + 30 * DAY, pi="tom")
@@ -226,12 +226,12 @@ def test_expiry_banners_for_members_and_the_committee(tmp_path: Path) -> None:
 
 def test_the_report_page_warns_of_projects_near_expiry(tmp_path: Path) -> None:
     world = make_world(tmp_path)
-    soon = _approved(world, "soon", dt.date.today() + 12 * DAY)
-    _approved(world, "later", dt.date.today() + 90 * DAY)
+    today = dt.datetime.now(dt.UTC).date()  # the committee's clock is UTC
+    soon = _approved(world, "soon", today + 12 * DAY)
+    _approved(world, "later", today + 90 * DAY)
     with committee_client(world) as client:
         text = page(client, "kim", "report").text
     banners = re.findall(r'<div class="banner"[^>]*><p>(.*?)</p></div>', text)
     assert banners == [
-        f"<strong>Warning:</strong> project {soon} expires in 12 days "
-        f"({dt.date.today() + 12 * DAY})"
+        f"<strong>Warning:</strong> project {soon} expires in 12 days ({today + 12 * DAY})"
     ]
