@@ -6,12 +6,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from access_committee.pages.base import Page, get_page
+from access_committee.pages.queues import expiry_warnings
 
 router = APIRouter(include_in_schema=False)
 
 
 def _home(page: Page) -> Response:
-    return page.render("home.html")
+    return page.render("home.html", banners=expiry_warnings(page))
 
 
 @router.get("/")

@@ -23,7 +23,7 @@ from access_committee.views import application_view
 from access_committee.workflow import IN_REVIEW, Relation, State
 from sde.errors import SDEError
 from sde.registry.committee import Application
-from sde.registry.projects import Membership
+from sde.registry.projects import Membership, Project
 
 router = APIRouter(include_in_schema=False)
 
@@ -44,11 +44,14 @@ def _views(
 
 
 def expiry_warnings(page: Page) -> list[str]:
-    """The 30-day expiry warnings of the caller's projects (as ``GET api/projects/{p}``)."""
+    """The 30-day expiry warnings (as ``GET api/projects/{p}``) of the caller's projects,
+    or, for committee members and administrators, of every project."""
     with page.committee.store.read() as session:
-        slugs = list(
-            session.scalars(select(Membership.project).where(Membership.username == page.user))
-        )
+        if page.member or page.admin:
+            slugs = list(session.scalars(select(Project.slug)))
+        else:
+            query = select(Membership.project).where(Membership.username == page.user)
+            slugs = list(session.scalars(query))
     warnings = []
     for slug in sorted(slugs):
         try:
@@ -94,7 +97,9 @@ def _queue(page: Page) -> Response:
         for v in view["votes"]:
             tally[v["vote"]] = tally.get(v["vote"], 0) + 1
         rows.append({"app": view, "declared": mine, "voted": voted, "tally": tally})
-    return page.render("queue.html", rows=rows, quorum=page.committee.quorum)
+    return page.render(
+        "queue.html", rows=rows, quorum=page.committee.quorum, banners=expiry_warnings(page)
+    )
 
 
 @router.get("/queue")

@@ -436,6 +436,8 @@ def test_expiry_within_30_days_is_a_banner(world: World, client: TestClient) -> 
     assert 'class="banner"' in text
     assert f"expires in 20 days ({soon})" in text
     assert 'class="banner"' not in page(client, "tom", "applications").text
+    assert f"expires in 20 days ({soon})" in page(client, "ada", "").text  # home
+    assert f"expires in 20 days ({soon})" in page(client, "lee", "queue").text  # committee
 
 
 def test_the_project_page_and_an_amendment(world: World, client: TestClient) -> None:
