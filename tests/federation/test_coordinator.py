@@ -19,8 +19,9 @@ import pytest
 
 import sde
 from sde.audit import AuditLog
-from sde.errors import BackendUnavailable, ScopeViolation, SDEError
+from sde.errors import BackendUnavailable, ResultTruncated, ScopeViolation, SDEError
 from sde.federation.coordinator import FederatedConnection, connect_federated
+from sde.proxy.context import Limits
 from sde.registry import open_registry
 from sde.scope import Scope
 from tests.federation.conftest import Secret
@@ -130,6 +131,21 @@ def test_rows_plan_stacks_the_nodes_rows(rows_fed: Any, rows_pooled: Any) -> Non
     assert list(got.columns) == ["person_id", "year_of_birth", "node"]
     assert set(got["node"]) == {"lth", "elht", "umbh"}
     same(got.drop(columns="node"), rows_pooled.sql(sql))
+
+
+def test_rows_past_the_row_cap_are_cut_and_said(
+    synth_agents: dict[str, str], fed_secret: Secret, fed_registry: str
+) -> None:
+    with connect_federated(
+        ROWS, synth_agents, fed_secret.value, fed_registry, user="t", limits=Limits(row_cap=50)
+    ) as conn:
+        with pytest.warns(ResultTruncated):
+            got = conn.sql("SELECT person_id FROM person")
+        small = conn.sql("SELECT COUNT(*) AS n FROM person")
+    assert len(got) == 50
+    assert got.attrs["sde"]["truncated"]
+    assert "row cap" in got.attrs["sde"]["message"]
+    assert "truncated" not in small.attrs["sde"]
 
 
 def test_per_node_plan_says_why(rows_fed: Any, rows_pooled: Any) -> None:
