@@ -21,6 +21,7 @@ ROWS_SCOPE: dict[str, Any] = {
         "drug_exposure": "*",
         "visit_occurrence": "*",
         "observation": "*",
+        "concept": "*",
     },
     "expires": "2099-12-31",
 }
@@ -252,6 +253,18 @@ AGGREGATE_QUERIES: list[tuple[str, str]] = [
         "SELECT COUNT(refills) AS n, SUM(refills) AS s, AVG(refills) AS a, "
         "STDDEV(refills) AS sd, MAX(condition_end_date) AS last_end FROM drug_exposure d "
         "JOIN condition_occurrence c ON c.person_id = d.person_id",
+    ),
+    (
+        "vocabulary-join",
+        "SELECT c.concept_name, COUNT(*) AS n, COUNT(DISTINCT co.person_id) AS persons "
+        "FROM condition_occurrence co JOIN concept c ON c.concept_id = co.condition_concept_id "
+        "GROUP BY c.concept_name",
+    ),
+    (
+        "in-per-person-having",
+        "SELECT year_of_birth / 10 AS decade, COUNT(*) AS n FROM person WHERE person_id IN "
+        "(SELECT person_id FROM visit_occurrence GROUP BY person_id HAVING COUNT(*) > 20) "
+        "GROUP BY 1 HAVING COUNT(*) > 5 ORDER BY decade",
     ),
     (
         "sd-joined-two-keys",

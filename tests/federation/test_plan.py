@@ -20,7 +20,7 @@ from sqlglot import exp
 import sde
 from sde.connection import Connection
 from sde.dp.engine import DPEngine
-from sde.errors import InvalidInput, QueryFailed, ScopeViolation, SDEError
+from sde.errors import InvalidInput, QueryFailed, ScopeViolation
 from sde.federation.merge import merge
 from sde.federation.plan import FederatedPlan, plan_query
 from sde.proxy.context import RuleContext
@@ -168,8 +168,10 @@ def test_refusals_of_one_pooled_node_come_first_and_bad_sql_is_never_a_crash() -
     assert err.value.rule == "columns.not-allowed"
     with pytest.raises(InvalidInput):
         plan_query("SELECT (", ctx(ROWS_SCOPE))
-    with pytest.raises(SDEError):
+    with pytest.raises(ScopeViolation) as err:
         plan_query("SELECT COUNT(*) FROM concept", ctx(DP, enforce_access=False))
+    assert err.value.rule == "federation.not-decomposable"
+    assert "reference data" in err.value.message
 
 
 # -- rows and per-node plans against the pooled answer ----------------------------------------
