@@ -6,15 +6,22 @@ In order, each step reusing what an earlier run made:
 2. the registry (SQLite ``DIR/registry.sqlite``, or ``--registry``), migrated, holding the
    demo people and projects of :mod:`sde.demo`; the workbench secret in ``DIR/secret_key``;
 3. configurable-http-proxy from npm (into a cache folder) if missing;
-4. JupyterHub on ``127.0.0.1:PORT`` with the gateway, airlock and committee as managed
-   services; its log in ``DIR/hub.log``;
+4. a node agent per node, then JupyterHub on ``127.0.0.1:PORT`` with the gateway (the
+   agents' coordinator), airlock and committee as managed services; its log in
+   ``DIR/hub.log``, the agents' in ``DIR/nodes/<node>.log``;
 5. once everything answers: an API token per demo user, ``DIR/credentials.json`` (0600),
    the users' table with their TOTP secrets as QR codes, and the line
    ``SDE Workbench ready at http://127.0.0.1:PORT/``.
 
-Ctrl-C or SIGTERM stops the hub, which stops its proxy, services and notebook servers:
-everything ``sde up`` started and nothing else. Node agents (one process per node) come
-with the federation.
+Before the hub, one node agent per node starts as its own process (:mod:`sde.cli.nodes`:
+``sde serve node`` on a free loopback port, signing with ``DIR/node_secret``, made once,
+mode 0600); the gateway is their coordinator (``SDE_NODES``, ``SDE_NODE_SECRET_FILE`` in
+its environment), so every query goes through the nodes. ``sde up`` is ready once the
+hub, its services and every agent's ``/healthz`` answer; an agent that fails to start is
+an error naming its node.
+
+Ctrl-C or SIGTERM stops the hub, which stops its proxy, services and notebook servers,
+then the node agents: everything ``sde up`` started and nothing else.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ import os
 import secrets
 import signal
 import socket
+import subprocess
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -35,6 +44,14 @@ from sde.accounts import AccountStore
 from sde.cli.credentials import credentials, read_known, show_users, write_private_json
 from sde.cli.hub import ensure_chp, hub_environment, start_hub, stop_hub
 from sde.cli.hub_api import HubAdmin, wait_until_ready
+from sde.cli.nodes import (
+    NodeAgent,
+    node_secret,
+    nodes_setting,
+    start_agents,
+    stop_agents,
+    wait_healthy,
+)
 from sde.cli.reaper import become_subreaper, stop_orphans
 from sde.cli.tour import synthesise_once
 from sde.demo import DemoUser, load_demo
@@ -116,7 +133,8 @@ def _run(
     port: int,
     qr: bool,
 ) -> int:
-    """Start the hub, finish the set-up once it answers, and wait for the end."""
+    """Start the node agents and the hub, finish the set-up once all answer, and wait for
+    the end."""
     hub_url = f"http://127.0.0.1:{port}/"
     log_path = directory / "hub.log"
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -125,35 +143,97 @@ def _run(
     # shell does for a job it puts in the background).
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     become_subreaper()
+    agents: list[NodeAgent] = []
+    proc: subprocess.Popen[bytes] | None = None
     with os.fdopen(fd, "ab") as log:
-        proc = start_hub(directory / "hub", env, log)
         try:
-            with console.status("starting JupyterHub and the services") as status:
-                wait_until_ready(hub_url, SERVICES, proc, progress=status.update)
+            agents = _start_agents(directory, nodes, port)
+            env = {**env, **_federation_env(directory, agents)}
+            proc = start_hub(directory / "hub", env, log)
+            with console.status("starting JupyterHub, the services and the node agents") as s:
+                wait_healthy(agents, progress=s.update)
+                wait_until_ready(hub_url, SERVICES, proc, progress=s.update)
             _issue_tokens(hub_url, bootstrap, users)
-            write_private_json(directory / "credentials.json", credentials(hub_url, nodes, users))
-            show_users(console, users, qr=qr)
-            console.print(f"hub log: {log_path}   credentials: {directory / 'credentials.json'}")
-            print(f"SDE Workbench ready at {hub_url}  (Ctrl-C stops it)", flush=True)
-            code = proc.wait()
+            _announce(console, directory, hub_url, users, agents, qr)
+            code = _watch(console, proc, agents)
             console.print(f"[red]JupyterHub exited (code {code}); its log: {log_path}[/]")
             return 1
         except (KeyboardInterrupt, _Stop):
             console.print("stopping the workbench ...")
-            code = stop_hub(proc, timeout=STOP_TIMEOUT_S)
+            code = stop_hub(proc, timeout=STOP_TIMEOUT_S) if proc is not None else 0
             if code == -signal.SIGKILL:
                 console.print(f"JupyterHub did not stop within {STOP_TIMEOUT_S} s; it was killed")
             return 0 if code in (0, -signal.SIGTERM, -signal.SIGKILL) else code
         except BaseException:
-            console.print(f"[red]the workbench did not start; the hub's log: {log_path}[/]")
+            console.print(
+                f"[red]the workbench did not start; the hub's log: {log_path}, the node "
+                f"agents' logs: {directory / 'nodes'}[/]"
+            )
             raise
         finally:
             signal.signal(signal.SIGTERM, previous)
             signal.signal(signal.SIGINT, previous_int)
-            stop_hub(proc, timeout=STOP_TIMEOUT_S)
+            if proc is not None:
+                stop_hub(proc, timeout=STOP_TIMEOUT_S)
+            stop_agents(agents)
             left = stop_orphans()
             if left:
                 console.print(f"stopped {len(left)} process(es) the hub left behind")
+
+
+def _announce(
+    console: Console,
+    directory: Path,
+    url: str,
+    users: list[DemoUser],
+    agents: list[NodeAgent],
+    qr: bool,
+) -> None:
+    """Write the credentials, show the users and say that the workbench is ready."""
+    nodes = [agent.name for agent in agents]
+    write_private_json(directory / "credentials.json", credentials(url, nodes, users))
+    show_users(console, users, qr=qr)
+    shown = ", ".join(f"{agent.name} {agent.url}" for agent in agents)
+    console.print(f"node agents: {shown}", highlight=False, soft_wrap=True)
+    console.print(
+        f"hub log: {directory / 'hub.log'}   node agents' logs: {directory / 'nodes'}   "
+        f"credentials: {directory / 'credentials.json'}"
+    )
+    print(f"SDE Workbench ready at {url}  (Ctrl-C stops it)", flush=True)
+
+
+def _start_agents(directory: Path, nodes: list[str], port: int) -> list[NodeAgent]:
+    """A node agent per node, on free ports other than the hub's; none of the workbench's
+    settings (they hold its secret) reach them."""
+    files = {name: directory / "data" / f"{name}.duckdb" for name in nodes}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SDE_")}
+    hub_ports = range(port, port + PORTS_USED)
+    return start_agents(
+        files, node_secret(directory), directory / "nodes", avoid=hub_ports, env=env
+    )
+
+
+def _federation_env(directory: Path, agents: list[NodeAgent]) -> dict[str, str]:
+    """What makes the gateway the agents' coordinator."""
+    return {
+        "SDE_NODES": nodes_setting(agents),
+        "SDE_NODE_SECRET_FILE": str(directory / "node_secret"),
+    }
+
+
+def _watch(console: Console, proc: subprocess.Popen[bytes], agents: list[NodeAgent]) -> int:
+    """Wait for the hub to exit (its code); say so once if a node agent stops meanwhile."""
+    told: set[str] = set()
+    while proc.poll() is None:
+        for agent in agents:
+            if agent.name not in told and agent.proc.poll() is not None:
+                told.add(agent.name)
+                console.print(
+                    f"[red]the node agent of {agent.name} exited (code {agent.proc.returncode});"
+                    f" queries fail until the workbench restarts; its log: {agent.log}[/]"
+                )
+        time.sleep(0.5)
+    return proc.returncode
 
 
 def _issue_tokens(url: str, bootstrap: str, users: list[DemoUser]) -> None:
