@@ -15,12 +15,13 @@ from fastapi.testclient import TestClient
 
 from access_committee.app import create_app
 from access_committee.forms import FIELDS
-from access_committee.workflow import State
+from access_committee.workflow import Action, State
 from sde.gateway.auth import HubAuthenticator
 from sde.settings import Settings
 from tests.committee.http import PREFIX, committee_client, headers, page, post
 from tests.committee.test_cohort_size import COPD, EMPHYSEMA, node_file
-from tests.committee.world import NEXT_YEAR, World, make_world
+from tests.committee.truth_table import expected
+from tests.committee.world import ACTOR, NEXT_YEAR, World, make_world
 
 
 @pytest.fixture
@@ -312,7 +313,7 @@ def test_application_page_for_the_right_people(
     answer = page(client, who, f"applications/{app_id}")
     assert answer.status_code == status
     forms_shown = set(re.findall(rf'action="{PREFIX}applications/\d+/([a-z/]+)"', answer.text))
-    expected = {
+    wanted = {
         "ada": {"withdraw"},
         "ben": set(),
         "lee": {"conflicts", "votes"},
@@ -320,7 +321,7 @@ def test_application_page_for_the_right_people(
         "sam": set(),
         "tom": set(),
     }[who]
-    assert forms_shown == expected
+    assert forms_shown == wanted
     if status == 200:
         assert "COPD outcomes by deprivation" in answer.text
     preview = "What the scope will expose" in answer.text
@@ -549,3 +550,34 @@ def test_what_people_write_is_escaped(world: World, client: TestClient) -> None:
     assert "<script>alert" not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "&lt;b&gt;bold&lt;/b&gt;" in text
+
+
+#: The forms (or the edit link) each action puts on an application's page.
+FORM_OF = {
+    Action.EDIT: "edit",
+    Action.SUBMIT: "submit",
+    Action.WITHDRAW: "withdraw",
+    Action.DECLARE: "conflicts",
+    Action.VOTE: "votes",
+    Action.NODE_DECISION: "nodes/lth",
+}
+
+
+@pytest.mark.parametrize("state", list(State))
+def test_the_page_follows_the_truth_table(world: World, client: TestClient, state: State) -> None:
+    """Each relation sees the application's page when the API shows it (else 404), with
+    exactly the forms of the actions the truth table allows in that state."""
+    app_id = world.reach(state)
+    for relation, who in ACTOR.items():
+        answer = page(client, who, f"applications/{app_id}")
+        if expected(Action.VIEW, relation, state) == "404":
+            refused(answer, 404, "committee.unknown")
+            continue
+        assert answer.status_code == 200
+        shown = set(
+            re.findall(rf'(?:action|href)="{PREFIX}applications/\d+/([a-z/]+)"', answer.text)
+        )
+        allowed = {
+            FORM_OF[action] for action in FORM_OF if expected(action, relation, state) == "ok"
+        }
+        assert shown == allowed, (relation, state, shown, allowed)
