@@ -243,6 +243,10 @@ def _refusal(node: str, response: httpx.Response) -> NodeFailure:
         # The node's refusals are sentences written for a researcher (its engine's own
         # words never leave it); quoted, cut short.
         return NodeFailure(node, f"refused the query ({rule}: {message[:_QUOTE]})", rule)
+    if rule == "limits.timeout":
+        return NodeFailure(node, f"stopped the query at its time limit ({rule})", rule)
+    if status == 422:
+        return NodeFailure(node, f"could not run the query ({rule})", rule)
     return NodeFailure(node, f"failed (HTTP {status}, {rule})", rule)
 
 

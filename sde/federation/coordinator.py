@@ -658,10 +658,13 @@ def _unavailable(failures: Mapping[str, NodeFailure], *, charged: bool) -> Backe
     names = sorted(failures)
     what = "; ".join(f"node {failures[n].node} {failures[n].reason}" for n in names)
     plural = "s" if len(names) > 1 else ""
+    # A node that answered a workbench error will likely answer it again; one that did not
+    # answer (or answered garbage) may be back soon.
+    again = "Ask again later, or pass" if any(f.rule is None for f in failures.values()) else "Pass"
     tail = " (the DP query was charged, as any failed DP run is)" if charged else ""
     return BackendUnavailable(
         UNAVAILABLE,
-        f"node{plural} {', '.join(names)} gave no usable answer: {what}. Ask again, or pass "
+        f"node{plural} {', '.join(names)} gave no usable answer: {what}. {again} "
         f"partial=True for the other nodes' answer{tail}",
         nodes=names,
         node_rules={n: failures[n].rule for n in names if failures[n].rule},

@@ -11,6 +11,7 @@ one audit entry naming the scope version.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,20 @@ def test_per_node_plan_says_why(rows_fed: Any, rows_pooled: Any) -> None:
     assert "window" in got.attrs["sde"]["why"]
     assert set(got["node"]) == {"lth", "elht", "umbh"}
     assert len(got) == len(rows_pooled.sql(sql))
+
+
+def test_one_connection_serves_calls_from_many_threads(
+    rows_fed: Any, rows_pooled: Any, fed_registry: str
+) -> None:
+    """As the gateway uses it: concurrent calls on one connection, each answered right and
+    audited once."""
+    log = AuditLog(open_registry(fed_registry))
+    before = log.count()
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(rows_fed.sql, QUERIES * 2))
+    for sql, got in zip(QUERIES * 2, answers, strict=True):
+        same(got, rows_pooled.sql(sql))
+    assert log.count() - before == 2 * len(QUERIES) * 2  # federated and pooled: one each
 
 
 def test_refusals_are_the_pooled_ones(rows_fed: Any, rows_pooled: Any) -> None:

@@ -167,6 +167,25 @@ def test_a_node_refusing_on_scope_grounds_is_named_with_its_rule(
     assert got.attrs["sde"]["missing_nodes"] == ["elht"]
 
 
+def test_a_query_every_node_fails_names_each_node_and_its_rule(
+    synth_agents: dict[str, str], fed_secret: Secret, fed_registry: str
+) -> None:
+    """A value that cannot be cast at every node: each node answers its generic engine
+    error (its engine's words stay in its log); the coordinator names every node."""
+    sql = "SELECT SUM(CAST(CAST(year_of_birth AS TEXT) || 'x' AS INTEGER)) AS s FROM person"
+    with (
+        _connect(synth_agents, fed_secret, fed_registry) as conn,
+        pytest.raises(BackendUnavailable) as info,
+    ):
+        conn.sql(sql, partial=True)
+    err = info.value
+    for node in ("lth", "elht", "umbh"):
+        assert f"node {node} could not run the query (engine.error)" in err.message
+    assert err.details["node_rules"] == dict.fromkeys(("elht", "lth", "umbh"), "engine.error")
+    assert "Ask again" not in err.message
+    assert "Conversion" not in err.message
+
+
 # -- a node killed while it runs a query ----------------------------------------------------
 
 #: Seconds of CPU on each node (a four-way self-join per person).
