@@ -31,7 +31,12 @@ def available() -> list[str]:
 
 def bench(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Which benchmark: synth, proxy, sdc or dp.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Which benchmark: synth, proxy, sdc, dp, audit, gateway, airlock or federation."
+        ),
+    ],
 ) -> None:
     """Run a benchmark; it prints ratios against its baseline and writes its results."""
     names = available()
