@@ -12,19 +12,33 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response
+from sqlalchemy import select
 
 from access_committee.api import _project_view
 from access_committee.pages import vocabulary
 from access_committee.pages.base import Form, Page, get_page, post_page
 from sde.errors import SDEError
 from sde.gateway.errors import status_of
+from sde.registry.committee import Application
 
 router = APIRouter(include_in_schema=False)
 Slug = Annotated[str, PathParam(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
 
 
+def _approval(page: Page, slug: str, version: int) -> tuple[int, str | None] | None:
+    """The application whose approval made ``version`` of the project: (id, conditions)."""
+    with page.committee.store.read() as session:
+        row = session.execute(
+            select(Application.id, Application.conditions).where(
+                Application.project == slug, Application.version == version
+            )
+        ).first()
+    return (int(row[0]), row[1]) if row else None
+
+
 def project_page(page: Page, slug: str, error: SDEError | None = None) -> Response:
     project = _project_view(page.committee, page.user, slug)
+    approval = _approval(page, slug, project["version"]) if project["version"] else None
     scope = project["scope"] or {}
     pi = any(m["user"] == page.user and m["role"] == "pi" for m in project["members"])
     return page.render(
@@ -33,6 +47,7 @@ def project_page(page: Page, slug: str, error: SDEError | None = None) -> Respon
         project=project,
         scope=scope,
         is_pi=pi,
+        approval=approval,
         error=error,
         cohort=vocabulary.trees(list((scope.get("cohort") or {}).get("any_condition") or [])),
         banners=project["warnings"],

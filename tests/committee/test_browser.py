@@ -272,5 +272,6 @@ def test_apply_review_approve(served: tuple[World, str], chromium: sync_api.Brow
     ada.page.get_by_role("link", name="copd-imd").click()
     sync_api.expect(ada.page.get_by_role("heading", level=1)).to_have_text("Project copd-imd")
     sync_api.expect(ada.page.get_by_role("main")).to_contain_text("active")
+    sync_api.expect(ada.page.locator("#project-conditions")).to_have_text(CONDITIONS)
     ada.shot("14-project")
     ada.close()

@@ -447,6 +447,8 @@ def test_the_project_page_and_an_amendment(world: World, client: TestClient) -> 
     slug = world.committee.get("ada", app_id)["project"]
     text = page(client, "ada", f"projects/{slug}").text
     assert "Amend this project" in text
+    assert 'id="project-conditions">Publish the code<' in text
+    assert '<span class="tag tag-active">active</span>' in text
     assert "Amend this project" not in page(client, "ben", f"projects/{slug}").text
     refused(page(client, "tom", f"projects/{slug}"), 404, "project.unknown")
     refused(post(client, "ben", f"projects/{slug}/amendments"), 403, "committee.pi-only")
