@@ -58,7 +58,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "DECIMAL": pa.float64(),
     "VARCHAR": pa.string(),
     "TEXT": pa.string(),
-    "DATE": pa.timestamp("ns"),
+    "DATE": pa.date32(),
     "TIMESTAMP": pa.timestamp("ns"),
     "BOOLEAN": pa.bool_(),
 }
@@ -138,11 +138,19 @@ def _check_shape(plan: FederatedPlan, node: str, frame: pd.DataFrame, expected: 
 
 
 def _arrow(frame: pd.DataFrame, types: list[str]) -> pa.Table:
+    """``frame`` as Arrow, each column in the type the plan expects where it knows it: a
+    column of a node with no values gets it, and a DATE (a timestamp in a frame) is a date
+    again, so the merge computes on what the pooled engine would."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     for i, name in enumerate(table.column_names):
         wanted = _ARROW_TYPES.get(types[i].split("(", 1)[0].upper()) if i < len(types) else None
-        if wanted is not None and pa.types.is_null(table.column(i).type):
+        column = table.column(i)
+        if wanted is None:
+            continue
+        if pa.types.is_null(column.type):
             table = table.set_column(i, name, pa.nulls(table.num_rows, wanted))
+        elif pa.types.is_date(wanted) and pa.types.is_timestamp(column.type):
+            table = table.set_column(i, name, column.cast(wanted))
     return table
 
 
@@ -253,7 +261,7 @@ def rows(select: exp.Select, dialect: str) -> tuple[exp.Select, str, list[str]]:
 
 def _merge_order(order: exp.Order, node: exp.Select, names: list[str]) -> exp.Order:
     """ORDER BY over the stacked parts: each item as an output column (hidden sort
-    columns ``__sde_o<i>`` added to the node part when an item is not an output)."""
+    columns ``f_o<i>`` added to the node part when an item is not an output)."""
     values = [p.unalias() for p in node.expressions[: len(names)]]
     items = []
     for ordered in order.expressions:
@@ -267,7 +275,7 @@ def _merge_order(order: exp.Order, node: exp.Select, names: list[str]) -> exp.Or
             index = next((i for i, v in enumerate(values) if v == this), None)
         if index is None:
             index = len(node.expressions)
-            node.select(exp.alias_(this.copy(), f"__sde_o{index}", quoted=True), copy=False)
+            node.select(exp.alias_(this.copy(), f"f_o{index}", quoted=True), copy=False)
         item = ordered.copy()
         item.set("this", exp.column(f"__sde_c{index}", quoted=True))
         items.append(item)

@@ -267,6 +267,12 @@ AGGREGATE_QUERIES: list[tuple[str, str]] = [
         "GROUP BY 1 HAVING COUNT(*) > 5 ORDER BY decade",
     ),
     (
+        "date-key-as-text",
+        "SELECT CAST(visit_start_date AS TEXT) AS day, COUNT(*) AS n, "
+        "MIN(visit_end_date) AS first_end FROM visit_occurrence "
+        "WHERE visit_start_date < DATE '2015-03-01' GROUP BY visit_start_date",
+    ),
+    (
         "sd-joined-two-keys",
         f"SELECT p.gender_concept_id, p.year_of_birth / 20 AS band, "
         f"STDDEV(m.value_as_number) AS sd, MAX(m.value_as_number) - MIN(m.value_as_number) "

@@ -237,6 +237,7 @@ def test_rows_ordered_by_an_expression_that_is_not_an_output(
     )
     plan = plan_query(sql, ctx(ROWS_SCOPE))
     assert plan.kind == "rows"
+    assert "__sde" not in plan.node_sql  # a node refuses internal names in rows
     got = _run(plan, rows_conns)
     want = rows_conns["pooled"].sql(sql)
     assert got["person_id"].tolist() == want["person_id"].tolist()
