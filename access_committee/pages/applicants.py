@@ -29,7 +29,8 @@ from access_committee.pages.base import (
 )
 from access_committee.pages.form import SDC_FIELDS, Typed, typed_from_body, typed_from_form
 from access_committee.workflow import Action, Relation, State, check_can
-from sde.errors import SDEError
+from sde.accounts import get_user
+from sde.errors import AccessDenied, SDEError
 from sde.gateway.errors import status_of
 from sde.omop.cdm import CDM
 from sde.registry.people import NodeCustodian
@@ -148,11 +149,20 @@ def form_page(
 # -- routes --------------------------------------------------------------------------------
 
 
+def _new(page: Page) -> Response:
+    info = get_user(page.committee.store, page.user)
+    if not info.is_accredited(page.committee.now().date()):
+        raise AccessDenied(
+            "committee.not-accredited",
+            "only researchers with current safe-researcher accreditation may apply; "
+            "ask the SDE's administrators about accreditation",
+        )
+    return form_page(page, Typed(text={"pi": page.user, "access": "aggregates"}))
+
+
 @router.get("/applications/new")
 async def new(request: Request) -> Response:
-    return await get_page(
-        request, lambda page: form_page(page, Typed(text={"pi": page.user, "access": "aggregates"}))
-    )
+    return await get_page(request, _new)
 
 
 def _save(page: Page, form: Form, app_id: int | None) -> str | Response:

@@ -227,6 +227,8 @@ def test_text_too_long_is_refused_with_the_form(client: TestClient) -> None:
 
 
 def test_only_the_accredited_apply(client: TestClient) -> None:
+    refused(page(client, "una", "applications/new"), 403, "committee.not-accredited")
+    refused(page(client, "lee", "applications/new"), 403, "committee.not-accredited")
     form = _form(pi="una")
     answer = post(client, "una", "applications", form)
     refused(answer, 403, "committee.not-accredited")
