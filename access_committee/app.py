@@ -16,11 +16,12 @@ from sde.gateway.auth import Authenticator
 from sde.settings import Settings
 from sde.web.shell import ServiceState, service_app
 
+#: The shell's home page text; the committee's own home page (:mod:`access_committee.pages`)
+#: is served in its place.
 COMING = (
     "The data access committee: apply for a project here (the data, the cohort, the period "
     "and the nodes you need); the committee and each node's custodian review it, and an "
-    "approval makes the project you can query. Its JSON API is live (see openapi.json); "
-    "these pages are coming."
+    "approval makes the project you can query."
 )
 
 
