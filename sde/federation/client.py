@@ -9,7 +9,8 @@ researcher: never the node's engine text. The coordinator turns failures into on
 missing nodes.
 
 :meth:`NodeClient.fan_out` asks every node at once (a thread per node) and waits at most the
-timeout for all of them.
+timeout for all of them; :func:`check_part` checks a decoded part against the plan, and
+:func:`unavailable` is the one error for the nodes that failed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from typing import Any, TypeVar
 import httpx
 import pandas as pd
 
-from sde.errors import SDEError
+from sde.errors import BackendUnavailable, SDEError
+from sde.federation.merge import expected_columns
+from sde.federation.plan import FederatedPlan
 from sde.federation.signing import HEADER_NONCE, HEADER_SIGNATURE, sign_request, verify_response
 from sde.federation.wire import decode_frame
 
@@ -39,6 +42,10 @@ T = TypeVar("T")
 ARROW = "application/vnd.apache.arrow.stream"
 #: Seconds a node is given beyond the query's own timeout to say that it timed out.
 GRACE_S = 2.0
+#: The rule of every query a node gave no usable answer to.
+UNAVAILABLE = "federation.node-unavailable"
+#: Partials of an aggregate node part that are numbers (min and max may be anything).
+NUMERIC_PARTIALS = frozenset({"count", "sum", "mean", "var_pop"})
 #: Characters of a node's refusal message quoted at most.
 _QUOTE = 300
 
@@ -208,6 +215,50 @@ class NodeClient:
         self._http.close()
 
 
+def check_part(node: str, frame: pd.DataFrame, plan: FederatedPlan) -> None:
+    """A node's part has the plan's columns: by name for an aggregate part (then, in an
+    ``aggregates`` project, the person counts and the flag the node adds); by number for
+    rows, whose names may repeat."""
+    got = [str(c) for c in frame.columns]
+    expected = expected_columns(plan)
+    if plan.kind == "aggregate" and got == expected:
+        _check_numbers(node, frame, plan)
+        return
+    if plan.kind != "aggregate" and len(got) == len(expected):
+        return
+    shown = ", ".join(got[:12]) + (", ..." if len(got) > 12 else "")
+    raise NodeFailure(
+        node, f"answered with columns ({shown}) where the plan expects ({', '.join(expected)})"
+    )
+
+
+def _check_numbers(node: str, frame: pd.DataFrame, plan: FederatedPlan) -> None:
+    """Counts, sums, means and variances (and the person counts a node adds) are numbers."""
+    numeric = [f"f_a{i}" for i, kind in enumerate(plan.partials) if kind in NUMERIC_PARTIALS]
+    numeric += [c for c in frame.columns if str(c).startswith("__sde_persons_")]
+    for column in numeric:
+        values = frame[column]
+        if not (pd.api.types.is_numeric_dtype(values) or values.isna().all()):
+            raise NodeFailure(node, f"answered {column} with values that are not numbers")
+
+
+def unavailable(failures: Mapping[str, NodeFailure], *, charged: bool) -> BackendUnavailable:
+    names = sorted(failures)
+    what = "; ".join(f"node {failures[n].node} {failures[n].reason}" for n in names)
+    plural = "s" if len(names) > 1 else ""
+    # A node that answered a workbench error will likely answer it again; one that did not
+    # answer (or answered garbage) may be back soon.
+    again = "Ask again later, or pass" if any(f.rule is None for f in failures.values()) else "Pass"
+    tail = " (the DP query was charged, as any failed DP run is)" if charged else ""
+    return BackendUnavailable(
+        UNAVAILABLE,
+        f"node{plural} {', '.join(names)} gave no usable answer: {what}. {again} "
+        f"partial=True for the other nodes' answer{tail}",
+        nodes=names,
+        node_rules={n: failures[n].rule for n in names if failures[n].rule},
+    )
+
+
 def _collect(
     node: str,
     future: Future[T],
@@ -261,4 +312,12 @@ def _transport(err: httpx.HTTPError) -> str:
     return type(err).__name__
 
 
-__all__ = ["ARROW", "Answer", "NodeClient", "NodeFailure"]
+__all__ = [
+    "ARROW",
+    "UNAVAILABLE",
+    "Answer",
+    "NodeClient",
+    "NodeFailure",
+    "check_part",
+    "unavailable",
+]

@@ -46,15 +46,20 @@ from sde.audit import AuditLog, AuditRecord
 from sde.connection import EXACT_ROWS, _dialect, _storable
 from sde.errors import (
     AccessDenied,
-    BackendUnavailable,
     ConfigurationError,
     QueryFailed,
     ResultTruncated,
     ScopeViolation,
     SDEError,
 )
-from sde.federation.client import NodeClient, NodeFailure
-from sde.federation.merge import expected_columns, merge
+from sde.federation.client import (
+    UNAVAILABLE,
+    NodeClient,
+    NodeFailure,
+    check_part,
+    unavailable,
+)
+from sde.federation.merge import merge
 from sde.federation.plan import FederatedPlan, plan_query
 from sde.federation.sealing import seal
 from sde.federation.wire import NodeRequest
@@ -69,9 +74,6 @@ if TYPE_CHECKING:
     from sde.dp.engine import AuditFor, DPEngine, Outcome
     from sde.dp.ledger import BudgetStatus
 
-UNAVAILABLE = "federation.node-unavailable"
-#: Partials of an aggregate node part that are numbers (min and max may be anything).
-NUMERIC_PARTIALS = frozenset({"count", "sum", "mean", "var_pop"})
 #: Seconds a node has to answer ``GET healthz`` before a DP query (at most the timeout).
 HEALTH_S = 5.0
 
@@ -207,7 +209,7 @@ class FederatedConnection:
             )
         except QueryFailed as err:
             if err.rule == "dp.engine-error" and call.failed:
-                raise _unavailable(call.failed, charged=True) from None
+                raise unavailable(call.failed, charged=True) from None
             raise
         finally:
             self._local.call = None
@@ -278,7 +280,7 @@ class FederatedConnection:
 
         def ask(node: str) -> pd.DataFrame:
             frame = self._client.frame(node, "v1/query", body, timeout_s=self.limits.timeout_s)
-            _check_columns(node, frame, plan)
+            check_part(node, frame, plan)
             return frame
 
         return self._ask_all(ask, partial=call.partial, call=call)
@@ -290,7 +292,7 @@ class FederatedConnection:
         if call is not None:
             call.failed = failures
         if failures and (not partial or not answers):
-            raise _unavailable(failures, charged=False)
+            raise unavailable(failures, charged=False)
         if call is not None:
             call.missing = failures
         return answers
@@ -595,37 +597,10 @@ def _describe(plan: FederatedPlan | None) -> dict[str, str]:
 def _explained(node: str, doc: Mapping[str, Any]) -> str:
     sql = doc.get("sql")
     if not isinstance(sql, str):
-        raise _unavailable(
+        raise unavailable(
             {node: NodeFailure(node, "answered an explain without its SQL")}, charged=False
         )
     return sql
-
-
-def _check_columns(node: str, frame: pd.DataFrame, plan: FederatedPlan) -> None:
-    """A node's part has the plan's columns: by name for an aggregate part (then, in an
-    ``aggregates`` project, the person counts and the flag the node adds); by number for
-    rows, whose names may repeat."""
-    got = [str(c) for c in frame.columns]
-    expected = expected_columns(plan)
-    if plan.kind == "aggregate" and got == expected:
-        _check_numbers(node, frame, plan)
-        return
-    if plan.kind != "aggregate" and len(got) == len(expected):
-        return
-    shown = ", ".join(got[:12]) + (", ..." if len(got) > 12 else "")
-    raise NodeFailure(
-        node, f"answered with columns ({shown}) where the plan expects ({', '.join(expected)})"
-    )
-
-
-def _check_numbers(node: str, frame: pd.DataFrame, plan: FederatedPlan) -> None:
-    """Counts, sums, means and variances (and the person counts a node adds) are numbers."""
-    numeric = [f"f_a{i}" for i, kind in enumerate(plan.partials) if kind in NUMERIC_PARTIALS]
-    numeric += [c for c in frame.columns if str(c).startswith("__sde_persons_")]
-    for column in numeric:
-        values = frame[column]
-        if not (pd.api.types.is_numeric_dtype(values) or values.isna().all()):
-            raise NodeFailure(node, f"answered {column} with values that are not numbers")
 
 
 def _finish(frame: pd.DataFrame, prepared: Prepared, cap: int, cut: list[str]) -> pd.DataFrame:
@@ -652,23 +627,6 @@ def _finish(frame: pd.DataFrame, prepared: Prepared, cap: int, cut: list[str]) -
         }
     frame.attrs["sde"] = info
     return frame
-
-
-def _unavailable(failures: Mapping[str, NodeFailure], *, charged: bool) -> BackendUnavailable:
-    names = sorted(failures)
-    what = "; ".join(f"node {failures[n].node} {failures[n].reason}" for n in names)
-    plural = "s" if len(names) > 1 else ""
-    # A node that answered a workbench error will likely answer it again; one that did not
-    # answer (or answered garbage) may be back soon.
-    again = "Ask again later, or pass" if any(f.rule is None for f in failures.values()) else "Pass"
-    tail = " (the DP query was charged, as any failed DP run is)" if charged else ""
-    return BackendUnavailable(
-        UNAVAILABLE,
-        f"node{plural} {', '.join(names)} gave no usable answer: {what}. {again} "
-        f"partial=True for the other nodes' answer{tail}",
-        nodes=names,
-        node_rules={n: failures[n].rule for n in names if failures[n].rule},
-    )
 
 
 def _missing_note(call: _Call) -> str | None:
