@@ -181,3 +181,44 @@ def _assert_same_column(name: Any, got: pd.Series, expected: pd.Series) -> None:
         a_list = got[~missing].tolist()
         b_list = expected[~missing].tolist()
         assert a_list == b_list, f"{name}: {a_list} != {b_list}"
+
+
+def test_through_the_gateway_with_a_token_the_answer_is_the_pooled_one(
+    federation: Federation, synth_dir: Path, tmp_path: Path
+) -> None:
+    """The gateway (``SDE_NODES`` = the three agents) answers a researcher's HTTP query with
+    their token as the pooled database does."""
+    from sde.accounts import AccountStore
+    from sde.gateway import create_app
+    from sde.gateway.auth import TokenTable
+    from sde.registry import open_registry
+    from sde.settings import Settings
+    from tests.gateway.conftest import ROWS_SCOPE as GATEWAY_SCOPE
+    from tests.gateway.conftest import SECRET, TOKENS, populate, serving, token
+
+    registry = f"sqlite:///{tmp_path / 'accounts.sqlite'}"
+    store = AccountStore(open_registry(registry), secret=SECRET)
+    populate(store)
+    store.engine.dispose()
+    settings = Settings(
+        registry_url=registry,
+        nodes=federation.urls,
+        node_secret_file=federation.secret_file,
+        gateway_auth="tokens",
+        timeout_s=300,
+    )
+    sql = QUERIES["avg-sbp-by-gender"]
+    with serving(create_app(settings, TokenTable(TOKENS))) as url:
+        answer = httpx.post(
+            f"{url}api/projects/htn/sql", json={"sql": sql}, headers=token("ada"), timeout=300
+        )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["attrs"]["sde"]["nodes"] == ["lth", "elht", "umbh"]
+    got = pd.DataFrame(body["data"], columns=body["columns"])
+    pooled = sde.connect(synth_dir, scope=GATEWAY_SCOPE, registry=registry, cache_dir=tmp_path)
+    try:
+        expected = pooled.sql(sql)
+    finally:
+        pooled.close()
+    assert_same_answer(got, expected, ordered=False)
