@@ -31,7 +31,8 @@ from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, ScopeType, build_scope
 
 from sde.proxy.allowlists import function_name
-from sde.proxy.persons import OUTER, PersonLinks, table_class
+from sde.proxy.persons import OUTER, PID, PersonLinks, person_equalities, table_class
+from sde.pseudonym import NAMESPACES, SHARED_NAMESPACES
 
 
 class NotLocal(Exception):
@@ -148,6 +149,7 @@ class _Facts:
 
     def _joined(self, scope: Scope, persons: list[str], where: str) -> PersonLinks:
         links = PersonLinks(scope.expression, persons, lambda c: self._node(scope, c))
+        _link_records(scope, links)
         if links.components(persons) > 1:
             names = ", ".join(persons)
             raise NotLocal(
@@ -270,6 +272,29 @@ def _selected(scope: Scope, alias: str) -> exp.Table | Scope | None:
     entry = scope.selected_sources.get(alias)
     source = entry[1] if entry is not None else None
     return source if isinstance(source, exp.Table | Scope) else None
+
+
+def _link_records(scope: Scope, links: PersonLinks) -> None:
+    """Also link two sources joined on a record id of one person-level namespace
+    (``c.visit_occurrence_id = v.visit_occurrence_id``): the record belongs to one person,
+    so both rows are that person's, on one node. (Record ids are pseudonymised with each
+    node's own subkey, so ids of different nodes never meet either.)"""
+
+    def namespaced(column: exp.Column) -> str | None:
+        source = _selected(scope, column.table)
+        namespace = NAMESPACES.get(column.name)
+        if not isinstance(source, exp.Table) or namespace is None or column.name == PID:
+            return None
+        if namespace in SHARED_NAMESPACES or table_class(namespace)[0] != "person":
+            return None
+        return f"{column.table}\0{namespace}"
+
+    for left, right, padded in person_equalities(scope.expression, namespaced):
+        (a, space_a), (b, space_b) = left.split("\0"), right.split("\0")
+        if space_a != space_b:
+            continue
+        if padded is None or (a in padded) != (b in padded):
+            links.union(a, b)
 
 
 def _keys(group: exp.Group | None) -> list[exp.Expression]:

@@ -273,6 +273,18 @@ AGGREGATE_QUERIES: list[tuple[str, str]] = [
         "WHERE visit_start_date < DATE '2015-03-01' GROUP BY visit_start_date",
     ),
     (
+        "conditions-at-visits",
+        "SELECT v.visit_concept_id, COUNT(*) AS n, COUNT(DISTINCT c.person_id) AS persons "
+        "FROM condition_occurrence c JOIN visit_occurrence v "
+        "ON v.visit_occurrence_id = c.visit_occurrence_id GROUP BY 1",
+    ),
+    (
+        "preceding-visits",
+        "SELECT p.visit_concept_id, COUNT(*) AS n FROM visit_occurrence v "
+        "JOIN visit_occurrence p ON p.visit_occurrence_id = v.preceding_visit_occurrence_id "
+        "GROUP BY 1",
+    ),
+    (
         "sd-joined-two-keys",
         f"SELECT p.gender_concept_id, p.year_of_birth / 20 AS band, "
         f"STDDEV(m.value_as_number) AS sd, MAX(m.value_as_number) - MIN(m.value_as_number) "

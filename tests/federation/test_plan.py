@@ -116,6 +116,11 @@ NOT_DECOMPOSABLE = [
         "not all joined on person_id",
     ),
     (
+        "SELECT COUNT(*) AS n FROM condition_occurrence c JOIN visit_occurrence v "
+        "ON v.visit_occurrence_id = c.condition_occurrence_id",
+        "not all joined on person_id",
+    ),
+    (
         "SELECT gender_concept_id, COUNT(*) * 1.0 / (SELECT COUNT(*) FROM person) AS share "
         "FROM person GROUP BY 1",
         "the subquery in the outputs",
