@@ -275,3 +275,30 @@ def test_apply_review_approve(served: tuple[World, str], chromium: sync_api.Brow
     sync_api.expect(ada.page.locator("#project-conditions")).to_have_text(CONDITIONS)
     ada.shot("14-project")
     ada.close()
+
+
+def test_the_vocabulary_search_without_javascript(
+    served: tuple[World, str], chromium: sync_api.Browser
+) -> None:
+    """Without the script, the search posts the form and it comes back as typed."""
+    world, base = served
+    context = chromium.new_context(
+        viewport={"width": 1280, "height": 900}, java_script_enabled=False
+    )
+    context.add_cookies([{"name": COOKIE, "value": "tom", "url": base}])
+    p = context.new_page()
+    p.goto(base + "applications/new")
+    p.get_by_label("Title", exact=True).fill("Asthma in children")
+    p.get_by_label("Search the vocabulary by name, SNOMED code or concept id").fill("asthma")
+    p.get_by_role("button", name="Search the vocabulary").click()
+    sync_api.expect(p.locator("#vocabulary-results")).to_contain_text("Childhood asthma")
+    sync_api.expect(p.get_by_label("Title", exact=True)).to_have_value("Asthma in children")
+    p.get_by_role("checkbox", name="Pick Childhood asthma").check()
+    p.get_by_role("button", name="Save as a draft", exact=True).last.click()
+    sync_api.expect(p.get_by_role("status")).to_contain_text("Your draft was saved.")
+    sync_api.expect(p.locator("#picked")).to_contain_text("Childhood asthma")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    p.screenshot(path=str(ARTIFACTS / "15-no-script-search-saved.png"), full_page=False)
+    (mine,) = [a for a in world.committee.list_for("tom") if a["applicant"] == "tom"]
+    assert world.committee.get("tom", mine["id"])["cohort"] == {"any_condition": [4051466]}
+    context.close()
