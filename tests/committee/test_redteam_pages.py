@@ -24,7 +24,7 @@ from sde.accounts import change_status, get_project, get_user
 from sde.registry.audit_log import AuditEntry
 from tests.committee.http import PREFIX, committee_client, csrf, headers, page, post
 from tests.committee.test_cohort_size import COPD, node_file
-from tests.committee.world import CUSTODIANS, World, make_world
+from tests.committee.world import CUSTODIANS, World, fields, make_world
 
 
 @pytest.fixture
@@ -233,6 +233,31 @@ def test_a_status_reason_is_held_to_the_apis_limit(world: World, client: TestCli
     )
     assert get_project(world.store, slug).status == "active", "a 200,000-character reason taken"
     assert answer.status_code == 400
+
+
+@pytest.mark.xfail(
+    strict=True, reason="open: withdrawing a never-submitted draft shows it to committee etc."
+)
+def test_a_withdrawn_draft_stays_private(world: World, client: TestClient) -> None:
+    """HOLE (a private draft disclosed): a draft is the applicant's own (404 to the
+    committee, custodians and administrators). An applicant who abandons it with 'Withdraw'
+    moves it to ``withdrawn``, and ``PERMISSIONS[VIEW]`` lets committee members, the
+    custodians of every node it names and administrators see any state but ``draft``: the
+    never-submitted text appears on their pages (with the cohort-size preview run over the
+    nodes' data for it), in the committee's ``GET api/applications`` and in a custodian's
+    node list."""
+    draft = world.committee.create(
+        "ada", fields("secret-draft", purpose="private notes: compare with Dr X's cohort")
+    )["id"]
+    for who in ("lee", "nia", "sam"):
+        assert page(client, who, f"applications/{draft}").status_code == 404
+    assert post(client, "ada", f"applications/{draft}/withdraw").status_code == 303
+    for who in ("lee", "nia", "sam"):
+        answer = page(client, who, f"applications/{draft}")
+        assert answer.status_code == 404, f"{who} sees the withdrawn draft"
+        assert "private notes" not in answer.text
+    assert draft not in [a["id"] for a in world.committee.list_for("lee")]
+    assert "secret-draft" not in page(client, "nia", "nodes").text
 
 
 # -- on a PostgreSQL registry -------------------------------------------------------------
