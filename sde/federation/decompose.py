@@ -13,10 +13,13 @@ SUM(x)                             SUM(x)                            SUM
 AVG(x)                             SUM(x), COUNT(x)                  SUM / SUM
 MIN(x), MAX(x)                     the same                          MIN, MAX
 VAR_SAMP, VAR_POP, STDDEV_SAMP...  COUNT(x), AVG(x), VAR_POP(x)      pooled M2 (Chan)
+CORR, COVAR_POP, COVAR_SAMP        pairs' COUNT, AVG(x), AVG(y),     pooled co-moment
+                                   COVAR_POP, VAR_POP(x), VAR_POP(y)
 =================================  ================================  ====================
 
 The variance merge adds each node's sum of squared deviations about its own mean and
-the between-node term ``n_i (mean_i - mean)^2``: no sum of squares of raw values, so no
+the between-node term ``n_i (mean_i - mean)^2`` (likewise the co-moment, with
+``n_i (mean_x_i - mean_x)(mean_y_i - mean_y)``): no sums of squares of raw values, so no
 cancellation when the mean is large beside the spread.
 
 The researcher's outputs, HAVING, QUALIFY, ORDER BY, DISTINCT, LIMIT and OFFSET are
@@ -62,6 +65,13 @@ _VARIANCES: dict[type[exp.Expr], str] = {
     exp.Stddev: "std_samp",
     exp.StddevSamp: "std_samp",
     exp.StddevPop: "std_pop",
+}
+
+
+_COMOMENTS: dict[type[exp.Expr], str] = {
+    exp.Corr: "corr",
+    exp.CovarPop: "covar_pop",
+    exp.CovarSamp: "covar_samp",
 }
 
 
@@ -213,6 +223,8 @@ def _unit(
         total = split.partial("sum", filtered(exp.Sum(this=value.copy())), _type(node, "DOUBLE"))
         count = split.partial("count", filtered(exp.Count(this=value.copy())), "BIGINT")
         return Unit("avg", node, (total, count), "DOUBLE")
+    if type(agg) in _COMOMENTS:
+        return _comoment(node, agg, where, split)
     if type(agg) in _VARIANCES:
         indexes = (
             split.partial("count", filtered(exp.Count(this=value.copy())), "BIGINT"),
@@ -221,6 +233,36 @@ def _unit(
         )
         return Unit(_VARIANCES[type(agg)], node, indexes, "DOUBLE")
     raise _not_decomposable(name)
+
+
+def _comoment(
+    node: exp.Expression, agg: exp.AggFunc, where: exp.Expression | None, split: Decomposition
+) -> Unit:
+    """CORR, COVAR_POP, COVAR_SAMP: per node the pairs' count, both means, the population
+    covariance and both population variances, over the rows where both values are present
+    (as the aggregate itself reads them)."""
+    x, y = agg.this, agg.expression
+    if not isinstance(x, exp.Expression) or not isinstance(y, exp.Expression):
+        raise _not_decomposable(function_name(agg).upper())
+    present = exp.and_(
+        *(exp.Not(this=exp.Is(this=v.copy(), expression=exp.Null())) for v in (x, y))
+    )
+    condition = exp.and_(where.this.copy(), present) if isinstance(where, exp.Where) else present
+
+    def pairs(part: exp.Expression) -> exp.Expression:
+        return exp.Filter(this=part, expression=exp.Where(this=condition.copy()))
+
+    indexes = (
+        split.partial("count", pairs(exp.Count(this=exp.Star())), "BIGINT"),
+        split.partial("mean", pairs(exp.Avg(this=x.copy())), "DOUBLE"),
+        split.partial("mean", pairs(exp.Avg(this=y.copy())), "DOUBLE"),
+        split.partial(
+            "covar_pop", pairs(exp.CovarPop(this=x.copy(), expression=y.copy())), "DOUBLE"
+        ),
+        split.partial("var_pop", pairs(exp.VariancePop(this=x.copy())), "DOUBLE"),
+        split.partial("var_pop", pairs(exp.VariancePop(this=y.copy())), "DOUBLE"),
+    )
+    return Unit(_COMOMENTS[type(agg)], node, indexes, "DOUBLE")
 
 
 def _distinct(

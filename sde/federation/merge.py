@@ -45,6 +45,10 @@ ROW_COLUMN = "__sde_row"
 PERSONS_PREFIX = "__sde_persons_"
 SMALL = "__sde_small"
 
+#: Units merged through pooled moments (each needs the group's pooled means first).
+_SPREADS = frozenset({"var_samp", "var_pop", "std_samp", "std_pop"})
+_COMOMENTS = frozenset({"corr", "covar_pop", "covar_samp"})
+
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "BIGINT": pa.int64(),
     "INT": pa.int64(),
@@ -172,9 +176,12 @@ def aggregate(split: Decomposition, dialect: str, *, persons: int) -> str:
             f"SUM({_q(PERSONS_PREFIX + str(i))}) {window} AS __sde_tp{i}" for i in range(persons)
         ]
     for j, unit in enumerate(split.units):
-        if unit.kind.startswith(("var", "std")):
+        if unit.kind in _SPREADS or unit.kind in _COMOMENTS:
             n, m = (_q(f"f_a{i}") for i in unit.partials[:2])
             extra.append(f"SUM({n} * {m}) {window} / NULLIF(SUM({n}) {window}, 0) AS __sde_gm{j}")
+        if unit.kind in _COMOMENTS:
+            n, m = _q(f"f_a{unit.partials[0]}"), _q(f"f_a{unit.partials[2]}")
+            extra.append(f"SUM({n} * {m}) {window} / NULLIF(SUM({n}) {window}, 0) AS __sde_gn{j}")
     w = f"SELECT *{''.join(', ' + e for e in extra)} FROM {PARTS}"
     live = "SELECT * FROM __sde_w"
     if persons:
@@ -199,6 +206,8 @@ def _merged(unit: Unit, j: int) -> str:
         return f"{unit.kind.upper()}({cols[0]})"
     if unit.kind == "avg":
         return f"CAST(SUM({cols[0]}) AS DOUBLE) / NULLIF(SUM({cols[1]}), 0)"
+    if unit.kind in _COMOMENTS:
+        return _comoment(cols, j, unit.kind)
     n, m, v = cols
     total = f"SUM({n})"
     m2 = f"SUM({v} * {n} + {n} * ({m} - __sde_gm{j}) * ({m} - __sde_gm{j}))"
@@ -208,6 +217,20 @@ def _merged(unit: Unit, j: int) -> str:
         else f"CASE WHEN {total} > 0 THEN {m2} / {total} END"
     )
     return f"SQRT({value})" if unit.kind.startswith("std") else value
+
+
+def _comoment(cols: list[str], j: int, kind: str) -> str:
+    """CORR and covariances from each node's pairs: the pooled co-moment is the nodes'
+    co-moments plus ``n_i (mean_x_i - mean_x)(mean_y_i - mean_y)``."""
+    n, mx, my, c, vx, vy = cols
+    dx, dy = f"({mx} - __sde_gm{j})", f"({my} - __sde_gn{j})"
+    total, moment = f"SUM({n})", f"SUM({c} * {n} + {n} * {dx} * {dy})"
+    if kind == "covar_pop":
+        return f"CASE WHEN {total} > 0 THEN {moment} / {total} END"
+    if kind == "covar_samp":
+        return f"CASE WHEN {total} > 1 THEN {moment} / ({total} - 1) END"
+    sx, sy = f"SUM({vx} * {n} + {n} * {dx} * {dx})", f"SUM({vy} * {n} + {n} * {dy} * {dy})"
+    return f"CASE WHEN {sx} > 0 AND {sy} > 0 THEN {moment} / SQRT({sx} * {sy}) END"
 
 
 def _final_sql(split: Decomposition, dialect: str) -> str:

@@ -285,6 +285,21 @@ AGGREGATE_QUERIES: list[tuple[str, str]] = [
         "GROUP BY 1",
     ),
     (
+        "correlation",
+        f"SELECT p.gender_concept_id, CORR(s.value_as_number, d.value_as_number) AS r, "
+        f"COVAR_POP(s.value_as_number, d.value_as_number) AS cp, "
+        f"COVAR_SAMP(s.value_as_number, p.year_of_birth) AS cs FROM person p "
+        f"JOIN measurement s ON s.person_id = p.person_id AND s.measurement_concept_id = {SBP} "
+        f"JOIN measurement d ON d.person_id = p.person_id AND d.measurement_concept_id = {DBP} "
+        "AND d.measurement_date = s.measurement_date GROUP BY 1",
+    ),
+    (
+        "correlation-filtered",
+        f"SELECT CORR(value_as_number, year_of_birth) FILTER (WHERE year_of_birth > 1960) AS r "
+        f"FROM measurement m JOIN person p ON p.person_id = m.person_id "
+        f"WHERE m.measurement_concept_id = {BMI}",
+    ),
+    (
         "sd-joined-two-keys",
         f"SELECT p.gender_concept_id, p.year_of_birth / 20 AS band, "
         f"STDDEV(m.value_as_number) AS sd, MAX(m.value_as_number) - MIN(m.value_as_number) "

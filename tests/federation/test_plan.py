@@ -8,6 +8,7 @@ answer, and the DP engine's exact SQL planning as ``aggregate``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from sqlglot import exp
 import sde
 from sde.connection import Connection
 from sde.dp.engine import DPEngine
-from sde.errors import InvalidInput, QueryFailed, ScopeViolation
+from sde.errors import InvalidInput, QueryFailed, ScopeViolation, SDEError
 from sde.federation.merge import merge
 from sde.federation.plan import FederatedPlan, plan_query
 from sde.proxy.context import RuleContext
@@ -61,6 +62,45 @@ def test_every_aggregate_node_part_has_the_contract_shape(name: str, sql: str) -
     group = node.args.get("group")
     assert (len(group.expressions) if group else 0) == plan.keys
     prepare(plan.node_sql, ctx(ROWS_SCOPE))  # a node's own proxy accepts it
+
+
+#: Shared queries one pooled node of an aggregates project refuses (MIN/MAX, windows...).
+AGGREGATES_REFUSED = {
+    "min-max",
+    "min-max-dates",
+    "round-avg",
+    "percent-window",
+    "rank-window",
+    "case-over-key",
+    "empty-global",
+    "window-running",
+    "all-null-values",
+    "date-key-as-text",
+    "sd-joined-two-keys",
+}
+
+
+@pytest.mark.parametrize(("name", "sql"), AGGREGATE_QUERIES, ids=[n for n, _ in AGGREGATE_QUERIES])
+def test_in_an_aggregates_project_what_one_node_accepts_splits(name: str, sql: str) -> None:
+    """The node part passes a node's own proxy in the project, and the plan expects the
+    hidden person counts that proxy adds."""
+    aggregates = ctx(AGGREGATES)
+    if name in AGGREGATES_REFUSED:
+        with pytest.raises(SDEError):
+            prepare(sql, aggregates)
+        return
+    prepare(sql, aggregates)
+    plan = plan_query(sql, aggregates)
+    assert plan.kind == "aggregate"
+    assert plan.persons >= 1
+    assert plan.threshold == 10
+    node = prepare(plan.node_sql, aggregates).expression
+    # The person counts, as outputs or (when the threshold rule wraps the part) as the
+    # counts of its grouped derived table.
+    hidden = {
+        a.alias for a in node.find_all(exp.Alias) if re.match(r"__sde_(persons_|n)\d+$", a.alias)
+    }
+    assert len(hidden) == plan.persons
 
 
 def test_an_average_is_sent_as_a_sum_and_a_count() -> None:
