@@ -312,7 +312,10 @@ def _final(select: exp.Select, split: Decomposition) -> exp.Select:
     order = select.args.get("order")
     if order is not None:
         final.set("order", lift(order))
-    for arg in ("distinct", "limit", "offset"):
+    distinct = select.args.get("distinct")
+    if distinct is not None:
+        final.set("distinct", lift(distinct))  # DISTINCT ON (keys) reads the merged keys
+    for arg in ("limit", "offset"):
         value = select.args.get(arg)
         if value is not None:
             final.set(arg, value.copy())

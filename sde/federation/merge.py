@@ -116,7 +116,10 @@ def stack(plan: FederatedPlan, parts: Mapping[str, pd.DataFrame]) -> pa.Table:
     tables, start = [], 0
     for node, frame in parts.items():
         _check_shape(plan, node, frame, expected)
-        table = _arrow(normalise(frame).set_axis(names, axis=1), types)
+        try:
+            table = _arrow(normalise(frame).set_axis(names, axis=1), types)
+        except (pa.ArrowException, ValueError, TypeError):
+            raise _bad_part(node) from None
         rows = pa.array(range(start, start + table.num_rows), pa.int64())
         start += table.num_rows
         table = table.append_column(NODE_COLUMN, pa.array([node] * table.num_rows, pa.string()))
@@ -126,7 +129,21 @@ def stack(plan: FederatedPlan, parts: Mapping[str, pd.DataFrame]) -> pa.Table:
         table = _arrow(empty, types)
         table = table.append_column(NODE_COLUMN, pa.array([], pa.string()))
         tables.append(table.append_column(ROW_COLUMN, pa.array([], pa.int64())))
-    return pa.concat_tables(tables, promote_options="permissive")
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except pa.ArrowException:
+        raise QueryFailed(
+            "federation.node-shape",
+            "the nodes' parts disagree on the types of their columns",
+        ) from None
+
+
+def _bad_part(node: str) -> QueryFailed:
+    return QueryFailed(
+        "federation.node-shape",
+        f"node {node} answered with values that are not the node part's columns",
+        node=node,
+    )
 
 
 def _check_shape(plan: FederatedPlan, node: str, frame: pd.DataFrame, expected: list[str]) -> None:

@@ -381,6 +381,32 @@ def test_a_node_answering_the_wrong_columns_is_refused() -> None:
     assert "lth" in err.value.message
 
 
+def test_parts_that_do_not_stack_are_refused_not_a_crash() -> None:
+    plan = plan_query(
+        "SELECT gender_concept_id, COUNT(*) AS n FROM person GROUP BY 1", ctx(ROWS_SCOPE)
+    )
+    numbers = pd.DataFrame({"f_k0": pd.array([1], "Int64"), "f_a0": pd.array([3], "Int64")})
+    words = pd.DataFrame({"f_k0": ["x"], "f_a0": pd.array([3], "Int64")})
+    with pytest.raises(QueryFailed) as err:
+        merge(plan, {"lth": numbers, "elht": words}, threshold=None)
+    assert err.value.rule == "federation.node-shape"
+    mixed = pd.DataFrame({"f_k0": [1, "x"], "f_a0": pd.array([3, 4], "Int64")})
+    with pytest.raises(QueryFailed) as err:
+        merge(plan, {"umbh": mixed}, threshold=None)
+    assert "umbh" in err.value.message
+
+
+def test_distinct_on_a_key_reads_the_merged_keys(rows_conns: dict[str, Connection]) -> None:
+    sql = (
+        "SELECT DISTINCT ON (gender_concept_id) gender_concept_id, year_of_birth, COUNT(*) AS n "
+        "FROM person GROUP BY 1, 2 ORDER BY gender_concept_id, n DESC, year_of_birth"
+    )
+    plan = plan_query(sql, ctx(ROWS_SCOPE))
+    assert plan.kind == "aggregate"
+    got = _run(plan, rows_conns)
+    pd.testing.assert_frame_equal(_plain(got), _plain(rows_conns["pooled"].sql(sql)))
+
+
 # -- the DP engine's exact SQL -------------------------------------------------------------------
 
 DP_QUERIES: list[tuple[str, dict[str, Any]]] = [
