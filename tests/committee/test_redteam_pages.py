@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from access_committee.workflow import State
-from sde.accounts import change_status, get_project, get_user
+from sde.accounts import change_status, get_project, get_user, set_roles
 from sde.registry.audit_log import AuditEntry
 from tests.committee.http import PREFIX, committee_client, csrf, headers, page, post
 from tests.committee.test_cohort_size import COPD, node_file
@@ -325,6 +325,25 @@ def test_saving_an_amendment_unchanged_keeps_the_approved_output_checking(
     typed = [(k, v) for k, v in reader.pairs if k != "csrf"] + [("action", "save")]
     assert post(client, "ada", f"applications/{amendment}", typed).status_code == 303
     assert world.committee.get("ada", amendment)["sdc"] == strict
+
+
+@pytest.mark.xfail(
+    strict=True, reason="open: a custodian who sits on the committee cannot answer for the node"
+)
+def test_a_custodian_on_the_committee_still_answers_for_their_node(
+    world: World, client: TestClient
+) -> None:
+    """HOLE (availability, low): ``_relation`` tries ``committee`` before ``custodian``, so
+    a node's custodian who is also a committee member is only ever a committee member: the
+    page shows no form for the node and a post is refused (``committee.not-permitted``).
+    When they are the node's only custodian, every application asking for that node waits
+    for an answer that can never be given, however the committee votes."""
+    set_roles(world.store, "tests", "nia", {"custodian", "committee"})
+    app_id = world.submitted()
+    shown = page(client, "nia", f"applications/{app_id}").text
+    assert f"applications/{app_id}/nodes/lth" in shown
+    answer = post(client, "nia", f"applications/{app_id}/nodes/lth", {"agree-lth": "yes"})
+    assert answer.status_code == 303
 
 
 # -- on a PostgreSQL registry -------------------------------------------------------------
