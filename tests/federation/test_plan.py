@@ -425,6 +425,35 @@ DP_QUERIES: list[tuple[str, dict[str, Any]]] = [
         "GROUP BY 1",
         {"keys": {"condition_concept_id": [320128, 201826]}},
     ),
+    (
+        "SELECT gender_concept_id, VARIANCE(year_of_birth) AS v, STDDEV(year_of_birth) AS sd "
+        "FROM person GROUP BY 1",
+        {"bounds": {"year_of_birth": (1900, 2024)}},
+    ),
+    (
+        "SELECT PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY year_of_birth) AS md FROM person",
+        {"bounds": {"year_of_birth": (1900, 2024)}},
+    ),
+    (
+        "SELECT gender_concept_id, year_of_birth / 10 AS d, COUNT(*) AS n FROM person "
+        "GROUP BY 1, 2",
+        {"keys": {"d": list(range(190, 203))}},
+    ),
+    (
+        "SELECT COUNT(*) AS n FROM person p WHERE EXISTS (SELECT 1 FROM condition_occurrence c "
+        "WHERE c.person_id = p.person_id AND c.condition_concept_id = 320128)",
+        {},
+    ),
+    (
+        "WITH c AS (SELECT person_id, COUNT(*) AS k FROM condition_occurrence GROUP BY person_id) "
+        "SELECT COUNT(*) AS n, AVG(k) AS mk FROM c",
+        {"bounds": {"k": (0, 20)}},
+    ),
+    (
+        "SELECT measurement_concept_id, COUNT(*) AS n, AVG(value_as_number) AS m "
+        "FROM measurement GROUP BY 1",
+        {"bounds": {"value_as_number": (0, 300)}, "max_rows_per_person": 3},
+    ),
 ]
 
 
