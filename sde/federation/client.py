@@ -34,7 +34,13 @@ import pandas as pd
 from sde.errors import BackendUnavailable, SDEError
 from sde.federation.merge import expected_columns
 from sde.federation.plan import FederatedPlan
-from sde.federation.signing import HEADER_NONCE, HEADER_SIGNATURE, sign_request, verify_response
+from sde.federation.signing import (
+    HEADER_NONCE,
+    HEADER_SIGNATURE,
+    SIGNATURE_RULES,
+    sign_request,
+    verify_response,
+)
 from sde.federation.wire import decode_frame
 
 T = TypeVar("T")
@@ -46,6 +52,8 @@ GRACE_S = 2.0
 UNAVAILABLE = "federation.node-unavailable"
 #: Partials of an aggregate node part that are numbers (min and max may be anything).
 NUMERIC_PARTIALS = frozenset({"count", "sum", "mean", "var_pop"})
+#: Node refusals that do not depend on the query: its signature, or the node being busy.
+_NOT_ABOUT_THE_QUERY = SIGNATURE_RULES | {"federation.busy"}
 #: Characters of a node's refusal message quoted at most.
 _QUOTE = 300
 
@@ -53,12 +61,34 @@ _QUOTE = 300
 class NodeFailure(Exception):
     """One node did not give a usable answer; ``reason`` is a sentence safe to show."""
 
-    def __init__(self, node: str, reason: str, rule: str | None = None) -> None:
+    def __init__(
+        self,
+        node: str,
+        reason: str,
+        rule: str | None = None,
+        *,
+        timed_out: bool = False,
+        answered: bool = False,
+    ) -> None:
         super().__init__(f"node {node} {reason}")
         self.node = node
         self.reason = reason
         #: The node's own rule id when it refused (``nodes.not-allowed``, ...).
         self.rule = rule
+        #: The node (or the wait for it) ran past the time limit.
+        self.timed_out = timed_out
+        #: The node answered this query with an HTTP error.
+        self.answered = answered
+
+    @property
+    def about_the_query(self) -> bool:
+        """Whether the failure may depend on the query and the node's data: the node
+        refused or failed this query (an error answer, other than a refused signature or
+        being busy), or ran past the time limit. A node that is down, unreachable, broke
+        the connection or answered garbage with a 200 failed whatever the query."""
+        if self.timed_out:
+            return True
+        return self.answered and self.rule not in _NOT_ABOUT_THE_QUERY
 
 
 @dataclass(frozen=True)
@@ -112,7 +142,9 @@ class NodeClient:
                 url + path, content=body, headers=headers, timeout=timeout_s + GRACE_S
             )
         except httpx.TimeoutException:
-            raise NodeFailure(node, f"did not answer within {timeout_s:g} s") from None
+            raise NodeFailure(
+                node, f"did not answer within {timeout_s:g} s", timed_out=True
+            ) from None
         except httpx.HTTPError as err:
             raise NodeFailure(node, f"could not be reached ({_transport(err)})") from None
         if response.status_code != 200:
@@ -242,18 +274,30 @@ def _check_numbers(node: str, frame: pd.DataFrame, plan: FederatedPlan) -> None:
             raise NodeFailure(node, f"answered {column} with values that are not numbers")
 
 
-def unavailable(failures: Mapping[str, NodeFailure], *, charged: bool) -> BackendUnavailable:
+def unavailable(
+    failures: Mapping[str, NodeFailure], *, charged: bool = False, partial_refused: bool = False
+) -> BackendUnavailable:
+    """The one error for nodes that gave no usable answer, naming each and what happened.
+
+    ``charged``: a DP query that was charged; ``partial_refused``: a partial answer was
+    asked for but may not leave these nodes out (their failure is about the query).
+    """
     names = sorted(failures)
     what = "; ".join(f"node {failures[n].node} {failures[n].reason}" for n in names)
     plural = "s" if len(names) > 1 else ""
-    # A node that answered a workbench error will likely answer it again; one that did not
-    # answer (or answered garbage) may be back soon.
-    again = "Ask again later, or pass" if any(f.rule is None for f in failures.values()) else "Pass"
+    if partial_refused:
+        advice = (
+            "A partial answer cannot leave out a node that refused or failed this query in "
+            "an aggregates project (the others' answer would reveal its cells)"
+        )
+    elif any(f.rule is None and not f.timed_out for f in failures.values()):
+        advice = "Ask again later, or pass partial=True for the other nodes' answer"
+    else:  # the nodes answered (or ran out of time): the same query will fail again
+        advice = "Pass partial=True for the other nodes' answer"
     tail = " (the DP query was charged, as any failed DP run is)" if charged else ""
     return BackendUnavailable(
         UNAVAILABLE,
-        f"node{plural} {', '.join(names)} gave no usable answer: {what}. {again} "
-        f"partial=True for the other nodes' answer{tail}",
+        f"node{plural} {', '.join(names)} gave no usable answer: {what}. {advice}{tail}",
         nodes=names,
         node_rules={n: failures[n].rule for n in names if failures[n].rule},
     )
@@ -268,7 +312,7 @@ def _collect(
 ) -> None:
     if not future.done():
         future.cancel()
-        failures[node] = NodeFailure(node, f"did not answer within {timeout_s:g} s")
+        failures[node] = NodeFailure(node, f"did not answer within {timeout_s:g} s", timed_out=True)
         return
     err = future.exception()
     if err is None:
@@ -280,25 +324,33 @@ def _collect(
 
 
 def _refusal(node: str, response: httpx.Response) -> NodeFailure:
-    """A node's non-200 answer as a failure: its rule and, for a refusal, its sentence."""
+    """A node's non-200 answer as a failure: its rule and, for a refusal, its sentence.
+    A 502/503/504 without a workbench error is whatever stands in front of the node
+    saying it is not there, not the node's answer to the query."""
     try:
         doc = response.json()
     except ValueError:
         doc = None
     status = response.status_code
     if not isinstance(doc, dict) or not isinstance(doc.get("rule"), str):
-        return NodeFailure(node, f"failed (HTTP {status}, no workbench error)")
+        return NodeFailure(
+            node,
+            f"failed (HTTP {status}, no workbench error)",
+            answered=status not in (502, 503, 504),
+        )
     rule = str(doc["rule"])[:80]
     message = doc.get("message")
     if status in (400, 401, 403) and isinstance(message, str):
         # The node's refusals are sentences written for a researcher (its engine's own
         # words never leave it); quoted, cut short.
-        return NodeFailure(node, f"refused the query ({rule}: {message[:_QUOTE]})", rule)
+        reason = f"refused the query ({rule}: {message[:_QUOTE]})"
+        return NodeFailure(node, reason, rule, answered=True)
     if rule == "limits.timeout":
-        return NodeFailure(node, f"stopped the query at its time limit ({rule})", rule)
+        reason = f"stopped the query at its time limit ({rule})"
+        return NodeFailure(node, reason, rule, timed_out=True, answered=True)
     if status == 422:
-        return NodeFailure(node, f"could not run the query ({rule})", rule)
-    return NodeFailure(node, f"failed (HTTP {status}, {rule})", rule)
+        return NodeFailure(node, f"could not run the query ({rule})", rule, answered=True)
+    return NodeFailure(node, f"failed (HTTP {status}, {rule})", rule, answered=True)
 
 
 def _transport(err: httpx.HTTPError) -> str:

@@ -286,13 +286,24 @@ class FederatedConnection:
         return self._ask_all(ask, partial=call.partial, call=call)
 
     def _ask_all(self, ask: Any, *, partial: bool, call: _Call | None = None) -> dict[str, Any]:
+        """``ask`` of every node; the failures raise, unless ``partial`` may leave them out.
+
+        In an ``aggregates`` project a partial answer never leaves out a node that refused
+        or failed *this query* (or ran past the time limit): the researcher could make one
+        node fail at will (too many groups, a cast that fails on its data only) and read its
+        cells as the full answer minus the partial one. Only a node that is down, broke the
+        connection or answered garbage may be missing there.
+        """
         answers, failures = self._client.fan_out(
             self.nodes, ask, timeout_s=self.limits.timeout_s, fail_fast=not partial
         )
         if call is not None:
             call.failed = failures
-        if failures and (not partial or not answers):
-            raise unavailable(failures, charged=False)
+        chosen = self.scope.access == "aggregates" and any(
+            f.about_the_query for f in failures.values()
+        )
+        if failures and (not partial or not answers or chosen):
+            raise unavailable(failures, charged=False, partial_refused=partial and chosen)
         if call is not None:
             call.missing = failures
         return answers
