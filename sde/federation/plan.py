@@ -180,11 +180,12 @@ def _aggregate_plan(select: exp.Select, ctx: RuleContext) -> FederatedPlan:
     check_local(typed)
     split = decompose(typed)
     node = _node_part(typed, split)
-    persons = _hidden_counts(node, ctx)
+    node_sql = node.sql(dialect=ctx.dialect, identify=True)
+    persons = _hidden_counts(node_sql, ctx)
     merge = build.aggregate(split, ctx.dialect, persons=persons)
     return FederatedPlan(
         kind="aggregate",
-        node_sql=node.sql(dialect=ctx.dialect, identify=True),
+        node_sql=node_sql,
         dialect=ctx.dialect,
         merge_sql=merge,
         columns=tuple(split.columns),
@@ -223,12 +224,12 @@ def _node_part(select: exp.Expression, split: Decomposition) -> exp.Select:
     return node
 
 
-def _hidden_counts(node: exp.Select, ctx: RuleContext) -> int:
+def _hidden_counts(node_sql: str, ctx: RuleContext) -> int:
     """How many ``__sde_persons_<i>`` each node's proxy adds to the node part (aggregates
-    projects): the aggregates rule run on it, as the node will."""
+    projects): the rules up to the aggregates rule run on its text, as the node runs them."""
     if ctx.scope.access != "aggregates" or not ctx.enforce_access:
         return 0
-    tree: exp.Expression = node.copy()
+    tree = parse(node_sql, ctx)
     for rule in RULES:
         tree = rule(tree, ctx)
         if rule.__module__.endswith(".aggregates"):
