@@ -5,8 +5,11 @@ The count means what the project's extract will hold: the persons of
 :meth:`sde.proxy.barrier.plan.ExtractPlan.persons_sql` (the cohort, a condition in the
 concept set or any descendant by the node's ``concept_ancestor``, minus the National Data
 Opt-out), run on each node's own data. Beside it, how many of them have a cohort
-condition recorded within the period (events outside the period are not in the extract).
-Without a cohort the count is everyone in the node, opt-outs excluded.
+condition recorded in the calendar years the period touches (events outside the period are
+not in the extract). Whole years, not the period's own days: two applications whose periods
+differ by a day would otherwise show, by difference, a group smaller than 10 (the figures
+shown are audited by the page as well). Without a cohort the count is everyone in the
+node, opt-outs excluded.
 
 The exact counts never leave this module: :class:`NodeSize` holds rounded figures only.
 
@@ -74,9 +77,26 @@ def node_files(data_dir: str | None) -> dict[str, Path]:
     return {p.stem: p for p in sorted(path.glob("*.duckdb"))}
 
 
+def period_years(scope: Scope) -> tuple[int | None, int | None] | None:
+    """The calendar years the in-period count covers: those ``scope``'s period touches
+    (an open end stays open); None without a period.
+
+    >>> period_years(Scope.from_dict({"project": "p", "access": "rows", "tables": {"person":
+    ...     ["person_id"]}, "period": {"start": "2020-06-15", "end": "2021-01-01"}}))
+    (2020, 2021)
+    """
+    if scope.period is None:
+        return None
+    start, end = scope.period.start, scope.period.end
+    return (start.year if start else None, end.year if end else None)
+
+
 def cohort_sizes(scope: Scope, nodes: Sequence[str], data_dir: str | None) -> list[NodeSize]:
-    """The size of ``scope``'s cohort on each of ``nodes`` (its period from ``scope``)."""
+    """The size of ``scope``'s cohort on each of ``nodes``, and with a cohort condition in
+    the years of its period (:func:`period_years`)."""
     files = node_files(data_dir)
+    years = period_years(scope)
+    first, last = years if years else (None, None)
     found = []
     for node in nodes:
         path = files.get(node)
@@ -88,8 +108,8 @@ def cohort_sizes(scope: Scope, nodes: Sequence[str], data_dir: str | None) -> li
                 str(path),
                 path.stat().st_mtime_ns,
                 scope.cohort_concepts or (),
-                scope.period.start if scope.period else None,
-                scope.period.end if scope.period else None,
+                dt.date(first, 1, 1) if first else None,
+                dt.date(last, 12, 31) if last else None,
             )
         except duckdb.Error:
             found.append(NodeSize(node, missing="this node's data could not be counted"))

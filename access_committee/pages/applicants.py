@@ -11,10 +11,9 @@ error summary.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi import Path as PathParam
 from fastapi.responses import Response
 from sqlalchemy import select
 
@@ -22,6 +21,7 @@ from access_committee.pages import vocabulary
 from access_committee.pages.base import (
     Form,
     Page,
+    application_id,
     confirmations,
     get_page,
     post_page,
@@ -30,14 +30,13 @@ from access_committee.pages.base import (
 from access_committee.pages.form import SDC_FIELDS, Typed, typed_from_body, typed_from_form
 from access_committee.workflow import Action, Relation, State, check_can
 from sde.accounts import get_user
-from sde.errors import AccessDenied, SDEError
+from sde.errors import AccessDenied, InvalidInput, SDEError
 from sde.gateway.errors import status_of
 from sde.omop.cdm import CDM
 from sde.registry.people import NodeCustodian
 from sde.scope import UNSCOPABLE_TABLES, withheld_columns
 
 router = APIRouter(include_in_schema=False)
-AppId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 
 confirmations(
     saved="Your draft was saved.",
@@ -169,8 +168,12 @@ def _save(page: Page, form: Form, app_id: int | None) -> str | Response:
     """Save (create or update), then submit if asked; or show the vocabulary search."""
     typed = typed_from_form(form)
     action = form.get("action", "save")
-    if action == "search":
+    if action == "search":  # nothing saved; what the form cannot say is said all the same
         app = page.committee.get(page.user, app_id) if app_id else None
+        try:
+            typed.fields()
+        except InvalidInput as err:
+            return form_page(page, typed, app, error=err, problems=problems_of(err))
         return form_page(page, typed, app, problems=[])
     fields = typed.fields()
     if app_id is None:
@@ -187,9 +190,9 @@ def _save(page: Page, form: Form, app_id: int | None) -> str | Response:
     return page.url("applications", app_id, done="submitted")
 
 
-def _refused(app_id: int | None) -> Any:
+def _refused(raw_id: str | None) -> Any:
     def refused(page: Page, form: Form, err: SDEError) -> Response:
-        app = page.committee.get(page.user, app_id) if app_id else None
+        app = page.committee.get(page.user, application_id(raw_id)) if raw_id else None
         return form_page(page, typed_from_form(form), app, error=err, problems=problems_of(err))
 
     return refused
@@ -201,8 +204,12 @@ async def create(request: Request) -> Response:
 
 
 @router.post("/applications/{app_id}")
-async def update(request: Request, app_id: AppId) -> Response:
-    return await post_page(request, lambda p, f: _save(p, f, app_id), _refused(app_id))
+async def update(request: Request, app_id: str) -> Response:
+    return await post_page(
+        request,
+        lambda p, f: _save(p, f, application_id(app_id)),
+        _refused(app_id),
+    )
 
 
 def _edit(page: Page, app_id: int) -> Response:
@@ -212,5 +219,5 @@ def _edit(page: Page, app_id: int) -> Response:
 
 
 @router.get("/applications/{app_id}/edit")
-async def edit(request: Request, app_id: AppId) -> Response:
-    return await get_page(request, lambda page: _edit(page, app_id))
+async def edit(request: Request, app_id: str) -> Response:
+    return await get_page(request, lambda page: _edit(page, application_id(app_id)))

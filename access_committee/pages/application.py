@@ -13,30 +13,36 @@ the service decides all the same.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi import Path as PathParam
 from fastapi.responses import Response
 
 from access_committee import forms
-from access_committee.cohort_size import cohort_sizes
+from access_committee.cohort_size import NodeSize, cohort_sizes, period_years
 from access_committee.pages import vocabulary
-from access_committee.pages.base import Form, Page, confirmations, get_page, post_page
+from access_committee.pages.base import (
+    Form,
+    Page,
+    application_id,
+    confirmations,
+    get_page,
+    post_page,
+)
 from sde.errors import InvalidInput, SDEError
 from sde.gateway.errors import status_of
 from sde.omop.cdm import CDM
 from sde.scope import Scope
 
 router = APIRouter(include_in_schema=False)
-AppId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
-Node = Annotated[str, PathParam(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
 
 confirmations(
     declared="Your declaration was recorded.",
     voted="Your vote was recorded.",
     node="Your decision for the node was recorded.",
 )
+#: The audit event of a cohort-size preview shown to a reviewer.
+PREVIEW_EVENT = "application.cohort-preview"
 VOTES = (
     ("approve", "Approve"),
     ("approve_with_conditions", "Approve with conditions"),
@@ -66,13 +72,48 @@ def preview(page: Page, app: dict[str, Any]) -> dict[str, Any]:
         for name, cols in sorted(scope.tables.items())
     ]
     settings = page.request.app.state.gateway.settings
+    sizes = cohort_sizes(scope, asked, settings.data_dir)
+    years = period_years(scope)
+    _audit_preview(page, app, scope, sizes, years)
     return {
         "scope": scope,
         "tables": tables,
         "declined": sorted(declined),
         "cohort": vocabulary.trees(list(scope.cohort_concepts or ())),
-        "sizes": cohort_sizes(scope, asked, settings.data_dir),
+        "sizes": sizes,
+        "years": _years_text(years),
     }
+
+
+def _years_text(years: tuple[int | None, int | None] | None) -> str:
+    first, last = years or (None, None)
+    if first == last and first is not None:
+        return str(first)
+    return f"{first or 'any year'} to {last or 'any year'}"
+
+
+def _audit_preview(
+    page: Page,
+    app: dict[str, Any],
+    scope: Scope,
+    sizes: list[NodeSize],
+    years: tuple[int | None, int | None] | None,
+) -> None:
+    """Record the figures a reviewer was shown, and for which cohort and years, so that
+    probing by many previews can be seen afterwards."""
+    details = {
+        "cohort": list(scope.cohort_concepts or ()),
+        "years": list(years) if years else None,
+        "sizes": {s.node: [s.persons, s.in_period] for s in sizes if not s.missing},
+    }
+    with page.committee.store.write() as tx:
+        tx.audit(
+            page.user,
+            PREVIEW_EVENT,
+            f"application:{app['id']}",
+            project=str(app.get("project") or ""),
+            details=details,
+        )
 
 
 def _counted(app: dict[str, Any]) -> int:
@@ -117,40 +158,42 @@ def application_page(
 
 
 @router.get("/applications/{app_id}")
-async def show(request: Request, app_id: AppId) -> Response:
-    return await get_page(request, lambda page: application_page(page, app_id))
+async def show(request: Request, app_id: str) -> Response:
+    return await get_page(request, lambda page: application_page(page, application_id(app_id)))
 
 
-async def _action(request: Request, app_id: int, do: Any, done: str) -> Response:
-    """A form on the application's page: do it, then show the page again."""
+async def _action(request: Request, raw_id: str, do: Any, done: str) -> Response:
+    """A form on the application's page: ``do(page, form, app_id)``, then show the page
+    again (with the refusal and the form as typed, if refused)."""
 
     def act(page: Page, form: Form) -> str:
-        do(page, form)
+        app_id = application_id(raw_id)
+        do(page, form, app_id)
         return page.url("applications", app_id, done=done)
 
     def refused(page: Page, form: Form, err: SDEError) -> Response:
-        return application_page(page, app_id, error=err, typed=form)
+        return application_page(page, application_id(raw_id), error=err, typed=form)
 
     return await post_page(request, act, refused)
 
 
 @router.post("/applications/{app_id}/submit")
-async def submit(request: Request, app_id: AppId) -> Response:
+async def submit(request: Request, app_id: str) -> Response:
     return await _action(
-        request, app_id, lambda p, f: p.committee.submit(p.user, app_id), "submitted"
+        request, app_id, lambda p, f, a: p.committee.submit(p.user, a), "submitted"
     )
 
 
 @router.post("/applications/{app_id}/withdraw")
-async def withdraw(request: Request, app_id: AppId) -> Response:
+async def withdraw(request: Request, app_id: str) -> Response:
     return await _action(
-        request, app_id, lambda p, f: p.committee.withdraw(p.user, app_id), "withdrawn"
+        request, app_id, lambda p, f, a: p.committee.withdraw(p.user, a), "withdrawn"
     )
 
 
 @router.post("/applications/{app_id}/conflicts")
-async def declare(request: Request, app_id: AppId) -> Response:
-    def do(page: Page, form: Form) -> None:
+async def declare(request: Request, app_id: str) -> Response:
+    def do(page: Page, form: Form, app_id: int) -> None:
         conflict = form.get("conflict")
         if conflict not in ("yes", "no"):
             raise _choose("conflict", "say whether you have a conflict of interest")
@@ -162,8 +205,8 @@ async def declare(request: Request, app_id: AppId) -> Response:
 
 
 @router.post("/applications/{app_id}/votes")
-async def vote(request: Request, app_id: AppId) -> Response:
-    def do(page: Page, form: Form) -> None:
+async def vote(request: Request, app_id: str) -> Response:
+    def do(page: Page, form: Form, app_id: int) -> None:
         if not form.get("vote"):
             raise _choose("vote", "choose your vote")
         page.committee.vote(
@@ -178,8 +221,8 @@ async def vote(request: Request, app_id: AppId) -> Response:
 
 
 @router.post("/applications/{app_id}/nodes/{node}")
-async def node_decision(request: Request, app_id: AppId, node: Node) -> Response:
-    def do(page: Page, form: Form) -> None:
+async def node_decision(request: Request, app_id: str, node: str) -> Response:
+    def do(page: Page, form: Form, app_id: int) -> None:
         agree = form.get(f"agree-{node}")
         if agree not in ("yes", "no"):
             raise _choose("agree", f"say whether {node} agrees or declines")

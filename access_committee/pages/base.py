@@ -207,6 +207,14 @@ def error_page(request: Request, err: SDEError, status: int | None = None) -> Re
     return answer
 
 
+def application_id(raw: str) -> int:
+    """An application's number from a page's path; anything else is a missing application
+    (a 404 page, as the API answers an unknown one, never the framework's JSON 422)."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= 10 and 1 <= int(raw) < 2**31:
+        return int(raw)
+    raise AccessDenied("committee.unknown", f"there is no application {raw[:40]!r}")
+
+
 def not_found(what: str = "this page") -> AccessDenied:
     """What a page someone may not see answers (404, like the API's unknown things)."""
     return AccessDenied("pages.not-found", f"there is no {what} for you here")
@@ -272,6 +280,8 @@ async def read_form(request: Request, limit: int = FORM_BYTES) -> Form:
         raise InvalidInput(
             "limits.too-large", f"the form has more than {FORM_FIELDS:,} fields"
         ) from None
+    if any("\x00" in key or "\x00" in value for key, value in pairs):
+        raise InvalidInput("pages.form", "the form holds a NUL character, which no field takes")
     return Form(pairs)
 
 

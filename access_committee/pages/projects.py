@@ -7,22 +7,19 @@ to anyone else the project does not exist (404).
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter, Request
-from fastapi import Path as PathParam
 from fastapi.responses import Response
 from sqlalchemy import select
 
 from access_committee.api import _project_view
 from access_committee.pages import vocabulary
 from access_committee.pages.base import Form, Page, get_page, post_page
-from sde.errors import SDEError
+from sde.accounts.model import SLUG
+from sde.errors import AccessDenied, SDEError
 from sde.gateway.errors import status_of
 from sde.registry.committee import Application
 
 router = APIRouter(include_in_schema=False)
-Slug = Annotated[str, PathParam(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
 
 
 def _approval(page: Page, slug: str, version: int) -> tuple[int, str | None] | None:
@@ -37,6 +34,8 @@ def _approval(page: Page, slug: str, version: int) -> tuple[int, str | None] | N
 
 
 def project_page(page: Page, slug: str, error: SDEError | None = None) -> Response:
+    if not SLUG.fullmatch(slug):  # no such project, whatever the path holds
+        raise AccessDenied("project.unknown", f"there is no project {slug[:70]!r}")
     project = _project_view(page.committee, page.user, slug)
     approval = _approval(page, slug, project["version"]) if project["version"] else None
     scope = project["scope"] or {}
@@ -55,12 +54,12 @@ def project_page(page: Page, slug: str, error: SDEError | None = None) -> Respon
 
 
 @router.get("/projects/{slug}")
-async def show(request: Request, slug: Slug) -> Response:
+async def show(request: Request, slug: str) -> Response:
     return await get_page(request, lambda page: project_page(page, slug))
 
 
 @router.post("/projects/{slug}/amendments")
-async def amend(request: Request, slug: Slug) -> Response:
+async def amend(request: Request, slug: str) -> Response:
     def act(page: Page, form: Form) -> str:
         made = page.committee.amend(page.user, slug)
         return page.url("applications", made["id"], "edit", done="amendment")

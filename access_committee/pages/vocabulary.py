@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from access_committee.pages.base import Page, get_page, secure
+from access_committee.pages.form import is_id
 from sde.omop.vocabulary import Concept, all_concepts, ancestors, child_concepts
 
 router = APIRouter(include_in_schema=False)
@@ -82,7 +83,7 @@ def trees(ids: list[str] | list[int]) -> list[tuple[str, Node | None]]:
     found: list[tuple[str, Node | None]] = []
     for raw in ids:
         text = str(raw).strip()
-        found.append((text, tree(int(text)) if text.isdigit() and len(text) <= 18 else None))
+        found.append((text, tree(int(text)) if is_id(text) else None))
     return found
 
 

@@ -122,3 +122,17 @@ def test_the_count_is_the_extracts_persons(synth_dir: Path) -> None:
     assert persons >= 10
     (size,) = cohort_sizes(Scope.from_dict(scope), ["lth"], str(synth_dir))
     assert size.persons == shown(persons)
+
+
+def test_periods_a_day_apart_cannot_be_differenced(tmp_path: Path) -> None:
+    """The in-period count covers the period's whole calendar years, so moving an end by a
+    day never shows, by difference, the one person recorded on that day."""
+    rows = [(p, COPD, "2020-01-01") for p in range(24)] + [(99, COPD, "2020-06-15")]
+    node_file(tmp_path / "lth.duckdb", rows, set())
+    before = _scope(period={"start": "2020-01-01", "end": "2020-06-14"})
+    after = _scope(period={"start": "2020-01-01", "end": "2020-06-15"})
+    one = cohort_sizes(before, ["lth"], str(tmp_path))
+    assert one == cohort_sizes(after, ["lth"], str(tmp_path))
+    assert one == [NodeSize("lth", "about 30", "about 30")]  # 25 persons, all in 2020
+    later = cohort_sizes(_scope(period={"start": "2021-01-01"}), ["lth"], str(tmp_path))
+    assert later == [NodeSize("lth", "about 30", "fewer than 10")]

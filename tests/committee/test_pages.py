@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,11 +13,13 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from access_committee.app import create_app
 from access_committee.forms import FIELDS
 from access_committee.workflow import Action, State
 from sde.gateway.auth import HubAuthenticator
+from sde.registry.audit_log import AuditEntry
 from sde.settings import Settings
 from tests.committee.http import PREFIX, committee_client, headers, page, post
 from tests.committee.test_cohort_size import COPD, EMPHYSEMA, node_file
@@ -263,8 +266,9 @@ def test_unknown_or_unseen_applications_are_missing(world: World, client: TestCl
     refused(post(client, "ada", "applications/99999", _form()), 404, "committee.unknown")
     refused(post(client, "tom", f"applications/{draft}", _form()), 404, "committee.unknown")
     refused(post(client, "ada", "applications/99999/withdraw"), 404, "committee.unknown")
-    assert page(client, "ada", "applications/0").status_code == 422
-    assert page(client, "ada", "applications/x").status_code == 422
+    for path in ("applications/0", "applications/x", "applications/²", "applications/1" + "0" * 12):
+        refused(page(client, "ada", path), 404, "committee.unknown")
+    refused(page(client, "ada", "projects/UPPER"), 404, "project.unknown")
 
 
 def test_a_submitted_application_is_not_edited(world: World, client: TestClient) -> None:
@@ -472,6 +476,13 @@ def test_review_shows_the_cohort_size_per_node_rounded(world: World, tmp_path: P
     app_id = world.submitted()
     with committee_client(world, data) as c:
         text = page(c, "lee", f"applications/{app_id}").text
+        assert "What the scope will expose" not in page(c, "ada", f"applications/{app_id}").text
+    with world.store.read() as session:
+        shown = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "application.cohort-preview")
+        ).all()
+    assert [(e.user, e.object) for e in shown] == [("lee", f"application:{app_id}")]
+    assert json.loads(shown[0].details or "{}")["sizes"]["elht"] == ["about 20", "about 20"]
     table = text[text.index('id="cohort-sizes"') :]
     table = table[: table.index("</table>")]
     cells = [re.sub(r"<[^>]+>", " ", row).split() for row in table.split("<tr>")[2:]]
@@ -480,6 +491,7 @@ def test_review_shows_the_cohort_size_per_node_rounded(world: World, tmp_path: P
         "elht about 20 about 20",
         "umbh about 10 fewer than 10",
     ]
+    assert "With a cohort condition in 2018 to 2024" in text
     assert "Chronic obstructive lung disease" in text  # the cohort, with its descendants
     assert "Pulmonary emphysema" in text
 
@@ -585,3 +597,77 @@ def test_the_page_follows_the_truth_table(world: World, client: TestClient, stat
             FORM_OF[action] for action in FORM_OF if expected(action, relation, state) == "ok"
         }
         assert shown == allowed, (relation, state, shown, allowed)
+
+
+@pytest.mark.parametrize("action", ["save", "search", "submit"])
+def test_a_unicode_digit_is_not_a_concept_id(client: TestClient, action: str) -> None:
+    form = _form(cohort=["²"], action=action)
+    answer = post(client, "ada", "applications", form)
+    refused(answer, 400, "application.cohort")
+    assert "is not a concept id" in answer.text
+    _typed_values_shown(answer.text, form)
+
+
+def test_dates_are_stored_as_the_dates_they_name(world: World, client: TestClient) -> None:
+    answer = post(
+        client, "ada", "applications", _form(period_start="2020-W01-1", period_end="20241231")
+    )
+    app_id = int(answer.headers["location"].split("/")[-2])
+    assert world.committee.get("ada", app_id)["period"] == {
+        "start": "2019-12-30",
+        "end": "2024-12-31",
+    }
+
+
+def test_text_beyond_the_apis_limits_is_refused_on_the_form(
+    world: World, client: TestClient
+) -> None:
+    for changes, field in [
+        ({"project": "p" * 70}, "project"),
+        ({"pi": "a" * 65}, "pi"),
+        ({"members": "b" * 65}, "members"),
+    ]:
+        form = _form(**changes)
+        answer = post(client, "ada", "applications", form)
+        refused(answer, 400, f"application.{field}")
+        _typed_values_shown(answer.text, form)
+    nul = post(client, "ada", "applications", _form(title="a\x00b"))
+    refused(nul, 400, "pages.form")
+    assert world.committee.list_for("ada") == []
+
+
+def test_an_amendment_saved_unchanged_keeps_every_setting(world: World, client: TestClient) -> None:
+    """Every output-checking setting is on the form, so saving an amendment as it came
+    keeps the approved project's settings (none silently back to the defaults)."""
+    strict = {
+        "threshold": 20,
+        "survival_threshold": 50,
+        "protection_width": 5.0,
+        "zeros_are_disclosive": False,
+        "single_review": True,
+    }
+    app_id = world.submitted(sdc=strict)
+    world.approve(app_id)
+    slug = world.committee.get("ada", app_id)["project"]
+    made = post(client, "ada", f"projects/{slug}/amendments")
+    amendment = int(made.headers["location"].split("/")[-2])
+    edit = page(client, "ada", f"applications/{amendment}/edit").text
+    form = edit[edit.index('id="application-form"') : edit.index("</form>")]
+    pairs = [
+        (n, v)
+        for n, v in re.findall(r'<input type="text"[^>]*name="([^"]+)" value="([^"]*)"', form)
+    ]
+    pairs += re.findall(
+        r'<input type="(?:checkbox|radio)" name="([^"]+)" value="([^"]*)"[^>]*checked', form
+    )
+    pairs += [
+        (n, html.unescape(v))
+        for n, v in re.findall(r'name="([^"]+)"[^>]*>([^<]*)</textarea>', form)
+    ]
+    for name, body in re.findall(r'<select id="[^"]+" name="([^"]+)">(.*?)</select>', form, re.S):
+        pairs += [(name, v) for v in re.findall(r'<option value="([^"]*)" selected', body)]
+    assert (
+        post(client, "ada", f"applications/{amendment}", [*pairs, ("action", "save")]).status_code
+        == 303
+    )
+    assert world.committee.get("ada", amendment)["sdc"] == strict
