@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import sqlglot
 import sqlglot.errors
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlglot import exp
 
 from sde.audit import AuditLog, AuditRecord
@@ -66,6 +66,7 @@ from sde.federation.wire import NodeRequest
 from sde.proxy.context import Limits, RuleContext
 from sde.proxy.frames import normalise
 from sde.proxy.pipeline import Prepared, prepare
+from sde.registry.audit_log import AuditEntry
 from sde.registry.db import open_registry
 from sde.registry.keys import KeyStore
 from sde.scope import Scope
@@ -499,30 +500,42 @@ class _ExactRunner:
 
 # -- helpers ------------------------------------------------------------------------------
 
-#: Releases made from some nodes only (``partial=True``), per registry and project: release
-#: id -> the nodes missing. The DP engine answers an identical query from its stored release
-#: at no cost; such an answer from a partial release must say so. Held by this process only.
-_PARTIAL_RELEASES: dict[tuple[str, str, int], list[str]] = {}
-_PARTIAL_LOCK = threading.Lock()
+#: How a partial answer's audit entry begins (the nodes, then why, in brackets).
+PARTIAL_NOTE = "partial answer without node(s) "
 
 
 def _partial_release(
     registry: Engine, project: str, dp: Mapping[str, Any], info: dict[str, Any]
 ) -> None:
-    """Remember a new partial release, or mark an answer served from one as partial."""
+    """Mark a DP answer served from a stored release that was made with ``partial=True``.
+
+    The DP engine answers an identical query from its stored release at no cost; if that
+    release lacked nodes, the answer says so. Which releases were partial is in the audit
+    log: the entry of the query that made release N begins with :data:`PARTIAL_NOTE` and
+    carries the ledger's note ``release N: spent ...`` (written in the spend's transaction).
+    """
     release = dp.get("release_id")
-    if not isinstance(release, int):
+    if not dp.get("cached") or not isinstance(release, int):
         return
-    key = (str(registry.url), project, release)
-    with _PARTIAL_LOCK:
-        if info.get("missing_nodes") and not dp.get("cached"):
-            _PARTIAL_RELEASES[key] = list(info["missing_nodes"])
-        elif dp.get("cached") and key in _PARTIAL_RELEASES:
-            info["missing_nodes"] = list(_PARTIAL_RELEASES[key])
-            info["message"] = (
-                f"served from release {release}, made without node(s) "
-                f"{', '.join(_PARTIAL_RELEASES[key])} (partial=True)"
+    pattern = f"{PARTIAL_NOTE}%; release {release}: spent %"
+    with registry.connect() as conn:
+        detail = conn.execute(
+            select(AuditEntry.detail)
+            .where(
+                AuditEntry.project == project,
+                AuditEntry.action == "sql_dp",
+                AuditEntry.outcome == "ok",
+                AuditEntry.detail.like(pattern),
             )
+            .limit(1)
+        ).scalar()
+    if detail is None:
+        return
+    missing = detail[len(PARTIAL_NOTE) :].split(" (", 1)[0].split(", ")
+    info["missing_nodes"] = missing
+    info["message"] = (
+        f"served from release {release}, made without node(s) {', '.join(missing)} (partial=True)"
+    )
 
 
 def exact_part(sql: str, dialect: str) -> FederatedPlan:
@@ -645,7 +658,7 @@ def _missing_note(call: _Call) -> str | None:
         return None
     names = sorted(call.missing)
     why = "; ".join(f"{n}: {call.missing[n].reason}" for n in names)
-    return f"partial answer without node(s) {', '.join(names)} ({why})"
+    return f"{PARTIAL_NOTE}{', '.join(names)} ({why})"
 
 
 # -- construction -------------------------------------------------------------------------
