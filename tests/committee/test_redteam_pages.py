@@ -702,3 +702,28 @@ def test_garbled_forms_are_refusals_not_500s(world: World, client: TestClient) -
     _not_500(
         post(client, "ada", "applications", {"sdc_threshold": "9" * 5000, "dp_epsilon": "nan"})
     )
+
+
+def test_a_second_application_for_a_taken_slug_does_not_take_the_project_over(
+    world: World, client: TestClient
+) -> None:
+    """Held: two new applications for one slug, both submitted before either is approved:
+    once the first is approved, the deciding vote on the second is refused
+    (``project.exists``), so its applicant never becomes the project's PI. (It then stays
+    under review: only defer or reject can settle it.)"""
+    first = world.committee.create("ada", fields("same-slug"))["id"]
+    world.committee.submit("ada", first)
+    second = world.committee.create(
+        "tom", fields("same-slug", pi="tom", members=[], title="Tom's")
+    )["id"]
+    world.committee.submit("tom", second)
+    world.approve(first)
+    _decide_all_nodes(client, second)
+    answers = []
+    for member in ("kim", "lee", "max"):
+        post(client, member, f"applications/{second}/conflicts", {"conflict": "no"})
+        answers.append(post(client, member, f"applications/{second}/votes", {"vote": "approve"}))
+    assert answers[-1].status_code == 400
+    assert "[project.exists]" in answers[-1].text
+    members = {(m.username, m.role) for m in get_project(world.store, "same-slug").members}
+    assert members == {("ada", "pi"), ("ben", "member")}
