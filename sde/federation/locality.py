@@ -96,7 +96,8 @@ class _Facts:
         links = self._joined(scope, persons, where)
         if any(links.connected(a, OUTER) for a in persons):
             return  # correlated on a person: each evaluation sees one person's rows
-        if scope.scope_type == ScopeType.SUBQUERY and not self._in_person_set(scope):
+        top = _set_top(scope)  # a branch of a set operation is checked as that operation
+        if top.scope_type == ScopeType.SUBQUERY and not self._in_person_set(scope, top):
             raise NotLocal(
                 f"the subquery in {_clause(scope)} reads person-level data across persons "
                 f"({_what(scope)}), which differs per node"
@@ -158,16 +159,17 @@ class _Facts:
             )
         return links
 
-    def _in_person_set(self, scope: Scope) -> bool:
+    def _in_person_set(self, scope: Scope, top: Scope) -> bool:
         """``outer.person_id IN (SELECT t.person_id ...)``: a person set tested by the row's
-        own person (what each node holds of it is that node's persons)."""
-        parent = scope.expression.parent
+        own person (what each node holds of it is that node's persons). ``top`` is the
+        subquery (``scope`` itself, or the set operation ``scope`` is a branch of)."""
+        parent = top.expression.parent
         while isinstance(parent, exp.Subquery | exp.Paren):
             parent = parent.parent
-        if not isinstance(parent, exp.In) or scope.parent is None:
+        if not isinstance(parent, exp.In) or top.parent is None:
             return False
         left, select = parent.this, scope.expression
-        if not isinstance(left, exp.Column) or not self.is_person(scope.parent, left):
+        if not isinstance(left, exp.Column) or not self.is_person(top.parent, left):
             return False
         outputs = select.expressions if isinstance(select, exp.Select) else []
         value = outputs[0].unalias() if len(outputs) == 1 else None
@@ -295,6 +297,13 @@ def _link_records(scope: Scope, links: PersonLinks) -> None:
             continue
         if padded is None or (a in padded) != (b in padded):
             links.union(a, b)
+
+
+def _set_top(scope: Scope) -> Scope:
+    """The set operation a branch belongs to (through nested ones), or ``scope`` itself."""
+    while scope.scope_type == ScopeType.SET_OPERATION and scope.parent is not None:
+        scope = scope.parent
+    return scope
 
 
 def _keys(group: exp.Group | None) -> list[exp.Expression]:

@@ -495,3 +495,82 @@ def test_the_dp_engines_exact_sql_plans_as_aggregate_and_merges_exactly(
             check_exact=False,
             rtol=1e-9,
         )
+
+
+# -- node-locality, as a table ---------------------------------------------------------------
+
+LOCALITY = [
+    # (SQL, node-local?)
+    (
+        "SELECT COUNT(*) AS n FROM person p WHERE p.year_of_birth IN (SELECT q.year_of_birth "
+        "FROM person q UNION ALL SELECT r.year_of_birth FROM person r)",
+        False,
+    ),
+    (
+        "SELECT COUNT(*) AS n FROM person p WHERE p.person_id IN (SELECT q.person_id "
+        "FROM condition_occurrence q UNION SELECT r.person_id FROM measurement r)",
+        True,
+    ),
+    (
+        "SELECT COUNT(*) AS n FROM person p WHERE EXISTS (SELECT 1 FROM condition_occurrence q "
+        "WHERE q.person_id = p.person_id UNION ALL SELECT 1 FROM measurement r "
+        "WHERE r.person_id = p.person_id)",
+        True,
+    ),
+    (
+        "SELECT COUNT(*) AS n FROM person p WHERE EXISTS (SELECT 1 FROM condition_occurrence q "
+        "WHERE q.person_id = p.person_id UNION ALL SELECT 1 FROM measurement r)",
+        False,
+    ),
+    (
+        "SELECT COUNT(*) AS n FROM person p WHERE EXISTS (SELECT 1 FROM measurement m)",
+        False,
+    ),
+    (
+        "SELECT k, COUNT(*) AS n FROM (SELECT DISTINCT person_id, year_of_birth / 10 AS k "
+        "FROM person) t GROUP BY k",
+        True,
+    ),
+    (
+        "SELECT k, COUNT(*) AS n FROM (SELECT DISTINCT year_of_birth / 10 AS k FROM person) t "
+        "GROUP BY k",
+        False,
+    ),
+    (
+        "SELECT COUNT(*) AS n FROM (SELECT person_id FROM measurement ORDER BY value_as_number "
+        "LIMIT 100) t",
+        False,
+    ),
+    (
+        "SELECT r, COUNT(*) AS n FROM (SELECT person_id, ROW_NUMBER() OVER (PARTITION BY "
+        "person_id ORDER BY measurement_date) AS r FROM measurement) t GROUP BY r",
+        True,
+    ),
+    (
+        "SELECT r, COUNT(*) AS n FROM (SELECT person_id, RANK() OVER (ORDER BY value_as_number) "
+        "AS r FROM measurement) t GROUP BY r",
+        False,
+    ),
+    (
+        "SELECT COUNT(*) AS n FROM person p JOIN observation o ON o.person_id = p.person_id "
+        "LEFT JOIN measurement m ON m.person_id = o.person_id",
+        True,
+    ),
+    (
+        "SELECT COUNT(*) AS n FROM person p LEFT JOIN measurement m "
+        "ON m.measurement_concept_id = p.gender_concept_id",
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(("sql", "local"), LOCALITY)
+def test_what_runs_below_the_outermost_select_must_be_node_local(sql: str, local: bool) -> None:
+    exact = ctx(DP, enforce_access=False)
+    if local:
+        assert plan_query(sql, exact).kind == "aggregate"
+        return
+    with pytest.raises(ScopeViolation) as err:
+        plan_query(sql, exact)
+    assert err.value.rule == "federation.not-decomposable"
+    assert "node" in err.value.message
