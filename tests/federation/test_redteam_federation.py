@@ -699,3 +699,59 @@ def test_distinct_on_subquery_reads_the_nodes_raw_parts_in_the_merge(
         f"the merge's raw parts are readable: small flags {leaked_flags}; lth holds exactly "
         f"{small_cell} person(s) born in {year} (truth {int(by.loc[year, 'lth'])})"
     )
+
+
+# -- hole: partial answers during an outage are per-node answers ------------------------------
+
+
+def test_held_partial_during_an_outage_cannot_read_a_small_cell_of_the_missing_node(
+    agg_fed: FederatedConnection,
+    synth_agents: dict[str, str],
+    fed_secret: Secret,
+    fed_registry: str,
+    persons: pd.DataFrame,
+) -> None:
+    """HELD (open at HEAD 1ddfdd0; the owner's working tree now refuses every partial
+    answer in an aggregates project). The attack: a node that is down (not "about
+    the query") may be left out of a partial answer. Every cell of the partial answer
+    then holds the other nodes' persons only, so (full answer before or after the outage)
+    minus (partial answer during it) is the missing node's own count of every cell. Two
+    nested cells (born <= Y and born <= Y-1), each with >= 10 persons at every node, give
+    the missing node's count of persons born in Y: here 1-9, the cell the stated rule
+    exists to withhold. Fix: in an aggregates project, no partial answers at all (or
+    only when the answer's cells are also checked against a per-node ledger of released
+    full answers, refusing a partial cell whose full twin was released and vice versa)."""
+    by = persons.groupby(["year_of_birth", "node"]).size().unstack(fill_value=0)
+    upto = by.cumsum()
+    after = by[::-1].cumsum()[::-1]
+    year = next(
+        int(y)
+        for y in by.index[1:]
+        if 1 <= by.loc[y, "umbh"] < 10
+        and (y - 1) in by.index
+        and (upto.loc[y - 1] >= 10).all()
+        and (after.shift(-1).fillna(0).loc[y] >= 10).all()
+    )
+    down = {**synth_agents, "umbh": "http://127.0.0.1:9/"}
+
+    def cells(conn: FederatedConnection, cut: int, **kw: Any) -> int:
+        frame = conn.sql(
+            f"SELECT CASE WHEN year_of_birth <= {cut} THEN 1 ELSE 0 END AS early, "
+            "COUNT(*) AS n FROM person GROUP BY 1",
+            **kw,
+        )
+        return int(frame.set_index("early").n[1])
+
+    with _connect(AGGREGATES, down, fed_secret, fed_registry) as outage:
+        try:
+            cells(outage, year, partial=True)
+        except SDEError as err:
+            assert err.rule == "federation.node-unavailable"
+            return
+        umbh_upto = cells(agg_fed, year) - cells(outage, year, partial=True)
+        umbh_before = cells(agg_fed, year - 1) - cells(outage, year - 1, partial=True)
+    read = umbh_upto - umbh_before
+    assert read != int(by.loc[year, "umbh"]), (
+        f"umbh holds exactly {read} person(s) born in {year}, read from full minus partial "
+        f"answers (truth {int(by.loc[year, 'umbh'])})"
+    )
