@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from access_committee.pages.base import csrf_token
 from access_committee.workflow import State
 from sde.accounts import change_status, get_project, get_user, set_roles
 from sde.registry.audit_log import AuditEntry
@@ -727,3 +728,20 @@ def test_a_second_application_for_a_taken_slug_does_not_take_the_project_over(
     assert "[project.exists]" in answers[-1].text
     members = {(m.username, m.role) for m in get_project(world.store, "same-slug").members}
     assert members == {("ada", "pi"), ("ben", "member")}
+
+
+def test_a_token_from_another_sign_in_of_the_same_user_is_refused(
+    world: World, client: TestClient
+) -> None:
+    """Held: the CSRF token is bound to the sign-in (the hub token or signed cookie), not
+    only the user: ada's token from another session is refused, as is a token for the
+    empty session; a ``?done=`` confirmation is never echoed."""
+    app_id = world.submitted()
+    secret = client.app.state.committee_pages.secret  # type: ignore[attr-defined]
+    for session in ("another-sign-in", ""):
+        stale = csrf_token(secret, "ada", session)
+        answer = post(client, "ada", f"applications/{app_id}/withdraw", token=stale)
+        assert answer.status_code == 403
+    assert world.committee.get("ada", app_id)["state"] == "submitted"
+    shown = page(client, "ada", "applications?done=%3Cscript%3Ealert(1)%3C/script%3E").text
+    assert "alert(1)" not in shown
