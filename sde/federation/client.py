@@ -37,7 +37,6 @@ from sde.federation.plan import FederatedPlan
 from sde.federation.signing import (
     HEADER_NONCE,
     HEADER_SIGNATURE,
-    SIGNATURE_RULES,
     sign_request,
     verify_response,
 )
@@ -52,8 +51,6 @@ GRACE_S = 2.0
 UNAVAILABLE = "federation.node-unavailable"
 #: Partials of an aggregate node part that are numbers (min and max may be anything).
 NUMERIC_PARTIALS = frozenset({"count", "sum", "mean", "var_pop"})
-#: Node refusals that do not depend on the query: its signature, or the node being busy.
-_NOT_ABOUT_THE_QUERY = SIGNATURE_RULES | {"federation.busy"}
 #: Characters of a node's refusal message quoted at most.
 _QUOTE = 300
 
@@ -62,33 +59,15 @@ class NodeFailure(Exception):
     """One node did not give a usable answer; ``reason`` is a sentence safe to show."""
 
     def __init__(
-        self,
-        node: str,
-        reason: str,
-        rule: str | None = None,
-        *,
-        timed_out: bool = False,
-        answered: bool = False,
+        self, node: str, reason: str, rule: str | None = None, *, timed_out: bool = False
     ) -> None:
         super().__init__(f"node {node} {reason}")
         self.node = node
         self.reason = reason
-        #: The node's own rule id when it refused (``nodes.not-allowed``, ...).
+        #: The node's own rule id when it answered with an error (``nodes.not-allowed``, ...).
         self.rule = rule
         #: The node (or the wait for it) ran past the time limit.
         self.timed_out = timed_out
-        #: The node answered this query with an HTTP error.
-        self.answered = answered
-
-    @property
-    def about_the_query(self) -> bool:
-        """Whether the failure may depend on the query and the node's data: the node
-        refused or failed this query (an error answer, other than a refused signature or
-        being busy), or ran past the time limit. A node that is down, unreachable, broke
-        the connection or answered garbage with a 200 failed whatever the query."""
-        if self.timed_out:
-            return True
-        return self.answered and self.rule not in _NOT_ABOUT_THE_QUERY
 
 
 @dataclass(frozen=True)
@@ -280,15 +259,15 @@ def unavailable(
     """The one error for nodes that gave no usable answer, naming each and what happened.
 
     ``charged``: a DP query that was charged; ``partial_refused``: a partial answer was
-    asked for but may not leave these nodes out (their failure is about the query).
+    asked for in a project that gets none.
     """
     names = sorted(failures)
     what = "; ".join(f"node {failures[n].node} {failures[n].reason}" for n in names)
     plural = "s" if len(names) > 1 else ""
     if partial_refused:
         advice = (
-            "A partial answer cannot leave out a node that refused or failed this query in "
-            "an aggregates project (the others' answer would reveal its cells)"
+            "An aggregates project gets no partial answers: the full answer minus a partial "
+            "one would reveal the missing node's cells"
         )
     elif any(f.rule is None and not f.timed_out for f in failures.values()):
         advice = "Ask again later, or pass partial=True for the other nodes' answer"
@@ -324,33 +303,26 @@ def _collect(
 
 
 def _refusal(node: str, response: httpx.Response) -> NodeFailure:
-    """A node's non-200 answer as a failure: its rule and, for a refusal, its sentence.
-    A 502/503/504 without a workbench error is whatever stands in front of the node
-    saying it is not there, not the node's answer to the query."""
+    """A node's non-200 answer as a failure: its rule and, for a refusal, its sentence."""
     try:
         doc = response.json()
     except ValueError:
         doc = None
     status = response.status_code
     if not isinstance(doc, dict) or not isinstance(doc.get("rule"), str):
-        return NodeFailure(
-            node,
-            f"failed (HTTP {status}, no workbench error)",
-            answered=status not in (502, 503, 504),
-        )
+        return NodeFailure(node, f"failed (HTTP {status}, no workbench error)")
     rule = str(doc["rule"])[:80]
     message = doc.get("message")
     if status in (400, 401, 403) and isinstance(message, str):
         # The node's refusals are sentences written for a researcher (its engine's own
         # words never leave it); quoted, cut short.
-        reason = f"refused the query ({rule}: {message[:_QUOTE]})"
-        return NodeFailure(node, reason, rule, answered=True)
+        return NodeFailure(node, f"refused the query ({rule}: {message[:_QUOTE]})", rule)
     if rule == "limits.timeout":
         reason = f"stopped the query at its time limit ({rule})"
-        return NodeFailure(node, reason, rule, timed_out=True, answered=True)
+        return NodeFailure(node, reason, rule, timed_out=True)
     if status == 422:
-        return NodeFailure(node, f"could not run the query ({rule})", rule, answered=True)
-    return NodeFailure(node, f"failed (HTTP {status}, {rule})", rule, answered=True)
+        return NodeFailure(node, f"could not run the query ({rule})", rule)
+    return NodeFailure(node, f"failed (HTTP {status}, {rule})", rule)
 
 
 def _transport(err: httpx.HTTPError) -> str:

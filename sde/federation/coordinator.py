@@ -289,22 +289,21 @@ class FederatedConnection:
     def _ask_all(self, ask: Any, *, partial: bool, call: _Call | None = None) -> dict[str, Any]:
         """``ask`` of every node; the failures raise, unless ``partial`` may leave them out.
 
-        In an ``aggregates`` project a partial answer never leaves out a node that refused
-        or failed *this query* (or ran past the time limit): the researcher could make one
-        node fail at will (too many groups, a cast that fails on its data only) and read its
-        cells as the full answer minus the partial one. Only a node that is down, broke the
-        connection or answered garbage may be missing there.
+        An ``aggregates`` project gets no partial answers: every cell of one holds the
+        other nodes' persons only, so the full answer (before or after) minus the partial
+        one is the missing node's own count of each cell, which the cross-node rule exists
+        to withhold; a researcher may even make a node fail at will (too many groups, a
+        cast that fails on its data only). Rows projects see the rows anyway, and each DP
+        answer is noised and charged.
         """
         answers, failures = self._client.fan_out(
             self.nodes, ask, timeout_s=self.limits.timeout_s, fail_fast=not partial
         )
         if call is not None:
             call.failed = failures
-        chosen = self.scope.access == "aggregates" and any(
-            f.about_the_query for f in failures.values()
-        )
-        if failures and (not partial or not answers or chosen):
-            raise unavailable(failures, charged=False, partial_refused=partial and chosen)
+        refused = partial and self.scope.access == "aggregates"
+        if failures and (not partial or not answers or refused):
+            raise unavailable(failures, partial_refused=refused)
         if call is not None:
             call.missing = failures
         return answers
