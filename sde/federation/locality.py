@@ -34,6 +34,9 @@ from sde.proxy.allowlists import function_name
 from sde.proxy.persons import OUTER, PID, PersonLinks, person_equalities, table_class
 from sde.pseudonym import NAMESPACES, SHARED_NAMESPACES
 
+#: Untraced tables every node holds whole (the same rows): read like reference data.
+REPLICATED = frozenset({"location"})
+
 
 class NotLocal(Exception):
     """A part of the query is not node-local; the message says which and why."""
@@ -51,6 +54,7 @@ def check(tree: exp.Expression) -> None:
         raise NotLocal("a set operation (UNION, INTERSECT, EXCEPT) at the outermost level")
     facts = _Facts()
     for scope in root.traverse():  # inner parts first: their reasons are the more specific
+        _check_traced(scope)
         if scope is not root:
             facts.nested(scope)
     facts.top(root)
@@ -297,6 +301,20 @@ def _link_records(scope: Scope, links: PersonLinks) -> None:
             continue
         if padded is None or (a in padded) != (b in padded):
             links.union(a, b)
+
+
+def _check_traced(scope: Scope) -> None:
+    """Refuse person data that names no person (``note_nlp``, ``cost``...): which node holds
+    which of its rows cannot be told, so no part reading it is known to be node-local.
+    ``location`` is the exception: every node holds the same places (one id space)."""
+    for source in scope.sources.values():
+        if not isinstance(source, exp.Table) or source.name in REPLICATED:
+            continue
+        if table_class(source.name)[0] == "untraced":
+            raise NotLocal(
+                f"table {source.name} holds person data that names no person, so its rows "
+                "cannot be placed on one node"
+            )
 
 
 def _set_top(scope: Scope) -> Scope:

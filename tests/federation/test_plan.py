@@ -22,6 +22,8 @@ import sde
 from sde.connection import Connection
 from sde.dp.engine import DPEngine
 from sde.errors import InvalidInput, QueryFailed, ScopeViolation, SDEError
+from sde.federation.locality import NotLocal
+from sde.federation.locality import check as check_local
 from sde.federation.merge import merge
 from sde.federation.plan import FederatedPlan, plan_query
 from sde.proxy.context import RuleContext
@@ -33,6 +35,7 @@ NODES = ("lth", "elht", "umbh")
 AGGREGATES = {**ROWS_SCOPE, "project": "plan-aggregates", "access": "aggregates"}
 DP = {
     **ROWS_SCOPE,
+    "tables": {**ROWS_SCOPE["tables"], "location": "*"},
     "project": "plan-dp",
     "access": "dp",
     "dp": {"epsilon": 100.0, "delta": 1e-6},
@@ -561,6 +564,11 @@ LOCALITY = [
         "ON m.measurement_concept_id = p.gender_concept_id",
         False,
     ),
+    (
+        "SELECT l.county, COUNT(*) AS n FROM person p JOIN location l "
+        "ON l.location_id = p.location_id GROUP BY 1",
+        True,
+    ),
 ]
 
 
@@ -574,3 +582,10 @@ def test_what_runs_below_the_outermost_select_must_be_node_local(sql: str, local
         plan_query(sql, exact)
     assert err.value.rule == "federation.not-decomposable"
     assert "node" in err.value.message
+
+
+def test_person_data_that_names_no_person_is_never_node_local() -> None:
+    """No scope may list such a table today; the check stands behind that rule."""
+    with pytest.raises(NotLocal) as err:
+        check_local(sqlglot.parse_one("SELECT COUNT(*) FROM person p CROSS JOIN note_nlp n"))
+    assert "note_nlp" in err.value.reason
