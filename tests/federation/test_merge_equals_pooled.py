@@ -18,7 +18,6 @@ import pytest
 import sde
 from sde.connection import Connection
 from sde.errors import QueryFailed
-from sde.federation import node_sdc
 from sde.federation.merge import merge
 from sde.federation.plan import FederatedPlan, plan_query, qualified
 from sde.proxy.context import RuleContext
@@ -123,15 +122,31 @@ AGGREGATES_SCOPE = {**ROWS_SCOPE, "project": "federation-aggregates", "access": 
 THRESHOLD = 10  # the scope's default
 
 
+def flag_small(part: pd.DataFrame, threshold: int) -> pd.DataFrame:
+    """A node's part as the merge receives it (docs/federation.md): a group with 1 to
+    threshold-1 persons at the node keeps its keys, ``__sde_small`` is true and every partial
+    and person count is NULL; other groups go unchanged with ``__sde_small`` false."""
+    counts = [c for c in part.columns if str(c).startswith("__sde_persons_")]
+    small = pd.Series(False, index=part.index)
+    for name in counts:
+        small |= ((part[name] >= 1) & (part[name] < threshold)).fillna(True).astype(bool)
+    out = part.copy()
+    for name in out.columns:
+        if str(name).startswith("f_a") or name in counts:
+            out[name] = out[name].mask(small)
+    out["__sde_small"] = pd.array(small.to_numpy(), dtype="boolean")
+    return out
+
+
 def aggregates_parts(sql: str, nodes: dict[str, Connection]) -> tuple[FederatedPlan, dict]:
-    """The plan and what each node sends in an aggregates project: its node part with the
-    hidden person counts its proxy adds (the aggregates rule itself, run here), computed on
-    that node alone, then node-level disclosure control (small groups flagged, emptied)."""
+    """The plan and what each node's part is in an aggregates project: its node part with
+    the hidden person counts its proxy adds (the aggregates rule itself, run here), computed
+    on that node alone, small groups flagged and emptied."""
     ctx = RuleContext(Scope.load(AGGREGATES_SCOPE))
     plan = plan_query(sql, ctx)
     counted = aggregates.rewrite(qualified(plan.node_sql, ctx), ctx)
     parts = {
-        name: node_sdc.protect(conn.sql(counted.sql("postgres")), THRESHOLD)
+        name: flag_small(conn.sql(counted.sql("postgres")), THRESHOLD)
         for name, conn in nodes.items()
     }
     return plan, parts
