@@ -98,6 +98,8 @@ def merge(
     finally:
         con.close()
     frame = arrow_to_frame(result)
+    if len(frame.columns) != len(plan.columns):  # fail closed: never a mislabelled result
+        raise QueryFailed("federation.merge", "the merge did not give the query's columns")
     frame.columns = list(plan.columns)
     return frame
 
