@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
+import numpy as np
 import pandas as pd
 
 from sde.errors import BackendUnavailable, SDEError
@@ -51,6 +52,8 @@ GRACE_S = 2.0
 UNAVAILABLE = "federation.node-unavailable"
 #: Partials of an aggregate node part that are numbers (min and max may be anything).
 NUMERIC_PARTIALS = frozenset({"count", "sum", "mean", "var_pop"})
+#: The column of a node's round-2 answer (is each probed group small there?).
+SMALL = "__sde_small"
 #: Characters of a node's refusal message quoted at most.
 _QUOTE = 300
 
@@ -110,22 +113,17 @@ class NodeClient:
     # -- one node ---------------------------------------------------------------------
 
     def post(self, node: str, path: str, body: bytes, *, timeout_s: float) -> Answer:
-        """POST ``body`` signed to ``node``'s ``path``; its checked answer or a NodeFailure."""
+        """POST ``body`` signed to ``node``'s ``path``; its checked answer or a NodeFailure.
+
+        A request refused as stale is signed again and sent once more: an agent that
+        restarted refuses whatever was signed before it started (it cannot tell a replay).
+        """
         url = self.urls.get(node)
         if url is None:
             raise NodeFailure(node, "is not one of this coordinator's nodes")
-        headers = sign_request(self._secret, body)
-        headers["Content-Type"] = "application/json"
-        try:
-            response = self._http.post(
-                url + path, content=body, headers=headers, timeout=timeout_s + GRACE_S
-            )
-        except httpx.TimeoutException:
-            raise NodeFailure(
-                node, f"did not answer within {timeout_s:g} s", timed_out=True
-            ) from None
-        except httpx.HTTPError as err:
-            raise NodeFailure(node, f"could not be reached ({_transport(err)})") from None
+        headers, response = self._send(node, url + path, body, timeout_s)
+        if response.status_code == 401 and _rule(response) == "federation.stale":
+            headers, response = self._send(node, url + path, body, timeout_s)
         if response.status_code != 200:
             raise _refusal(node, response)
         try:
@@ -145,6 +143,24 @@ class NodeClient:
             response.headers.get("content-type", ""),
             truncated=response.headers.get("X-SDE-Truncated", "").lower() == "true",
         )
+
+    def _send(
+        self, node: str, url: str, body: bytes, timeout_s: float
+    ) -> tuple[dict[str, str], httpx.Response]:
+        """One signed POST (a fresh time and nonce): its headers and the response."""
+        headers = sign_request(self._secret, body)
+        headers["Content-Type"] = "application/json"
+        try:
+            response = self._http.post(
+                url, content=body, headers=headers, timeout=timeout_s + GRACE_S
+            )
+        except httpx.TimeoutException:
+            raise NodeFailure(
+                node, f"did not answer within {timeout_s:g} s", timed_out=True
+            ) from None
+        except httpx.HTTPError as err:
+            raise NodeFailure(node, f"could not be reached ({_transport(err)})") from None
+        return headers, response
 
     def check_health(self, node: str, *, timeout_s: float) -> None:
         """``GET healthz`` of ``node``: a NodeFailure unless it answers 200."""
@@ -253,6 +269,18 @@ def _check_numbers(node: str, frame: pd.DataFrame, plan: FederatedPlan) -> None:
             raise NodeFailure(node, f"answered {column} with values that are not numbers")
 
 
+def small_flags(node: str, frame: pd.DataFrame, probe: list[list[Any]]) -> list[bool]:
+    """A node's round-2 answer: one ``__sde_small`` per probed key, in order (a missing
+    answer counts as small: fail closed)."""
+    if [str(c) for c in frame.columns] != [SMALL] or len(frame) != len(probe):
+        raise NodeFailure(node, f"answered a probe of {len(probe)} groups with something else")
+    return [not _definitely_false(v) for v in frame[SMALL].astype(object).tolist()]
+
+
+def _definitely_false(value: Any) -> bool:
+    return isinstance(value, bool | np.bool_) and not bool(value)
+
+
 def unavailable(
     failures: Mapping[str, NodeFailure], *, charged: bool = False, partial_refused: bool = False
 ) -> BackendUnavailable:
@@ -302,14 +330,25 @@ def _collect(
         failures[node] = NodeFailure(node, f"could not be asked ({type(err).__name__})")
 
 
-def _refusal(node: str, response: httpx.Response) -> NodeFailure:
-    """A node's non-200 answer as a failure: its rule and, for a refusal, its sentence."""
+def _document(response: httpx.Response) -> dict[str, Any] | None:
+    """A workbench error answer's JSON (with a ``rule``), or None."""
     try:
         doc = response.json()
     except ValueError:
-        doc = None
+        return None
+    return doc if isinstance(doc, dict) and isinstance(doc.get("rule"), str) else None
+
+
+def _rule(response: httpx.Response) -> str | None:
+    doc = _document(response)
+    return None if doc is None else str(doc["rule"])
+
+
+def _refusal(node: str, response: httpx.Response) -> NodeFailure:
+    """A node's non-200 answer as a failure: its rule and, for a refusal, its sentence."""
+    doc = _document(response)
     status = response.status_code
-    if not isinstance(doc, dict) or not isinstance(doc.get("rule"), str):
+    if doc is None:
         return NodeFailure(node, f"failed (HTTP {status}, no workbench error)")
     rule = str(doc["rule"])[:80]
     message = doc.get("message")
@@ -343,5 +382,6 @@ __all__ = [
     "NodeClient",
     "NodeFailure",
     "check_part",
+    "small_flags",
     "unavailable",
 ]

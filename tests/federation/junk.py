@@ -33,6 +33,9 @@ MODES = (
     "crash",
     "slow",
 )
+#: Not broken: refuses its first request as stale (as an agent that just restarted), then
+#: answers a count of 7.
+STALE_ONCE = "stale-once"
 
 
 class JunkNode:
@@ -80,6 +83,11 @@ class JunkNode:
         if self.mode in signed:
             status, body, secret = signed[self.mode]
             _send(handler, status, body, ARROW_STREAM, response_signature(secret, nonce, body))
+        elif self.mode == STALE_ONCE and self.requests == 1:
+            doc = {"error": "AccessDenied", "rule": "federation.stale", "message": "restarted"}
+            _send(handler, 401, json.dumps(doc).encode(), "application/json")
+        elif self.mode == STALE_ONCE:
+            _send(handler, 200, arrow, ARROW_STREAM, response_signature(self.secret, nonce, arrow))
         elif self.mode == "unsigned-arrow":
             _send(handler, 200, arrow, ARROW_STREAM)
         elif self.mode == "refuse":

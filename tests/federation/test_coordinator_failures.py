@@ -34,7 +34,7 @@ from sde.registry import open_registry
 from sde.registry.keys import KeyStore
 from sde.scope import Scope
 from tests.federation.conftest import Secret
-from tests.federation.junk import ENGINE_TEXT, MODES, junk_node
+from tests.federation.junk import ENGINE_TEXT, MODES, STALE_ONCE, junk_node
 from tests.proxy.corpus import outcome
 
 SECRET = b"s" * 32
@@ -152,6 +152,20 @@ def test_an_aggregates_project_gets_no_partial_answer(
     assert "node umbh" in err.message
     assert "An aggregates project gets no partial answers" in err.message
     assert whole is None
+
+
+def test_a_request_refused_as_stale_is_signed_again_once(
+    two_nodes: dict[str, str], fed_secret: Secret, fed_registry: str
+) -> None:
+    """An agent that restarted refuses what was signed before it started; the coordinator
+    signs again (a new time and nonce) and asks once more."""
+    expected = _answer(two_nodes, fed_secret, fed_registry, COUNT)
+    with junk_node(fed_secret.value, STALE_ONCE) as junk:
+        with _connect({**two_nodes, "umbh": junk.url}, fed_secret, fed_registry) as conn:
+            got = conn.sql(COUNT)
+        asked = junk.requests
+    assert int(got["n"].iloc[0]) == expected + 7  # the junk node's count
+    assert asked == 2
 
 
 def test_a_node_nobody_listens_on_fails_and_no_answer_fails_even_partial(
