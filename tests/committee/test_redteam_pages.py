@@ -82,9 +82,8 @@ def _decide_all_nodes(c: TestClient, app_id: int) -> None:
 # == holes (open) ==========================================================================
 
 
-@pytest.mark.xfail(strict=True, reason="open: a Unicode digit such as '²' in cohort is a 500")
 def test_a_unicode_digit_in_the_cohort_is_a_refusal_not_a_500(client: TestClient) -> None:
-    """HOLE: ``Typed._cohort`` and ``vocabulary.trees`` test ``str.isdigit()`` and then call
+    """HELD: ``Typed._cohort`` and ``vocabulary.trees`` test ``str.isdigit()`` and then call
     ``int()``; ``'²'.isdigit()`` is True but ``int('²')`` raises ValueError, which is not an
     SDEError, so saving the form (or searching from it) answers 500 ``gateway.internal``
     instead of the form again with 'not a concept id'."""
@@ -174,9 +173,8 @@ def test_previews_cannot_be_differenced_to_show_a_group_under_10(
     assert one == two, f"{one} vs {two}: one person's record date is disclosed"
 
 
-@pytest.mark.xfail(strict=True, reason="open: a period is kept as typed (ISO week dates)")
 def test_the_period_shown_is_the_period_that_compiles(world: World, client: TestClient) -> None:
-    """HOLE (the application says one thing, the scope another): ``period_start``
+    """HELD (the application says one thing, the scope another): ``period_start``
     ``2020-W01-1`` and ``period_end`` ``20241231`` are accepted (``date.fromisoformat``
     takes ISO week and basic formats) and stored as typed. The applicant's page and the
     'The application' column the committee reads say ``2020-W01-1 to 20241231`` while the
@@ -198,11 +196,8 @@ def test_the_period_shown_is_the_period_that_compiles(world: World, client: Test
     assert "2019-12-30" in shown
 
 
-@pytest.mark.xfail(
-    strict=True, reason="open: malformed ids and slugs in page paths answer JSON 422"
-)
 def test_a_malformed_id_in_a_page_path_answers_a_page(client: TestClient) -> None:
-    """HOLE (consistency, low): the admin pages answer any user name or slug with a 404
+    """HELD (consistency, low): the admin pages answer any user name or slug with a 404
     page, but the applicants' and reviewers' pages validate their path with FastAPI, so
     ``applications/abc``, ``applications/0``, ``projects/UPPER`` and a node name with
     capitals answer the framework's JSON 422 to a browser (no CSP, no page)."""
@@ -301,13 +296,10 @@ class _FormReader(HTMLParser):
             self.inside = False
 
 
-@pytest.mark.xfail(
-    strict=True, reason="open: saving an amendment on the page drops stricter sdc settings"
-)
 def test_saving_an_amendment_unchanged_keeps_the_approved_output_checking(
     world: World, client: TestClient
 ) -> None:
-    """HOLE (scope loosened by nobody): a project approved with output-checking settings the
+    """HELD (scope loosened by nobody): a project approved with output-checking settings the
     form has no field for (``survival_threshold`` 50, ``protection_width`` 5: stricter than
     the SDE's defaults; set through the API) is amended by its PI on the pages. The draft
     amendment carries them, but the edit form cannot, so pressing 'Save as a draft' without
@@ -378,7 +370,6 @@ def test_an_approvable_title_does_not_make_the_deciding_vote_500(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, reason="open: NUL in a note, reason, condition or ref is a 500")
 @pytest.mark.parametrize(
     ("who", "path", "form"),
     [
@@ -392,7 +383,7 @@ def test_an_approvable_title_does_not_make_the_deciding_vote_500(
 def test_nul_in_review_text_is_a_refusal_not_a_500(
     pg_world: World, who: str, path: str, form: FormData
 ) -> None:
-    """HOLE: the pages (and the API) pass text with a NUL character through to PostgreSQL,
+    """HELD: the pages (and the API) pass text with a NUL character through to PostgreSQL,
     which refuses it: a 500 ``gateway.internal`` for a conflict note, a custodian's decline
     reason, a vote's conditions or an accreditation reference, instead of a refusal naming
     the field."""
@@ -431,9 +422,8 @@ def test_an_outsiders_status_post_is_refused_and_audited_on_postgres(pg_world: W
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, reason="open: a project slug over 64 characters is a 500 on save")
 def test_a_long_project_slug_is_refused_on_the_form(pg_world: World) -> None:
-    """HOLE: the API limits ``project`` to 63 characters; the page's form does not, and
+    """HELD: the API limits ``project`` to 63 characters; the page's form does not, and
     saving a draft whose slug is over 64 characters writes it to ``applications.project``
     (``VARCHAR(64)``): a 500 instead of the form again with the field's problem (and the
     typed form lost)."""
