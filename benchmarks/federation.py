@@ -361,8 +361,9 @@ def write(results: dict[str, Any]) -> None:
     lines = [
         "# Federation benchmark",
         "",
-        f"{results['machine']}; load average at the start {results['load']}. "
-        "One run of `.venv/bin/python benchmarks/federation.py` per mode.",
+        f"{results['machine']}. One run of `.venv/bin/python benchmarks/federation.py` per "
+        "mode; the machine's 2 cores were shared with other work (the load average at each "
+        "run's start is given).",
     ]
     for run_ in results["runs"]:
         lines += table(run_)
@@ -372,11 +373,14 @@ def write(results: dict[str, Any]) -> None:
 def table(run_: dict[str, Any]) -> list[str]:
     nodes = ", ".join(f"{n} ({b})" for n, b in run_["nodes"].items())
     earlier = f" ({run_['earlier']})" if run_.get("earlier") else ""
+    if run_["mode"] == "north-west" and run_["persons"] != 7_400_000:
+        earlier += " (a smaller population than the goal's 7.4M: --persons)"
     lines = [
         "",
         f"## {run_['mode']}: {run_['persons']:,} persons over {nodes}{earlier}",
         "",
-        f"Ten aggregate queries, medians of the runs after a warm-up: federated total "
+        f"Load average {run_.get('load', 'not recorded')}. Ten aggregate queries, medians of "
+        f"the runs after a warm-up: federated total "
         f"{run_['total_federated_ms']} ms against pooled {run_['total_pooled_ms']} ms, "
         f"**{run_['ratio']}x** (median per query {run_['median_query_ratio']}x; goal within "
         f"1.5x); slowest federated query {run_['slowest_federated_ms']} ms (North West goal: "
@@ -427,9 +431,10 @@ def main() -> None:
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores; Python "
         f"{platform.python_version()}, DuckDB {duckdb.__version__}, sqlglot {sqlglot.__version__}",
-        "load": ", ".join(f"{a:.1f}" for a in os.getloadavg()),
     }
+    load = ", ".join(f"{a:.1f}" for a in os.getloadavg())
     run_ = north_west(args) if args.north_west else three_nodes(args)
+    run_["load"] = load
     results["runs"] = [run_, *earlier_runs({mode})]
     write(results)
     print("\n".join(table(run_)))
