@@ -190,27 +190,30 @@ def test_held_partial_with_a_node_failed_at_will_does_not_read_its_cells(
 # -- hole 2: record-level data leaves a node as the keys of small groups ----------------------
 
 
-def test_held_small_groups_keys_do_not_leave_the_node(agg_fed: FederatedConnection) -> None:
-    """HELD now (OPEN at HEAD 1ddfdd0; closed by the owner's two-round rule in the working
-    tree: small groups' keys stay on the node). The attack: docs say
-    only checked partial results leave a node, but node_sdc keeps every small group's
-    keys (``__sde_small`` true, partials NULL). With ``GROUP BY p.person_id,
-    p.year_of_birth, p.month_of_birth, m.value_as_number`` (outputs: a key and COUNT(*)),
-    every group is one person, and each node sends its whole table of (pseudonym, year,
-    month, measurement value) rows to the coordinator: record-level data of an
-    aggregates project, in clear on the wire and in the gateway's memory. Anyone who can
-    read the coordinator's traffic or memory (or a coordinator bug) gets what the
-    federation promised never leaves the trust. Fix: a node should refuse (or collapse)
-    a part whose groups are mostly small, e.g. refuse when small groups exceed a bound,
-    or send small groups' keys only as a keyed digest the coordinator can match but
-    not read."""
-    seen: dict[str, pd.DataFrame] = {}
+def test_held_small_groups_keys_do_not_leave_the_node(
+    agg_fed: FederatedConnection,
+) -> None:
+    """HELD now (OPEN at HEAD 1ddfdd0, a strict xfail that failed there; closed by the
+    owner's two-round rule in the working tree, round 1 sending large groups only).
+    Docs say only checked partial results leave a node, but at HEAD 1ddfdd0
+    (and in the working tree while ``node.ROUND_ONE`` is False) node_sdc keeps every small
+    group's keys (``__sde_small`` true, partials NULL). With ``GROUP BY p.person_id,
+    p.year_of_birth, m.value_as_number`` (outputs: a key and COUNT(*)) every group is one
+    person, and each node sends its whole table of (pseudonym, year of birth, measurement
+    value) rows to the coordinator: record-level data of an aggregates project, in clear
+    on the wire and in the gateway's memory. In the working tree's round 2 the
+    coordinator then sends those keys as ``probe_keys`` to every *other* node: one
+    trust's pseudonymised records handed to the other trusts (and the probe bodies pass
+    the agents' 1 MB limit, so the query fails with HTTP 413 naming the node).
+    Fix: the two-round rule with round 1 sending large groups only (``ROUND_ONE``), so
+    probes only carry keys some node holds at least ``threshold`` persons of."""
+    seen: dict[str, list[tuple[bytes, pd.DataFrame]]] = {}
     client = agg_fed._client
     original = client.frame
 
     def spy(node: str, path: str, body: bytes, *, timeout_s: float) -> pd.DataFrame:
         frame = original(node, path, body, timeout_s=timeout_s)
-        seen[node] = frame
+        seen.setdefault(node, []).append((body, frame))
         return frame
 
     client.frame = spy  # type: ignore[method-assign]
@@ -220,17 +223,27 @@ def test_held_small_groups_keys_do_not_leave_the_node(agg_fed: FederatedConnecti
             "JOIN measurement m ON m.person_id = p.person_id "
             "GROUP BY p.gender_concept_id, p.person_id, p.year_of_birth, m.value_as_number"
         )
+        assert len(shown) == 0  # the researcher sees nothing: every group is one person
+    except SDEError:
+        pass  # a refusal does not undo what already left the nodes
     finally:
         client.frame = original  # type: ignore[method-assign]
-    assert len(shown) == 0  # the researcher sees nothing: every group is one person
-    part = seen["lth"]
-    if "__sde_small" not in part.columns:
-        return
-    small = part[part["__sde_small"].fillna(False).astype(bool)]
-    record_level = small[["f_k1", "f_k2", "f_k3"]].dropna()
-    assert len(record_level) == 0, (
-        f"node lth sent {len(record_level)} record-level rows (pseudonym, year of birth, "
-        f"measurement value) as keys of small groups, e.g. {record_level.iloc[0].to_dict()}"
+    # 1. what lth sent the coordinator
+    body, part = seen["lth"][0]
+    leaked = 0
+    if "__sde_small" in part.columns:
+        small = part[part["__sde_small"].fillna(False).astype(bool)]
+        leaked = len(small[["f_k1", "f_k2", "f_k3"]].dropna())
+    # 2. what the other nodes were sent about lth's persons (round-2 probes)
+    forwarded = 0
+    for node in ("elht", "umbh"):
+        for probe_body, _ in seen.get(node, [])[1:]:
+            keys = json.loads(probe_body).get("probe_keys") or []
+            forwarded += len(keys)
+    assert leaked == 0 and forwarded == 0, (
+        f"node lth sent {leaked} record-level rows (pseudonym, year of birth, measurement "
+        f"value) as keys of small groups; {forwarded} single-person keys were forwarded to "
+        "the other nodes as probes"
     )
 
 
