@@ -1,9 +1,12 @@
 """The node agent's HTTP face: ``GET /healthz``, ``POST /v1/query``, ``POST /v1/explain``.
 
 Every ``POST`` is checked in this order: its signature (:mod:`sde.federation.signing`;
-401 ``federation.unsigned``/``.bad-signature``/``.stale``/``.replayed``), then its body
-(:class:`~sde.federation.wire.NodeRequest`; 400 ``federation.bad-request``), then the
-project's scope on this node (:mod:`sde.federation.node`; 403). An answer is signed over
+401 ``federation.unsigned``/``.bad-signature``/``.stale``/``.replayed``; stale includes
+every request signed before this agent started, since its nonces live in memory only),
+then its body (:class:`~sde.federation.wire.NodeRequest`; 400 ``federation.bad-request``),
+then what the signed body says it is for: this node (401 ``federation.wrong-node``) and
+this route (401 ``federation.wrong-action``), then the project's scope on this node
+(:mod:`sde.federation.node`; 403). An answer is signed over
 the request's nonce and its bytes: ``/v1/query`` answers an Arrow IPC stream, with
 ``X-SDE-Truncated: true`` when a ``rows`` result was cut at the row cap (the cap in
 ``X-SDE-Row-Cap``); ``/v1/explain`` answers JSON with the node's rewritten SQL. A refusal
@@ -127,6 +130,7 @@ async def _serve(request: Request, route: str) -> Response:
         body = await request.body()
         nonce = state.verifier.verify(request.headers, body)
         parsed = NodeRequest.from_bytes(body)
+        _check_bound(parsed, state.node.name, route)
         if route == "query":
             response = await run_in_threadpool(_query, state.node, parsed)
         else:
@@ -147,6 +151,20 @@ async def _serve(request: Request, route: str) -> Response:
         )
         response.headers[HEADER_NONCE] = nonce
     return response
+
+
+def _check_bound(request: NodeRequest, node: str, route: str) -> None:
+    """Refuse a signed request meant for another node or another route."""
+    if request.node is not None and request.node != node:
+        raise AccessDenied(
+            "federation.wrong-node",
+            f"the request was signed for node {request.node}, not {node}: refused",
+        )
+    if request.action is not None and request.action != route:
+        raise AccessDenied(
+            "federation.wrong-action",
+            f"the request was signed for /v1/{request.action}, not /v1/{route}: refused",
+        )
 
 
 def _query(node: Node, request: NodeRequest) -> Response:

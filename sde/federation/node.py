@@ -10,9 +10,11 @@ its own proxy (:func:`sde.proxy.pipeline.prepare`):
   (``f_k*`` then ``f_a*`` outputs, ``GROUP BY`` the keys, no ``HAVING``, ``ORDER BY``,
   ``LIMIT``, ``OFFSET``, ``DISTINCT``, ``QUALIFY`` or window at its top), else
   ``federation.node-shape``. In an ``aggregates`` project the access mode adds the hidden
-  person counts (the threshold is not applied in SQL: ``RuleContext.node_part``) and
-  :mod:`sde.federation.node_sdc` flags the small groups. More groups than ``max_rows`` is
-  refused (``federation.too-many-groups``), never cut.
+  person counts (the proxy's threshold rule is off: ``RuleContext.node_part``) and
+  :mod:`sde.federation.node_sdc` keeps the groups that are not small only (round 1): a
+  small group's keys do not leave the node. More such groups than ``max_rows`` is refused
+  (``federation.too-many-groups``), never cut; small groups do not count. With
+  ``probe_keys`` (round 2) the answer is one ``__sde_small`` per probed key.
 - ``exact``: only for a project with a privacy budget; every rule but the access mode.
 - ``rows``: only in a ``rows`` project; the row cap applies and a cut is reported.
 
@@ -36,7 +38,7 @@ from sde.backends.failures import EngineFailure
 from sde.errors import AccessDenied, ConfigurationError, InvalidInput, QueryFailed, ScopeViolation
 from sde.federation import node_sdc
 from sde.federation.sealing import unseal
-from sde.federation.wire import NodeRequest
+from sde.federation.wire import NodeRequest, arrow_to_frame, frame_to_arrow
 from sde.proxy.barrier.cache import ExtractCache, ExtractKey, Lease
 from sde.proxy.barrier.plan import ExtractPlan
 from sde.proxy.barrier.sources import (
@@ -58,6 +60,9 @@ log = logging.getLogger("sde.federation.node")
 BACKENDS: dict[str, str] = {"duckdb": "duckdb", "postgresql": "postgres", "spark": "spark"}
 #: Rows a node returns at most for ``rows`` (whatever the request asks).
 NODE_ROW_CAP = Limits.row_cap
+#: Small groups a node reads at most to answer a probe (round 2); past it, every probed
+#: key is answered small (fail closed).
+PROBE_SCAN = 20_000_000
 #: Select clauses a node part may have at its top (anything else is refused by name).
 _PART_CLAUSES = frozenset({"expressions", "from_", "joins", "where", "group", "with_"})
 _CLAUSE_NAMES = {"order": "ORDER BY", "windows": "WINDOW", "distinct": "DISTINCT"}
@@ -132,10 +137,25 @@ class Node:
     # -- the two routes ---------------------------------------------------------------
 
     def query(self, request: NodeRequest) -> Answer:
-        """Run ``request``; its checked answer, or an :class:`~sde.errors.SDEError`."""
+        """Run ``request``; its checked answer, or an :class:`~sde.errors.SDEError`.
+
+        An aggregate part of an ``aggregates`` project keeps its large groups only (the
+        cap counts those); with ``probe_keys`` it is round 2: one ``__sde_small`` per key.
+        """
         scope, key, prepared = self._checked(request)
+        protected = request.kind == "aggregate" and scope.access == "aggregates"
+        if request.probe_keys is not None and not protected:
+            raise ScopeViolation(
+                "federation.kind",
+                f"project {scope.project}: probe_keys are asked of an aggregate part in an "
+                "aggregates project only",
+            )
         lease = self._extracts.get(self._opened(scope), scope, key)
+        if request.probe_keys is not None:
+            return self._probe(lease, prepared, request, scope.threshold)
         cap = self._cap(request)
+        if protected:
+            prepared = node_sdc.large_only(prepared, scope.threshold)
         frame = self._run(lease, prepared, request, cap + 1)
         if request.kind == "rows":
             return self._rows(frame, cap)
@@ -146,7 +166,7 @@ class Node:
                 f"the node part has more than {cap:,} {what} on node {self.name}; "
                 "a node part is never cut",
             )
-        if request.kind == "aggregate" and scope.access == "aggregates":
+        if protected:
             frame = node_sdc.protect(frame, scope.threshold)
         elif any(str(c).lower().startswith("__sde") for c in frame.columns):
             raise QueryFailed("aggregates.unchecked", "the node part has an internal column")
@@ -154,6 +174,10 @@ class Node:
 
     def explain(self, request: NodeRequest) -> dict[str, Any]:
         """The node's rewritten SQL for ``request`` (checked as :meth:`query` checks it)."""
+        if request.probe_keys is not None:
+            raise InvalidInput(
+                "federation.bad-request", "bad request: probe_keys are for /v1/query only"
+            )
         scope, _, prepared = self._checked(request)
         dialect = BACKENDS[self.store.backend]
         return {
@@ -234,12 +258,47 @@ class Node:
             )
         raise QueryFailed("engine.error", _ENGINE_ERROR)
 
+    def _probe(
+        self, lease: Lease, prepared: Prepared, request: NodeRequest, threshold: int
+    ) -> Answer:
+        """Round 2: for each probed key, whether it is a small group here; nothing else.
+
+        The keys of every small group are read (on this node only) and matched as they
+        would travel (:func:`sde.federation.wire.key_of`). More small groups than
+        :data:`PROBE_SCAN` cannot all be read: then every probed key is called small, so
+        the coordinator withholds them (fail closed)."""
+        probed = request.probe_keys or []
+        keys = sum(1 for c in _output_names(prepared) if node_sdc.KEY.match(c))
+        small = self._run(lease, node_sdc.small_only(prepared, threshold), request, PROBE_SCAN + 1)
+        if len(small) > PROBE_SCAN:
+            log.warning(
+                "node %s: project %s: more than %d small groups; every probed key is "
+                "answered small",
+                self.name,
+                request.project,
+                PROBE_SCAN,
+            )
+            answers = [True] * len(probed)
+            node_sdc.probe(small.iloc[:0], probed, keys_count=keys)  # the width is still checked
+        else:
+            small = arrow_to_frame(
+                frame_to_arrow(small)
+            )  # the values as the coordinator reads them
+            answers = node_sdc.probe(small, probed, keys_count=keys)
+        frame = pd.DataFrame({node_sdc.SMALL: pd.array(answers, dtype="boolean")})
+        return Answer(frame)
+
     def _rows(self, frame: pd.DataFrame, cap: int) -> Answer:
         if any(str(c).lower().startswith("__sde") for c in frame.columns):
             raise QueryFailed("aggregates.unchecked", "the result has an internal column")
         if len(frame) > cap:
             return Answer(frame.iloc[:cap].reset_index(drop=True), truncated=True, row_cap=cap)
         return Answer(frame, row_cap=cap)
+
+
+def _output_names(prepared: Prepared) -> list[str]:
+    tree = prepared.expression
+    return list(tree.named_selects) if isinstance(tree, exp.Select) else []
 
 
 def _scope(request: NodeRequest) -> Scope:

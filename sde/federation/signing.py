@@ -1,28 +1,38 @@
 """Signed requests and answers between a coordinator and its node agents.
 
-A request carries three headers: ``X-SDE-Time`` (Unix seconds), ``X-SDE-Nonce`` (32 hex
-characters, never reused) and ``X-SDE-Signature``, the hex HMAC-SHA256 under the shared
-secret of ``time + "\\n" + nonce + "\\n" + sha256hex(body)``. A node refuses a request
-without them (``federation.unsigned``), with a wrong signature (``federation.bad-signature``),
-more than the window (30 s) from its clock (``federation.stale``), or whose nonce it has
-seen inside the window (``federation.replayed``). An answer is signed over the request's
-nonce and the answer's bytes, so the coordinator tells a node's answer from garbage.
+A request carries three headers: ``X-SDE-Time`` (Unix seconds, to the millisecond),
+``X-SDE-Nonce`` (32 hex characters, never reused) and ``X-SDE-Signature``, the hex
+HMAC-SHA256 under the shared secret of ``time + "\\n" + nonce + "\\n" + sha256hex(body)``.
+A node refuses a request without them (``federation.unsigned``), with a wrong signature
+(``federation.bad-signature``), more than the window (30 s) from its clock or signed before
+the node's verifier started (``federation.stale``), or whose nonce it has seen inside the
+window (``federation.replayed``). Nonces are held in memory only: refusing every request
+signed before the start is what keeps a request captured before a restart from being
+replayed into the fresh agent (a coordinator signs again and retries once). An answer is
+signed over the request's nonce and the answer's bytes, so the coordinator tells a node's
+answer from garbage.
 
 >>> secret = b"s" * 32
 >>> headers = sign_request(secret, b"{}", now=1000.0, nonce="0" * 32)
->>> Verifier(secret).verify(headers, b"{}", now=1010.0)
+>>> headers[HEADER_TIME]
+'1000.000'
+>>> Verifier(secret, started=990.0).verify(headers, b"{}", now=1010.0)
 '00000000000000000000000000000000'
->>> try:
-...     Verifier(secret).verify(headers, b"{}", now=1031.0)
-... except AccessDenied as err:
-...     err.rule
-'federation.stale'
+>>> for verifier, now in ((Verifier(secret, started=990.0), 1031.0),
+...                       (Verifier(secret, started=1005.0), 1010.0)):
+...     try:
+...         verifier.verify(headers, b"{}", now=now)
+...     except AccessDenied as err:
+...         print(err.rule, "restarted" in err.message)
+federation.stale False
+federation.stale True
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import re
 import secrets
@@ -48,9 +58,17 @@ MIN_SECRET_BYTES = 32
 #: never is a nonce forgotten while a replay of it could still pass.
 MAX_NONCES = 100_000
 
-#: The rule ids of a refused signature (a node answers them with HTTP 401).
+#: The rule ids of a request refused for its signature, or for what it signed being meant
+#: for another node or another route (a node answers them with HTTP 401).
 SIGNATURE_RULES = frozenset(
-    {"federation.unsigned", "federation.bad-signature", "federation.stale", "federation.replayed"}
+    {
+        "federation.unsigned",
+        "federation.bad-signature",
+        "federation.stale",
+        "federation.replayed",
+        "federation.wrong-node",
+        "federation.wrong-action",
+    }
 )
 
 _NONCE = re.compile(r"^[0-9a-f]{32}$")
@@ -75,8 +93,11 @@ def request_signature(secret: bytes, timestamp: str, nonce: str, body: bytes) ->
 def sign_request(
     secret: bytes, body: bytes, *, now: float | None = None, nonce: str | None = None
 ) -> dict[str, str]:
-    """The three headers that sign ``body`` (a fresh nonce unless given)."""
-    timestamp = str(int(time.time() if now is None else now))
+    """The three headers that sign ``body`` (a fresh nonce unless given); the time to the
+    millisecond, rounded down, so a request signed just after a node started is never
+    dated before it."""
+    clock = time.time() if now is None else now
+    timestamp = f"{math.floor(clock * 1000) / 1000:.3f}"
     the_nonce = nonce or new_nonce()
     return {
         HEADER_TIME: timestamp,
@@ -114,10 +135,18 @@ class Verifier:
 
     Thread-safe. Nonces are remembered while their signed time is inside the window, at
     most ``max_nonces`` of them (more requests inside the window: ``federation.busy``).
+    They live in this object only, so a request signed before ``started`` (default: when
+    the verifier was made) is refused as stale: this verifier cannot know whether an
+    earlier one (the agent before a restart) already accepted it.
     """
 
     def __init__(
-        self, secret: bytes, *, window_s: float = WINDOW_S, max_nonces: int = MAX_NONCES
+        self,
+        secret: bytes,
+        *,
+        window_s: float = WINDOW_S,
+        max_nonces: int = MAX_NONCES,
+        started: float | None = None,
     ) -> None:
         if window_s <= 0 or max_nonces < 1:
             raise ConfigurationError(
@@ -126,6 +155,8 @@ class Verifier:
         self._secret = secret
         self.window_s = window_s
         self.max_nonces = max_nonces
+        #: Requests signed before this moment (Unix seconds) are refused.
+        self.started = time.time() if started is None else started
         self._seen: OrderedDict[str, float] = OrderedDict()  # nonce -> its signed time
         self._lock = threading.Lock()
 
@@ -163,6 +194,13 @@ class Verifier:
                 "federation.stale",
                 f"the request was signed {skew:.0f} s from this node's clock (more than "
                 f"{self.window_s:g} s): refused",
+            )
+        if signed < self.started:
+            raise AccessDenied(
+                "federation.stale",
+                f"the request was signed {self.started - signed:.3f} s before this node agent "
+                "started (it restarted after the request was signed, so it cannot tell a "
+                "replay): refused; sign it again",
             )
         self._remember(nonce, signed, clock)
         return nonce

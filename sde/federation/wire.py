@@ -5,6 +5,11 @@ an answer is an Arrow IPC stream. Bad input is refused with one
 :class:`~sde.errors.InvalidInput` (``federation.bad-request`` or ``federation.bad-arrow``)
 naming every bad field, never a parser's or pyarrow's own exception.
 
+Being signed, the body binds what it says: ``node`` (the agent it is for) and ``action``
+(``query`` or ``explain``, the route) are checked by the agent, so a captured request is
+good at one agent and one route only. ``probe_keys`` (round 2 of an aggregates project's
+disclosure control, docs/federation.md) lists group keys, each as :func:`key_of` writes it.
+
 >>> req = NodeRequest("demo", {"project": "demo"}, "0" * 64, "sealed", "SELECT 1", "postgres",
 ...                   "aggregate", 30.0, 1000)
 >>> NodeRequest.from_bytes(req.to_bytes()) == req
@@ -13,6 +18,8 @@ True
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import io
 import json
 import math
@@ -20,6 +27,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pyarrow import ipc
@@ -38,6 +46,15 @@ MAX_TIMEOUT_S = 3600.0
 MAX_ROWS = 2**31 - 2
 #: Longest sealed key accepted (a sealed 32-byte key is about 80 characters).
 MAX_KEY_CHARS = 1024
+#: What a request asks of its agent: the route it is meant for.
+ACTIONS: tuple[str, ...] = ("query", "explain")
+#: Longest text value of a probed key.
+MAX_KEY_TEXT = 4096
+#: Most group keys (f_k..) a probed key may have.
+MAX_KEY_PARTS = 256
+
+#: A group key's value as it travels in ``probe_keys``.
+KeyValue = None | bool | int | float | str
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -61,9 +78,17 @@ class NodeRequest:
     kind: str
     timeout_s: float
     max_rows: int
+    #: The node agent this request is for (it refuses a request for another node).
+    node: str | None = None
+    #: ``query`` or ``explain``: the route this request is for (any other route refuses it).
+    action: str | None = None
+    #: Round 2 (``aggregate`` in an aggregates project): "which of these group keys are
+    #: small at you?"; each key a list of its values in f_k order (:func:`key_of`).
+    probe_keys: list[list[KeyValue]] | None = None
 
     def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True).encode("utf-8")
+        data = {k: v for k, v in asdict(self).items() if k in _FIELDS or v is not None}
+        return json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
     @classmethod
     def from_bytes(cls, body: bytes) -> NodeRequest:
@@ -74,13 +99,15 @@ class NodeRequest:
             raise _bad("the request body is not JSON (UTF-8)") from None
         if not isinstance(data, dict):
             raise _bad("the request body is not a JSON object")
-        problems = [f"unknown field {name!r}" for name in sorted(set(data) - set(_FIELDS))]
+        known = set(_FIELDS) | set(_OPTIONAL)
+        problems = [f"unknown field {name!r}" for name in sorted(set(data) - known)]
         problems += [f"missing field {name!r}" for name in _FIELDS if name not in data]
-        for name, check in _FIELDS.items():
-            if name in data:
+        for name, check in [*_FIELDS.items(), *_OPTIONAL.items()]:
+            if name in data and (name in _FIELDS or data[name] is not None):
                 problem = check(data[name])
                 if problem:
                     problems.append(f"{name} {problem}")
+        problems += _cross_checks(data)
         if problems:
             raise _bad("bad request: " + "; ".join(problems[:10]))
         return cls(
@@ -93,6 +120,9 @@ class NodeRequest:
             kind=data["kind"],
             timeout_s=float(data["timeout_s"]),
             max_rows=int(data["max_rows"]),
+            node=data.get("node"),
+            action=data.get("action"),
+            probe_keys=data.get("probe_keys"),
         )
 
 
@@ -153,6 +183,120 @@ _FIELDS = {
 }
 
 
+def _probe_keys(value: Any) -> str | None:
+    if not isinstance(value, list) or not value:
+        return "must be a non-empty list of keys"
+    width = len(value[0]) if isinstance(value[0], list) else -1
+    if not 0 <= width <= MAX_KEY_PARTS:
+        return f"must be a list of keys, each a list of at most {MAX_KEY_PARTS} values"
+    for key in value:
+        if not isinstance(key, list) or len(key) != width:
+            return "must be keys of one width, each a list of values"
+        if not all(_key_value(v) for v in key):
+            return (
+                "must hold only null, true, false, finite numbers and strings of at most "
+                f"{MAX_KEY_TEXT:,} characters"
+            )
+    return None
+
+
+def _key_value(value: Any) -> bool:
+    if value is None or isinstance(value, bool | int):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str) and len(value) <= MAX_KEY_TEXT
+
+
+_OPTIONAL = {
+    "node": _text(63, _SLUG, "a node name (lowercase letters, digits, -)"),
+    "action": _choice(ACTIONS),
+    "probe_keys": _probe_keys,
+}
+
+
+def _cross_checks(data: dict[str, Any]) -> list[str]:
+    """What one field says about another: a probe is an aggregate part's, and lists at
+    most as many keys as the part's answer could hold (``max_rows``)."""
+    probe = data.get("probe_keys")
+    if not isinstance(probe, list):
+        return []
+    problems = []
+    if data.get("kind") != "aggregate":
+        problems.append("probe_keys go with kind aggregate only")
+    if data.get("action") == "explain":
+        problems.append("probe_keys go with action query only")
+    rows = data.get("max_rows")
+    if isinstance(rows, int) and not isinstance(rows, bool) and len(probe) > rows:
+        problems.append(
+            f"probe_keys lists {len(probe):,} keys, more than a part of max_rows {rows:,} "
+            "groups could hold"
+        )
+    return problems
+
+
+# -- group keys, as probes carry them --------------------------------------------------
+
+
+def key_value(value: Any) -> KeyValue:
+    """One group key value as JSON, the same for the same value on every engine: NULL
+    (None, NaN, NaT) as null; a whole number (integer or float) as an integer; a date or
+    a timestamp at midnight as ``YYYY-MM-DD``, another timestamp in ISO form (UTC, no
+    zone); text as itself; anything else as its text. Values that engines type apart
+    but a merge puts in one group read the same (over-matching only withholds more).
+
+    >>> [key_value(v) for v in (None, float("nan"), 3, 3.0, 2.5, True, "a")]
+    [None, None, 3, 3, 2.5, True, 'a']
+    >>> key_value(pd.Timestamp("2020-01-02")), key_value(pd.Timestamp("2020-01-02 03:04"))
+    ('2020-01-02', '2020-01-02T03:04:00')
+    """
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float | np.floating | np.datetime64) and pd.isna(value):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer | float | np.floating | decimal.Decimal):
+        return _number(value)
+    if isinstance(value, dt.date | np.datetime64):
+        return _moment(value)
+    return value if isinstance(value, str) else str(value)
+
+
+def _number(value: Any) -> KeyValue:
+    if isinstance(value, int | np.integer):
+        return int(value)
+    number = float(value)
+    if math.isinf(number):
+        return "Infinity" if number > 0 else "-Infinity"
+    return int(number) if number.is_integer() and abs(number) < 2**63 else number
+
+
+def _moment(value: Any) -> str:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.isoformat()
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    if stamp == stamp.normalize():
+        return str(stamp.date().isoformat())
+    return str(stamp.isoformat())
+
+
+def key_of(values: Any) -> tuple[KeyValue, ...]:
+    """A group's key (its f_k values in order) as a tuple of :func:`key_value`."""
+    return tuple(key_value(v) for v in values)
+
+
+def frame_keys(frame: pd.DataFrame, keys: int) -> list[tuple[KeyValue, ...]]:
+    """The key of every row of a node part with ``keys`` group keys (``f_k0..``)."""
+    columns = [f"f_k{i}" for i in range(keys)]
+    if not columns:
+        return [() for _ in range(len(frame))]
+    values = frame[columns].astype(object).itertuples(index=False, name=None)
+    return [key_of(row) for row in values]
+
+
 # -- Arrow -----------------------------------------------------------------------------
 
 
@@ -199,12 +343,17 @@ encode_frame = frame_to_arrow
 decode_frame = arrow_to_frame
 
 __all__ = [
+    "ACTIONS",
     "ARROW_STREAM",
     "KINDS",
+    "KeyValue",
     "NodeRequest",
     "arrow_to_frame",
     "arrow_to_table",
     "decode_frame",
     "encode_frame",
+    "frame_keys",
     "frame_to_arrow",
+    "key_of",
+    "key_value",
 ]

@@ -148,22 +148,23 @@ def test_a_signed_aggregate_request_gets_the_nodes_partials(
     assert (merged["f_a0"] == merged["n"]).all()
 
 
-def test_small_groups_are_flagged_and_emptied_in_an_aggregates_project(
+def test_small_groups_are_not_sent_in_an_aggregates_project(
     lth: RunningAgent, secret: bytes, synth_dir: Path
 ) -> None:
+    """Round 1 of docs/federation.md (was: small groups sent as keys with NULLs): only the
+    groups of at least the threshold leave the node; their flag is false."""
     frame, _ = _query(lth, _body(AGGREGATES, BY_SEX_AND_YEAR, secret), secret)
     assert list(frame.columns) == ["f_k0", "f_k1", "f_a0", "__sde_persons_0", "__sde_small"]
     expected = _persons_by_sex_and_year(synth_dir / "lth.duckdb")
-    merged = frame.merge(expected, on=["f_k0", "f_k1"], how="outer", validate="1:1")
-    assert len(merged) == len(expected)  # every group's keys come back, small or not
-    small = merged["n"].between(1, AGGREGATES.threshold - 1)
+    small = expected["n"].between(1, AGGREGATES.threshold - 1)
     assert small.any()
     assert not small.all()
-    assert (merged["__sde_small"] == small).all()
-    assert merged.loc[small, ["f_a0", "__sde_persons_0"]].isna().all().all()
-    shown = merged[~small]
-    assert (shown["f_a0"] == shown["n"]).all()
-    assert (shown["__sde_persons_0"] == shown["n"]).all()
+    merged = frame.merge(expected, on=["f_k0", "f_k1"], how="left", validate="1:1")
+    assert len(frame) == int((~small).sum())  # no small group's keys come back
+    assert (merged["n"] >= AGGREGATES.threshold).all()
+    assert not merged["__sde_small"].any()
+    assert (merged["f_a0"] == merged["n"]).all()
+    assert (merged["__sde_persons_0"] == merged["n"]).all()
 
 
 def test_explain_answers_the_nodes_rewritten_sql_signed(lth: RunningAgent, secret: bytes) -> None:
@@ -175,7 +176,7 @@ def test_explain_answers_the_nodes_rewritten_sql_signed(lth: RunningAgent, secre
     plan = json.loads(answer.content)
     assert plan["node"] == "lth"
     assert "__sde_persons_0" in plan["sql"]
-    assert "HAVING" not in plan["sql"]  # the node flags small groups itself
+    assert "HAVING" not in plan["sql"]  # the node keeps its large groups itself
 
 
 def test_exact_totals_for_a_project_with_a_budget(lth: RunningAgent, secret: bytes) -> None:

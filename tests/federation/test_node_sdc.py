@@ -1,4 +1,5 @@
-"""Node-level disclosure control: exactly the stated rule of docs/federation.md; and the
+"""Node-level disclosure control: exactly the stated rule of docs/federation.md (round 1:
+only groups that are not small leave; round 2: probes); and the
 node-part shape a node accepts (:func:`sde.federation.node.check_shape`)."""
 
 from __future__ import annotations
@@ -6,9 +7,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from sde.errors import ScopeViolation
+from sde.errors import InvalidInput, ScopeViolation
 from sde.federation.node import check_shape
-from sde.federation.node_sdc import SMALL, protect
+from sde.federation.node_sdc import SMALL, probe, protect
 from sde.proxy.parse import parse_sql
 
 
@@ -33,38 +34,34 @@ def _part(counts: list[int | None], second: list[int] | None = None) -> pd.DataF
     [(0, False), (1, True), (5, True), (9, True), (10, False), (11, False), (1000, False)],
 )
 def test_a_group_is_small_when_a_count_is_1_to_threshold_minus_1(count: int, small: bool) -> None:
+    """A small group is not sent at all (round 1): not its keys, not a flag."""
     out = protect(_part([count]), 10)
-    assert out[SMALL].tolist() == [small]
-    assert out["f_a0"].isna().tolist() == [small]
-    assert out["f_a1"].isna().tolist() == [small]
-    assert out["__sde_persons_0"].isna().tolist() == [small]
+    assert len(out) == (0 if small else 1)
+    assert out[SMALL].tolist() == ([] if small else [False])
 
 
-def test_keys_are_kept_and_other_rows_unchanged() -> None:
+def test_large_rows_go_unchanged_and_small_ones_not_at_all() -> None:
     part = _part([50, 3, 12])
     out = protect(part, 10)
-    assert out[SMALL].tolist() == [False, True, False]
-    pd.testing.assert_frame_equal(out[["f_k0", "f_k1"]], part[["f_k0", "f_k1"]])
-    kept = out.loc[[0, 2], list(part.columns)]
-    pd.testing.assert_frame_equal(kept, part.loc[[0, 2]])
+    assert out[SMALL].tolist() == [False, False]
+    expected = part.loc[[0, 2]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(out[list(part.columns)], expected)
     assert str(out[SMALL].dtype) == "boolean"
     assert list(out.columns) == [*part.columns, SMALL]
 
 
 def test_any_small_count_makes_the_group_small() -> None:
     out = protect(_part([50, 50, 0], second=[50, 4, 0]), 10)
-    assert out[SMALL].tolist() == [False, True, False]
-    assert out["__sde_persons_1"].isna().tolist() == [False, True, False]
-    assert out["__sde_persons_0"].isna().tolist() == [False, True, False]
+    assert out["f_k0"].tolist() == [0, 2]
 
 
 def test_the_threshold_is_the_projects() -> None:
-    assert protect(_part([4]), 5)[SMALL].tolist() == [True]
-    assert protect(_part([5]), 5)[SMALL].tolist() == [False]
+    assert len(protect(_part([4]), 5)) == 0
+    assert len(protect(_part([5]), 5)) == 1
 
 
 def test_a_null_count_fails_closed() -> None:
-    assert protect(_part([None]), 10)[SMALL].tolist() == [True]
+    assert len(protect(_part([None]), 10)) == 0
 
 
 def test_no_person_counts_means_nothing_is_small() -> None:
@@ -76,6 +73,24 @@ def test_an_empty_part_gets_the_column() -> None:
     out = protect(_part([]), 10)
     assert list(out.columns)[-1] == SMALL
     assert len(out) == 0
+
+
+def test_a_probe_says_small_for_the_small_keys_only() -> None:
+    small = pd.DataFrame(
+        {
+            "f_k0": pd.array([1, 2, None], dtype="Int64"),
+            "f_k1": pd.to_datetime(["2020-01-02", "2020-01-03", "2021-05-06"]),
+        }
+    )
+    keys = [[1, "2020-01-02"], [1, "2020-01-03"], [None, "2021-05-06"], [2.0, "2020-01-03"]]
+    assert probe(small, keys, keys_count=2) == [True, False, True, True]
+    assert probe(small.iloc[:0], keys, keys_count=2) == [False] * 4
+
+
+def test_a_probe_of_another_width_is_refused() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        probe(pd.DataFrame({"f_k0": [1]}), [[1, 2]], keys_count=1)
+    assert caught.value.rule == "federation.bad-request"
 
 
 @pytest.mark.parametrize("column", ["person_id", "f_x0", "__sde_small", "n"])
