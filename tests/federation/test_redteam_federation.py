@@ -595,9 +595,9 @@ def test_held_explain_in_a_dp_project_returns_sql_only(
     synth_agents: dict[str, str], fed_secret: Secret, fed_registry: str
 ) -> None:
     with _connect(DP, synth_agents, fed_secret, fed_registry) as conn:
-        before = conn.budget().spent_epsilon if hasattr(conn.budget(), "spent_epsilon") else None
+        before = conn.budget().epsilon_spent
         out = conn.explain("SELECT gender_concept_id, COUNT(*) AS n FROM person GROUP BY 1")
-        after = conn.budget().spent_epsilon if before is not None else None
+        after = conn.budget().epsilon_spent
     assert set(out) >= {"lth", "elht", "umbh", "merge", "kind"}
     assert all(isinstance(v, str) for v in out.values())
     assert before == after
@@ -759,3 +759,21 @@ def test_held_partial_during_an_outage_cannot_read_a_small_cell_of_the_missing_n
         f"umbh holds exactly {read} person(s) born in {year}, read from full minus partial "
         f"answers (truth {int(by.loc[year, 'umbh'])})"
     )
+
+
+def test_held_dp_budget_is_charged_once_for_three_nodes(
+    synth_agents: dict[str, str], fed_secret: Secret, fed_registry: str
+) -> None:
+    """One sql_dp over three nodes spends its epsilon once (not once per node), and asking
+    again is served from the release at no cost."""
+    scope = {**DP, "project": "rt-dp-once"}
+    sql = "SELECT year_of_birth / 10 * 10 AS decade, COUNT(*) AS n FROM person GROUP BY 1"
+    with _connect(scope, synth_agents, fed_secret, fed_registry) as conn:
+        before = conn.budget().epsilon_spent
+        first = conn.sql_dp(sql, epsilon=0.2)
+        middle = conn.budget().epsilon_spent
+        again = conn.sql_dp(sql, epsilon=0.2)
+        after = conn.budget().epsilon_spent
+    assert middle - before == pytest.approx(0.2)
+    assert after == middle and again.attrs["dp"]["cached"] is True
+    assert not first.attrs["sde"].get("missing_nodes")
