@@ -57,12 +57,13 @@ from sde.federation.client import (
     NodeClient,
     NodeFailure,
     check_part,
+    small_flags,
     unavailable,
 )
 from sde.federation.merge import merge
 from sde.federation.plan import FederatedPlan, plan_query
 from sde.federation.sealing import seal
-from sde.federation.wire import NodeRequest
+from sde.federation.wire import NodeRequest, frame_keys
 from sde.proxy.context import Limits, RuleContext
 from sde.proxy.frames import normalise
 from sde.proxy.pipeline import Prepared, prepare
@@ -158,10 +159,13 @@ class FederatedConnection:
             self._check_open()
             self._prepare(sql, dialect, enforce_access=not exact)
             plan = plan_query(sql, self._context(dialect, enforce_access=not exact))
-            body = self._body(plan, "exact" if exact else _kind(plan))
+            kind = "exact" if exact else _kind(plan)
             answers = self._ask_all(
                 lambda node: self._client.document(
-                    node, "v1/explain", body, timeout_s=self.limits.timeout_s
+                    node,
+                    "v1/explain",
+                    self._body(plan, kind, node, "explain"),
+                    timeout_s=self.limits.timeout_s,
                 ),
                 partial=False,
             )
@@ -276,15 +280,54 @@ class FederatedConnection:
         return frame
 
     def _gather(self, plan: FederatedPlan, kind: str, call: _Call) -> dict[str, pd.DataFrame]:
-        """Every node's checked part (or the failure, unless partial and someone answered)."""
-        body = self._body(plan, kind)
+        """Every node's checked part (or the failure, unless partial and someone answered);
+        in an ``aggregates`` project, without the groups small at some node (round 2)."""
 
         def ask(node: str) -> pd.DataFrame:
+            body = self._body(plan, kind, node, "query")
             frame = self._client.frame(node, "v1/query", body, timeout_s=self.limits.timeout_s)
             check_part(node, frame, plan)
             return frame
 
-        return self._ask_all(ask, partial=call.partial, call=call)
+        parts = self._ask_all(ask, partial=call.partial, call=call)
+        if kind == "aggregate" and plan.persons:
+            parts = self._without_small(plan, parts)
+        return parts
+
+    def _without_small(
+        self, plan: FederatedPlan, parts: dict[str, pd.DataFrame]
+    ) -> dict[str, pd.DataFrame]:
+        """Round 2 of the cross-node rule (docs/federation.md): a node sends its large groups
+        only, so each node is asked which of the groups the others sent are small at it
+        (nothing else comes back); a group small at any node is dropped from every part,
+        before the merge, as if it never was."""
+        keys = {node: frame_keys(part, plan.keys) for node, part in parts.items()}
+        every = set().union(*(set(k) for k in keys.values()))
+        asked = {node: sorted(every - set(mine), key=repr) for node, mine in keys.items()}
+        asked = {node: probe for node, probe in asked.items() if probe}
+        if not asked:
+            return parts
+
+        def ask(node: str) -> list[tuple[Any, ...]]:
+            probe = [list(k) for k in asked[node]]
+            body = self._body(plan, "aggregate", node, "query", probe_keys=probe)
+            frame = self._client.frame(node, "v1/query", body, timeout_s=self.limits.timeout_s)
+            return [
+                k
+                for k, small in zip(asked[node], small_flags(node, frame, probe), strict=True)
+                if small
+            ]
+
+        answers, failures = self._client.fan_out(
+            tuple(asked), ask, timeout_s=self.limits.timeout_s, fail_fast=True
+        )
+        if failures:
+            raise unavailable(failures)
+        small = set().union(*(set(found) for found in answers.values()))
+        return {
+            node: part.loc[[k not in small for k in keys[node]]].reset_index(drop=True)
+            for node, part in parts.items()
+        }
 
     def _ask_all(self, ask: Any, *, partial: bool, call: _Call | None = None) -> dict[str, Any]:
         """``ask`` of every node; the failures raise, unless ``partial`` may leave them out.
@@ -325,7 +368,17 @@ class FederatedConnection:
             ) from None
         return _finish(frame, prepared, self.limits.row_cap, cut)
 
-    def _body(self, plan: FederatedPlan, kind: str) -> bytes:
+    def _body(
+        self,
+        plan: FederatedPlan,
+        kind: str,
+        node: str,
+        action: str,
+        *,
+        probe_keys: list[list[Any]] | None = None,
+    ) -> bytes:
+        """The signed body for ``node``'s ``action`` route (it refuses one meant for another
+        node or route, so a captured request is good there only)."""
         max_rows = EXACT_ROWS if kind == "exact" else self.limits.row_cap + 1
         request = NodeRequest(
             project=self.project,
@@ -337,6 +390,9 @@ class FederatedConnection:
             kind=kind,
             timeout_s=self.limits.timeout_s,
             max_rows=max_rows,
+            node=node,
+            action=action,
+            probe_keys=probe_keys,
         )
         return request.to_bytes()
 
