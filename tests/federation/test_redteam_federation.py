@@ -777,3 +777,64 @@ def test_held_dp_budget_is_charged_once_for_three_nodes(
     assert middle - before == pytest.approx(0.2)
     assert after == middle and again.attrs["dp"]["cached"] is True
     assert not first.attrs["sde"].get("missing_nodes")
+
+
+# -- the working tree's round 2: the probe's scan cap -----------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: a round-2 probe answers every key small once a node has more than "
+    "PROBE_SCAN small groups, so one person flips whether a cell absent there is shown",
+)
+def test_probe_scan_cap_makes_one_person_flip_a_probe_answer(
+    synth_dir, fed_secret: Secret, fed_registry: str, persons: pd.DataFrame, monkeypatch  # type: ignore[no-untyped-def]
+) -> None:
+    """HOLE (working tree's two-round rule; aggregates project; medium-low, needs more than
+    PROBE_SCAN = 20,000,000 small groups at one node, e.g. GROUP BY a record id of a big
+    trust's measurement table, and a bisection to sit on the boundary). Round 2 reads all
+    the node's small groups and, past PROBE_SCAN of them, answers *every* probed key
+    small (fail closed). But the count of small groups is the researcher's to steer
+    (``CASE WHEN <pred> THEN p.person_id ELSE 0 END`` as a key: one small group per
+    matching person), and the probed keys include cells absent at this node that other
+    nodes hold at full size: such a cell is shown, or withheld, depending on whether one
+    person matches <pred>. The same one-person oracle as the group cap had, at a larger
+    scale. Shown on the node itself with PROBE_SCAN lowered to the boundary. Fix: answer
+    a probe by looking up the probed keys only (a join with the probe list), so the
+    answer never depends on how many other small groups the node has."""
+    from sde.federation import node as node_module
+    from sde.federation.node import Node, NodeStore
+
+    if "probe_keys" not in NodeRequest.__dataclass_fields__:
+        pytest.skip("no round 2 in this tree")
+    year = 1950
+    mine = persons[(persons.node == "lth") & (persons.year_of_birth <= year)]
+    target = mine.iloc[0]
+    monkeypatch.setattr(node_module, "PROBE_SCAN", len(mine) - 1)
+    scope = Scope.from_dict(AGGREGATES)
+    key = seal(fed_secret.value, scope.project, _project_key(fed_registry, scope.project))
+    node = Node(NodeStore("lth", str(synth_dir / "lth.duckdb"), "duckdb"), fed_secret.value)
+    answers = []
+    try:
+        for extra in ("", f" AND NOT (p.year_of_birth = {int(target.year_of_birth)} AND "
+                          f"p.month_of_birth = {int(target.month_of_birth)} AND "
+                          f"p.gender_concept_id = {int(target.gender_concept_id)})"):
+            # persons born after `year` form the large groups (k, 0); older persons one
+            # small group each; the probe asks about a cell absent here: (0, 0)
+            sql = (
+                "SELECT p.gender_concept_id AS f_k0, CASE WHEN p.year_of_birth <= "
+                f"{year}{extra} THEN p.person_id ELSE 0 END AS f_k1, COUNT(*) AS f_a0 "
+                "FROM person p GROUP BY 1, 2"
+            )
+            request = NodeRequest(
+                project=scope.project, scope=scope.to_dict(), scope_version=scope.version,
+                key=key, sql=sql, dialect="postgres", kind="aggregate", timeout_s=60.0,
+                max_rows=100_000, node="lth", action="query", probe_keys=[[0, 0]],
+            )  # fmt: skip
+            frame = node.query(request).frame
+            answers.append(bool(frame["__sde_small"].iloc[0]))
+    finally:
+        node.close()
+    assert answers[0] == answers[1], (
+        f"one person at lth flips the probe answer for a cell lth does not hold: {answers}"
+    )
