@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 import sde
-from sde.accounts import AccountStore
+from sde.accounts import AccountStore, add_member, create_project
 from sde.client import GatewayConnection
 from sde.errors import BackendUnavailable, ConfigurationError
 from sde.federation.signing import create_secret
@@ -30,7 +30,7 @@ from sde.registry import open_registry
 from sde.settings import Settings, get_settings
 from tests.federation.agents import RunningAgent, start_agent
 from tests.federation.test_three_engines import assert_same_answer
-from tests.gateway.conftest import ROWS_SCOPE, SECRET, TOKENS, populate, serving, token
+from tests.gateway.conftest import ADMIN, ROWS_SCOPE, SECRET, TOKENS, populate, serving, token
 
 NODES = ("lth", "elht", "umbh")
 QUERIES = {
@@ -39,6 +39,9 @@ QUERIES = {
     "persons-per-condition": "SELECT condition_concept_id, COUNT(DISTINCT person_id) AS p "
     "FROM condition_occurrence GROUP BY 1",
 }
+
+
+AGGREGATES_SCOPE = {**ROWS_SCOPE, "project": "agg", "access": "aggregates"}
 
 
 @dataclass
@@ -72,6 +75,8 @@ def federated(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     registry = f"sqlite:///{root / 'registry.sqlite'}"
     store = AccountStore(open_registry(registry), secret=SECRET)
     populate(store)
+    create_project(store, ADMIN, "agg", title="AGG", scope=AGGREGATES_SCOPE)
+    add_member(store, ADMIN, "agg", "ada")
     store.engine.dispose()
     secret_file = root / "node.secret"
     create_secret(secret_file)
@@ -185,3 +190,23 @@ def test_a_node_that_is_down_is_a_503_naming_it_unless_partial(
         partial = remote.sql(sql, partial=True)
     assert partial.attrs["sde"]["missing_nodes"] == ["umbh"]
     assert partial["n"].sum() < whole["n"].sum()
+
+
+def test_an_aggregates_project_sees_only_cells_every_node_may_show(
+    federated: Federated, gateway: str, synth_dir: Path
+) -> None:
+    sql = "SELECT year_of_birth, COUNT(*) AS n FROM person GROUP BY 1"
+    with GatewayConnection(gateway, "token-of-ada", "agg") as remote:
+        got = remote.sql(sql)
+        assert got.attrs["sdc"]["rule"] == "aggregates.threshold"
+    pooled = sde.connect(
+        synth_dir, scope=ROWS_SCOPE, registry=federated.registry, cache_dir=federated.root / "x"
+    )
+    try:
+        every = pooled.sql(sql).set_index("year_of_birth")["n"]
+    finally:
+        pooled.close()
+    assert 0 < len(got) < len(every)  # the rare birth years are withheld
+    assert (got["n"] >= 10).all()
+    for year, n in zip(got["year_of_birth"], got["n"], strict=True):
+        assert every[year] == n  # a shown cell is the whole count, never a node's share
