@@ -600,6 +600,14 @@ def exact_part(sql: str, dialect: str) -> FederatedPlan:
     The outer query already groups by its keys, so each group is one row and ``MAX`` gives
     it back unchanged (the node part's shape needs an aggregate). ``columns``: the exact
     query's own output names, to put back on each node's part.
+
+    >>> part = exact_part("SELECT k AS _dp_k0, SUM(n) AS n_rows FROM t GROUP BY k", "postgres")
+    >>> part.node_sql.split(" FROM (")[0]
+    'SELECT "_dp_k0" AS "f_k0", MAX("n_rows") AS "f_a0"'
+    >>> part.node_sql.rsplit(") AS ", 1)[1]
+    '"exact_totals" GROUP BY "_dp_k0"'
+    >>> part.columns
+    ('_dp_k0', 'n_rows')
     """
     try:
         tree = sqlglot.parse_one(sql, read=dialect)

@@ -263,7 +263,7 @@ def test_a_cell_small_at_one_node_is_withheld(
 
 def _summed(exact: pd.DataFrame) -> pd.DataFrame:
     """Exact totals summed per cell (as the DP engine merges node partials)."""
-    keys = [c for c in exact.columns if str(c).startswith("_dp_k")]
+    keys = [c for c in exact.columns if str(c).startswith(("_dp_k", "_dp_b"))]
     return exact.groupby(keys, as_index=False).sum() if keys else exact.sum().to_frame().T
 
 
@@ -289,6 +289,43 @@ def test_dp_exact_totals_equal_pooled_and_one_spend(
     assert status.epsilon_spent == pytest.approx(0.2)
     assert status.epsilon_remaining == pytest.approx(0.8)
     assert len(status.history) == 1  # one release: charged once, not once per node
+
+
+DP_QUERIES = [
+    "SELECT AVG(value_as_number) AS mean FROM measurement WHERE measurement_concept_id = 3004249",
+    "SELECT gender_concept_id, SUM(value_as_number) AS s FROM person p "
+    "JOIN measurement m ON m.person_id = p.person_id WHERE m.measurement_concept_id = 3004249 "
+    "GROUP BY gender_concept_id",
+    "SELECT PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY value_as_number) AS median "
+    "FROM measurement WHERE measurement_concept_id = 3004249",
+]
+
+
+@pytest.mark.parametrize("sql", DP_QUERIES)
+def test_dp_exact_runs_equal_pooled(
+    sql: str, synth_dir: Path, synth_agents: dict[str, str], fed_secret: Secret, tmp_path: Path
+) -> None:
+    """Whatever exact SQL the DP engine runs (totals, per-cell sums, a histogram for a
+    quantile), the nodes' totals summed per cell are the pooled ones."""
+    registry = f"sqlite:///{tmp_path / 'dp-registry.sqlite'}"
+    runs: list[tuple[str, pd.DataFrame]] = []
+    with (
+        _connect(DP, synth_agents, fed_secret, registry) as fed,
+        sde.connect(synth_dir, scope=DP, registry=registry, cache_dir=tmp_path / "c") as pooled,
+    ):
+        run = fed._run_exact
+
+        def spy(exact_sql: str, dialect: str | None) -> pd.DataFrame:
+            frame = run(exact_sql, dialect)
+            runs.append((exact_sql, frame))
+            return frame
+
+        fed._run_exact = spy  # type: ignore[method-assign]
+        fed.sql_dp(sql, epsilon=0.1)
+        assert len(runs) == 1
+        exact_sql, frame = runs[0]
+        same(_summed(frame), _summed(pooled._run_exact(exact_sql, "postgres")))
+        assert fed.budget().epsilon_spent == pytest.approx(0.1)
 
 
 # -- audit: one entry per call, naming the scope version -------------------------------------
