@@ -319,3 +319,71 @@ def test_unbound_requests_still_answer(lth: RunningAgent, secret: bytes) -> None
     assert b'"action"' not in body
     assert len(_frame(lth, body, secret)) > 0
     assert _post(lth, body, sign_request(secret, body), "/v1/explain").status_code == 200
+
+
+# -- the other engines: round 1 and a probe as on DuckDB ----------------------------------------
+
+
+def _rounds(agent: RunningAgent, secret: bytes, probes: list[list[Any]]) -> tuple[Any, ...]:
+    sent = _frame(agent, _body(AGGREGATES, BY_SEX_AND_YEAR, secret), secret)
+    sent = sent.sort_values(["f_k0", "f_k1"]).reset_index(drop=True)
+    body = _body(AGGREGATES, BY_SEX_AND_YEAR, secret, probe_keys=probes[:-3])
+    small = _frame(agent, body, secret).__sde_small.tolist()
+    body = _body(AGGREGATES, BY_DAY, secret, probe_keys=probes[-3:])
+    days = _frame(agent, body, secret).__sde_small.tolist()
+    return sent, small, days
+
+
+def _probes(synth_dir: Path) -> list[list[Any]]:
+    """Four small and two large (sex, year) groups, then two small days and an absent one."""
+    truth = _by_sex_and_year(synth_dir / "lth.duckdb")
+    picked = pd.concat([truth[truth.n < THRESHOLD].head(4), truth[truth.n >= THRESHOLD].head(2)])
+    days = _node_counts(
+        synth_dir / "lth.duckdb",
+        "SELECT condition_start_date AS f_k0, COUNT(DISTINCT person_id) AS n "
+        "FROM condition_occurrence WHERE person_id NOT IN (SELECT person_id FROM sde_opt_out) "
+        "GROUP BY 1 HAVING COUNT(DISTINCT person_id) < 10 ORDER BY 1 LIMIT 2",
+    )
+    return [
+        *([int(a), int(b)] for a, b in zip(picked.f_k0, picked.f_k1, strict=True)),
+        *([k[0]] for k in frame_keys(days, 1)),
+        ["1800-01-01"],
+    ]
+
+
+def test_a_postgresql_node_keeps_both_rounds_as_the_duckdb_node(
+    lth: RunningAgent, secret: bytes, secret_file: Path, synth_dir: Path, pg_server: Any
+) -> None:
+    from sde.backends.load import load_node
+    from sde.backends.postgresql import PostgresBackend
+
+    dsn = pg_server.create_database("federation_hardening_lth")
+    backend = PostgresBackend(dsn, schema="lth")
+    try:
+        load_node(synth_dir / "lth.duckdb", backend, progress=False)
+    finally:
+        backend.close()
+    probes = _probes(synth_dir)
+    with start_agent("lth", dsn, "postgresql", secret_file) as pg:
+        on_pg = _rounds(pg, secret, probes)
+    on_duckdb = _rounds(lth, secret, probes)
+    pd.testing.assert_frame_equal(on_pg[0], on_duckdb[0], check_dtype=False)
+    assert on_pg[1:] == on_duckdb[1:]
+    assert on_duckdb[1:] == ([True] * 4 + [False] * 2, [True, True, False])
+
+
+def test_a_spark_node_keeps_both_rounds_as_the_duckdb_node(
+    lth: RunningAgent, secret: bytes, secret_file: Path, synth_dir: Path, spark: Any, tmp_path: Path
+) -> None:
+    from sde.backends.load import load_node
+    from sde.backends.spark import SparkBackend
+
+    warehouse = tmp_path / "warehouse"
+    backend = SparkBackend(warehouse, "lth", session=spark, create=True)
+    load_node(synth_dir / "lth.duckdb", backend, progress=False)
+    probes = _probes(synth_dir)
+    with start_agent("lth", warehouse, "spark", secret_file) as on_spark:
+        got = _rounds(on_spark, secret, probes)
+    on_duckdb = _rounds(lth, secret, probes)
+    pd.testing.assert_frame_equal(got[0], on_duckdb[0], check_dtype=False)
+    assert got[1:] == on_duckdb[1:]
