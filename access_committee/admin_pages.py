@@ -50,19 +50,23 @@ from sde.accounts import (
     unlock,
 )
 from sde.accounts.model import ROLES, SLUG, USERNAME, ProjectInfo
+from sde.accounts.projects import status_reason
 from sde.errors import AccessDenied, InvalidInput, SDEError
 from sde.gateway.errors import status_of
+from sde.registry.committee import TEXT_LIMITS, text_problem
 
 router = APIRouter(include_in_schema=False)
 
 #: The longest accreditation reference the registry keeps.
-MAX_REF = 200
+MAX_REF = TEXT_LIMITS["ref"]
 #: What each status action is called on the pages, and the words of its confirmation.
 ACTIONS: dict[str, tuple[str, str]] = {
     "suspend": ("Suspend", "Queries and airlock actions stop at once until it is reinstated."),
     "revoke": ("Revoke", "Revocation is final: the project can never be used again."),
     "reactivate": ("Reinstate", "Its members can query it again at once."),
 }
+#: The audit event of a status form posted with an action that is none of :data:`ACTIONS`.
+STATUS_EVENT = "project.status"
 
 TEMPLATES.env.filters["in_words"] = in_words
 confirmations(
@@ -153,8 +157,10 @@ async def _user_action(
     """A form of a user's page: the account service called, audited, back to the page."""
 
     def act(page: Page, form: Form) -> str:
-        _user_page_exists(page, name)
+        # Audited from the first check: a non-admin posting the form (an attempt to grant
+        # themselves a role, say) is refused as missing and leaves its trace.
         with page.committee.store.refusals_audited(page.user, event, f"user:{name}"):
+            _user_page_exists(page, name)
             do(page, form)
         return page.url("admin", "users", name, done=done)
 
@@ -198,10 +204,9 @@ async def accredit(request: Request, name: str) -> Response:
     def do(page: Page, form: Form) -> None:
         until = parse_date(form.get("until"), "until")
         ref = form.get("ref").strip() or None
-        if ref is not None and len(ref) > MAX_REF:
-            raise InvalidInput(
-                "user.invalid-ref", f"a reference has at most {MAX_REF} characters", field="ref"
-            )
+        problem = text_problem(ref or "", MAX_REF)
+        if problem is not None:
+            raise InvalidInput("user.invalid-ref", f"a reference: {problem}", field="ref")
         record_accreditation(page.committee.store, page.user, name, until, ref)
 
     return await _user_action(request, name, "user.accredit", do, "accredited")
@@ -302,9 +307,10 @@ async def status(request: Request, slug: str) -> Response:
 
     def act(page: Page, form: Form) -> str | Response:
         action, reason = form.get("action"), form.get("reason")
-        with page.committee.store.refusals_audited(
-            page.user, f"project.{action}", f"project:{slug}"
-        ):
+        # The audit event is ours: project.<action> for an action of ACTIONS, never a name
+        # the form makes up (an unknown action is audited as project.status).
+        event = f"project.{action}" if action in ACTIONS else STATUS_EVENT
+        with page.committee.store.refusals_audited(page.user, event, f"project:{slug}"):
             if not page.admin:
                 raise AccessDenied(
                     "committee.admin-only", "only an administrator changes a project's status"
@@ -312,12 +318,7 @@ async def status(request: Request, slug: str) -> Response:
             info = _project(page, slug)
             if action not in ACTIONS:
                 raise InvalidInput("project.invalid-action", "choose what to do", field="action")
-            if not reason.strip():
-                raise InvalidInput(
-                    "project.reason-required",
-                    f"say why the project is to {ACTIONS[action][0].lower()}",
-                    field="reason",
-                )
+            status_reason(action, reason)  # the API's check (sde.accounts.change_status)
             if form.get("confirm") != "yes":
                 return _confirm_page(page, info, action, reason)  # nothing changed yet
             change_status(page.committee.store, page.user, slug, action, reason)

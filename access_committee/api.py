@@ -18,6 +18,7 @@ from access_committee.report import expiry_warning
 from sde.accounts import change_status, get_project
 from sde.accounts.model import SLUG
 from sde.errors import AccessDenied
+from sde.registry.committee import LIST_LIMITS, TEXT_LIMITS
 from sde.registry.people import UserRole
 from sde.web.shell import api_caller
 
@@ -25,7 +26,15 @@ router = APIRouter(prefix="/api", tags=["committee"])
 
 AppId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The application's number.")]
 Slug = Annotated[str, Path(pattern=SLUG.pattern, max_length=63, description="A project slug.")]
-Short = Annotated[str, Field(max_length=20_000)]
+
+
+def _limit(field: str) -> Any:
+    """At most the field's registry limit (:data:`TEXT_LIMITS`, which the pages and the
+    services check too: control characters are refused there, naming the field)."""
+    return Field(max_length=TEXT_LIMITS[field])
+
+
+Short = Annotated[str, _limit("lay_summary")]
 
 
 def _committee(request: Request) -> Committee:
@@ -41,20 +50,24 @@ class Fields(BaseModel):
     """An application's fields (API.md); any may be missing while it is a draft."""
 
     model_config = ConfigDict(extra="forbid")
-    project: Annotated[str, Field(max_length=63)] | None = None
-    title: Short | None = None
+    project: Annotated[str, _limit("project")] | None = None
+    title: Annotated[str, _limit("title")] | None = None
     lay_summary: Short | None = None
     purpose: Short | None = None
     public_benefit: Short | None = None
-    pi: Annotated[str, Field(max_length=64)] | None = None
-    members: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=200)] | None = (
-        None
-    )
+    pi: Annotated[str, _limit("pi")] | None = None
+    members: (
+        Annotated[list[Annotated[str, _limit("member")]], Field(max_length=LIST_LIMITS["members"])]
+        | None
+    ) = None
     access: Literal["rows", "aggregates", "dp"] | None = None
     tables: dict[str, list[str] | Literal["*"]] | None = None
     cohort: dict[str, list[int]] | None = None
     period: dict[str, str | None] | None = None
-    nodes: Annotated[list[str], Field(max_length=50)] | None = None
+    nodes: (
+        Annotated[list[Annotated[str, _limit("node")]], Field(max_length=LIST_LIMITS["nodes"])]
+        | None
+    ) = None
     dp: dict[str, Annotated[float, Field(allow_inf_nan=False)]] | None = None
     sdc: dict[str, Annotated[float, Field(allow_inf_nan=False)] | int | bool | None] | None = None
     legal_basis: Short | None = None
@@ -68,25 +81,27 @@ class Fields(BaseModel):
 class Conflict(BaseModel):
     model_config = ConfigDict(extra="forbid")
     conflict: bool
-    note: Annotated[str, Field(max_length=5_000)] = ""
+    note: Annotated[str, _limit("note")] = ""
 
 
 class Vote(BaseModel):
     model_config = ConfigDict(extra="forbid")
     vote: Literal["approve", "approve_with_conditions", "defer", "reject"]
-    conditions: Annotated[str, Field(max_length=10_000)] | None = None
-    comment: Annotated[str, Field(max_length=10_000)] | None = None
+    conditions: Annotated[str, _limit("conditions")] | None = None
+    comment: Annotated[str, _limit("comment")] | None = None
 
 
 class NodeAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid")
     agree: bool
-    reason: Annotated[str, Field(max_length=5_000)] = ""
+    reason: Annotated[str, _limit("reason")] = ""
 
 
 class Reason(BaseModel):
+    """Checked by :func:`sde.accounts.projects.status_reason`, as on the pages."""
+
     model_config = ConfigDict(extra="forbid")
-    reason: Annotated[str, Field(min_length=1, max_length=5_000)]
+    reason: str
 
 
 @router.post("/applications", status_code=201, summary="Start a draft application")

@@ -41,16 +41,23 @@ from access_committee.workflow import (
     Action,
     Relation,
     State,
-    can,
     check_can,
     targets,
+    visible,
 )
 from sde.accounts import AccountStore
-from sde.accounts.model import utc
+from sde.accounts.model import SLUG, utc
 from sde.accounts.projects import add_member_in, add_version_in, create_project_in
 from sde.accounts.store import Tx, latest_version
 from sde.errors import AccessDenied, InvalidInput, InvalidTransition
-from sde.registry.committee import Application, CommitteeVote, ConflictDeclaration, NodeDecision
+from sde.registry.committee import (
+    TEXT_LIMITS,
+    Application,
+    CommitteeVote,
+    ConflictDeclaration,
+    NodeDecision,
+    text_problem,
+)
 from sde.registry.people import NodeCustodian, User, UserRole
 from sde.registry.projects import Membership, Project
 from sde.scope import Scope
@@ -115,11 +122,11 @@ class Committee:
 
     def create(self, user: str, fields: Mapping[str, Any], *, kind: str = "new") -> dict[str, Any]:
         """A draft application by ``user`` (who must hold current accreditation)."""
-        body = forms.clean(fields)
         with (
             self.store.refusals_audited(user, CREATE_EVENT, "application:new"),
             self.store.write() as tx,
         ):
+            body = forms.clean(fields)  # refused (and audited) by the field it names
             person = tx.session.get(User, user)
             today = self.now().date()
             if person is None or not (person.accredited_until and person.accredited_until >= today):
@@ -150,8 +157,8 @@ class Committee:
 
     def update(self, user: str, app_id: int, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Change fields of a draft (or deferred) application; its problems are listed."""
-        changes = forms.clean(fields)
         with self._act(user, app_id, Action.EDIT) as ctx:
+            changes = forms.clean(fields)
             body = {**ctx.body, **changes}
             if ctx.app.kind == "amendment" and body.get("project") != ctx.app.project:
                 raise InvalidInput(
@@ -183,6 +190,8 @@ class Committee:
             self.store.refusals_audited(user, CREATE_EVENT, f"project:{slug}"),
             self.store.read() as session,
         ):
+            if not SLUG.fullmatch(slug):  # from a page's path, say: no such project
+                raise AccessDenied("project.unknown", f"there is no project {slug[:70]!r}")
             member = session.get(Membership, (slug, user))
             if member is None:
                 raise AccessDenied("project.unknown", f"there is no project {slug!r}")
@@ -215,6 +224,7 @@ class Committee:
         with self.store.refusals_audited(user, EVENTS[Action.DECLARE], f"application:{app_id}"):
             if conflict and not note.strip():
                 raise InvalidInput("committee.conflict-note", "say what the conflict is")
+            _check_text("committee.conflict-note", "note", note)
         with self._act(user, app_id, Action.DECLARE) as ctx:
             row = ctx.session.get(ConflictDeclaration, (ctx.app.id, ctx.app.round, user))
             if row is not None and row.conflict and not conflict:
@@ -251,6 +261,8 @@ class Committee:
                 raise InvalidInput("committee.vote", f"a vote is one of {', '.join(VOTES)}")
             if vote == "approve_with_conditions" and not (conditions or "").strip():
                 raise InvalidInput("committee.conditions", "an approval with conditions names them")
+            _check_text("committee.conditions", "conditions", conditions)
+            _check_text("committee.comment", "comment", comment)
         with self._act(user, app_id, Action.VOTE) as ctx:
             declared = ctx.session.get(ConflictDeclaration, (ctx.app.id, ctx.app.round, user))
             if declared is None:
@@ -285,6 +297,8 @@ class Committee:
         ):
             if not agree and not reason.strip():
                 raise InvalidInput("committee.node-reason", "say why the node declines")
+            _check_text("committee.node-reason", "reason", reason)
+            _check_text("committee.unknown-node", "node", node)
         with self._act(user, app_id, Action.NODE_DECISION) as ctx:
             if node not in (ctx.body.get("nodes") or []):
                 raise InvalidInput(
@@ -320,7 +334,7 @@ class Committee:
             shown = []
             for app in tx.session.scalars(select(Application).order_by(Application.id.desc())):
                 relation = _relation(tx.session, user, app)
-                if can(Action.VIEW, relation, State(app.state)):
+                if visible(relation, State(app.state), submitted=app.round > 0):
                     shown.append(_summary(app))
             tx.audit(user, LIST_EVENT, "applications", details={"shown": len(shown)})
             return shown
@@ -342,7 +356,7 @@ class Committee:
             return
         nodes = _node_decisions(ctx.session, ctx.app)
         asked = list(ctx.body.get("nodes") or [])
-        stale = _stale(ctx.session, ctx.app) if decision.startswith("approve") else None
+        stale = _unapprovable(ctx) if decision.startswith("approve") else None
         if stale:
             decision, conditions = "defer", stale
         elif decision.startswith("approve"):
@@ -422,7 +436,7 @@ class Committee:
             if app is None:
                 raise _unknown(app_id)
             relation = _relation(tx.session, user, app)
-            if not can(Action.VIEW, relation, State(app.state)):
+            if not visible(relation, State(app.state), submitted=app.round > 0):
                 raise _unknown(app_id)
             check_can(action, relation, State(app.state))
             yield Ctx(tx, app, user, relation)
@@ -456,6 +470,23 @@ def _stale(session: Session, app: Application) -> str | None:
         f"the project changed since this amendment was drafted (version {app.based_on}, now "
         f"{latest.version}): start a new amendment from the current version"
     )
+
+
+def _check_text(rule: str, field: str, value: str | None) -> None:
+    """Refuse text the registry cannot hold (:data:`TEXT_LIMITS`), naming its field."""
+    problem = text_problem(value or "", TEXT_LIMITS[field])
+    if problem is not None:
+        raise InvalidInput(rule, f"{field}: {problem}", field=field)
+
+
+def _unapprovable(ctx: Ctx) -> str | None:
+    """Why an approval cannot be provisioned: a stale amendment, or text the project's
+    registry rows cannot hold (an application stored before :func:`forms.clean` refused it):
+    the application is deferred with the reason rather than left unapprovable."""
+    found = forms.unstorable(ctx.body)
+    if found:
+        return f"{found[0][0]}: {found[0][1]}"
+    return _stale(ctx.session, ctx.app)
 
 
 def _unknown(app_id: int) -> AccessDenied:

@@ -19,18 +19,28 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sde.errors import ConfigurationError, InvalidInput
+from sde.registry.committee import LIST_LIMITS, MAX_WORDS, TEXT_LIMITS, text_problem
 from sde.scope import Scope
 
 #: The fields of an application (API.md), in the order a form shows them.
 TEXT_FIELDS = ("title", "lay_summary", "purpose", "public_benefit", "legal_basis", "ethics_ref")
 SCOPE_FIELDS = ("access", "tables", "cohort", "period", "nodes", "dp", "sdc", "expires")
 FIELDS = ("project", *TEXT_FIELDS[:4], "pi", "members", *SCOPE_FIELDS, *TEXT_FIELDS[4:])
-#: Longest text a field may hold.
-MAX_TEXT = 20_000
+#: Longest text of the application's own words (:data:`TEXT_LIMITS` has every field's).
+MAX_TEXT = MAX_WORDS
 
 
 def clean(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The known fields of ``fields`` (an unknown one is refused, naming it)."""
+    """The known fields of ``fields``, refused by name if one cannot be stored: an unknown
+    field, text longer than its registry column (:data:`TEXT_LIMITS`) or holding a control
+    character, too many members or nodes. Dates (``period``, ``expires``) are kept as
+    YYYY-MM-DD: ``2020-W01-1`` and ``20241231`` are stored as the dates they name, so the
+    application shows the period its scope enforces (text that is no date is kept as
+    typed; submitting names it).
+
+    >>> clean({"period": {"start": "2020-W01-1", "end": "20241231"}})["period"]
+    {'start': '2019-12-30', 'end': '2024-12-31'}
+    """
     unknown = sorted(set(fields) - set(FIELDS))
     if unknown:
         raise InvalidInput(
@@ -40,13 +50,48 @@ def clean(fields: Mapping[str, Any]) -> dict[str, Any]:
         )
     for name in (*TEXT_FIELDS, "project", "pi"):
         value = fields.get(name)
-        if value is not None and (not isinstance(value, str) or len(value) > MAX_TEXT):
-            raise InvalidInput(
-                f"application.{name}",
-                f"{name}: text of at most {MAX_TEXT:,} characters",
-                field=name,
-            )
-    return dict(fields)
+        if value is not None:
+            _text(name, value, TEXT_LIMITS[name])
+    for name, item in (("members", "member"), ("nodes", "node")):
+        values = fields.get(name)
+        if isinstance(values, list):
+            if len(values) > LIST_LIMITS[name]:
+                raise _refusal(name, f"at most {LIST_LIMITS[name]} ({len(values)} given)")
+            for value in values:
+                if isinstance(value, str):  # anything else is a problem of the draft
+                    _text(name, value, TEXT_LIMITS[item])
+    body = dict(fields)
+    if isinstance(body.get("period"), dict):
+        body["period"] = {k: iso_date(v) for k, v in body["period"].items()}
+    if "expires" in body:
+        body["expires"] = iso_date(body["expires"])
+    return body
+
+
+def _refusal(name: str, message: str) -> InvalidInput:
+    return InvalidInput(f"application.{name}", f"{name}: {message}", field=name)
+
+
+def _text(name: str, value: object, limit: int) -> None:
+    if not isinstance(value, str):
+        raise _refusal(name, "must be text")
+    problem = text_problem(value, limit)
+    if problem is not None:
+        raise _refusal(name, problem)
+
+
+def iso_date(value: Any) -> Any:
+    """A date as YYYY-MM-DD, whichever ISO 8601 form it was typed in; anything else as given.
+
+    >>> iso_date("2020-W01-1"), iso_date(" 20241231 "), iso_date("31/12/2024"), iso_date(None)
+    ('2019-12-30', '2024-12-31', '31/12/2024', None)
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return dt.date.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        return value
 
 
 def problems(
@@ -62,6 +107,7 @@ def problems(
     for name in ("project", *TEXT_FIELDS, "pi", "access", "tables", "nodes", "expires"):
         if body.get(name) in (None, "", [], {}):
             found.append((name, "is required"))
+    found += unstorable(body)
     found += _people(body, accredited, researchers)
     nodes = body.get("nodes") or []
     if isinstance(nodes, list):
@@ -77,6 +123,18 @@ def problems(
         found.append(("dp", "a dp project needs a privacy budget {epsilon, delta}"))
     if not {f for f, _ in found} & {"project", "access", "tables", "expires"}:
         found += _scope_problems(body, today)
+    return found
+
+
+def unstorable(body: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Text of ``body`` the registry cannot take (:func:`clean` refuses it; a body stored
+    before that rule is caught here, before approval copies it into the project)."""
+    found = []
+    for name in (*TEXT_FIELDS, "project", "pi"):
+        value = body.get(name)
+        problem = text_problem(value, TEXT_LIMITS[name]) if isinstance(value, str) else None
+        if problem is not None:
+            found.append((name, problem))
     return found
 
 

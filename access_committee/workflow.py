@@ -6,9 +6,10 @@
 
 :func:`check_can` raises ``AccessDenied`` (``committee.not-permitted``) or
 ``InvalidTransition`` (``committee.invalid-transition``, naming the state and the action);
-:func:`can` is derived from it. Rules needing more than state and relation (a conflicted
-member cannot vote; quorum and majority; a node's custodian decides for that node only)
-live in :mod:`access_committee.applications`.
+:func:`can` is derived from it; :func:`visible` reads the view row for an application that
+may never have been submitted (then it is a draft, whatever its state). Rules needing more
+than state and relation (a conflicted member cannot vote; quorum and majority; a node's
+custodian decides for that node only) live in :mod:`access_committee.applications`.
 
 >>> check_can(Action.SUBMIT, Relation.APPLICANT, State.DRAFT)
 >>> can(Action.VOTE, Relation.APPLICANT, State.SUBMITTED)
@@ -150,6 +151,20 @@ def check_can(action: Action, relation: Relation, state: State) -> None:
 
 def can(action: Action, relation: Relation, state: State) -> bool:
     return RULEBOOK.can(action, relation, state)
+
+
+def visible(relation: Relation, state: State, *, submitted: bool) -> bool:
+    """Whether ``relation`` sees an application in ``state``: by :data:`PERMISSIONS`'s
+    view row, where an application never submitted counts as a draft whatever its state.
+    A draft is its applicant's (and the members it names) alone: withdrawing one that was
+    never submitted shows it to no one new.
+
+    >>> visible(Relation.COMMITTEE, State.WITHDRAWN, submitted=False)
+    False
+    >>> visible(Relation.COMMITTEE, State.WITHDRAWN, submitted=True)
+    True
+    """
+    return can(Action.VIEW, relation, state if submitted else State.DRAFT)
 
 
 def targets(action: Action, state: State) -> frozenset[State]:

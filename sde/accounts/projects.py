@@ -43,6 +43,7 @@ from sde.accounts.store import (
     require_user,
 )
 from sde.errors import InvalidInput, InvalidTransition
+from sde.registry.committee import TEXT_LIMITS, text_problem
 from sde.registry.people import UserRole
 from sde.registry.projects import ApprovalVersion, Membership, Project
 from sde.scope import Scope
@@ -173,6 +174,31 @@ def scope_of(store: AccountStore, slug: str, version: int | None = None) -> tupl
         return row.version, Scope.from_dict(json.loads(row.scope))
 
 
+def status_reason(action: str, reason: str) -> str:
+    """The reason for a status change, stripped: required, at most
+    ``TEXT_LIMITS["status_reason"]`` characters, no control characters but newlines and
+    tabs. The one check of every caller (the JSON API, the administrators' pages, the
+    command line), refusing with the field ``reason`` named.
+
+    >>> status_reason("revoke", "  breach ")
+    'breach'
+    >>> status_reason("revoke", "r" * 5_001)
+    Traceback (most recent call last):
+    ...
+    sde.errors.InvalidInput: the reason: at most 5,000 characters (5,001 given)
+    """
+    text = reason.strip()
+    if not text:
+        verb = "reinstate" if action == "reactivate" else action
+        raise InvalidInput(
+            "project.reason-required", f"say why the project is to {verb}", field="reason"
+        )
+    problem = text_problem(text, TEXT_LIMITS["status_reason"])
+    if problem is not None:
+        raise InvalidInput("project.invalid-reason", f"the reason: {problem}", field="reason")
+    return text
+
+
 def change_status(
     store: AccountStore,
     actor: str,
@@ -186,8 +212,7 @@ def change_status(
     ``revoke``), recording ``reason``."""
     if action not in TRANSITIONS:
         raise InvalidInput("project.invalid-action", f"unknown project action {action!r}")
-    if not reason.strip():
-        raise InvalidInput("project.reason-required", f"say why the project is to {action}")
+    reason = status_reason(action, reason)
     sources, target = TRANSITIONS[action]
     at = now_utc(now)
     with store.write() as tx:

@@ -23,6 +23,8 @@ from sde.accounts.model import Member, ProjectInfo, UserInfo, utc
 from sde.audit import AuditLog, AuditRecord
 from sde.errors import InvalidInput, SDEError
 from sde.registry import open_registry
+from sde.registry.audit_log import AuditEntry
+from sde.registry.committee import CONTROL_CHARACTERS, column_length
 from sde.registry.people import NodeCustodian, User, UserRole
 from sde.registry.projects import ApprovalVersion, Membership, Project
 from sde.settings import get_settings
@@ -110,7 +112,13 @@ class AccountStore:
             yield
         except SDEError as err:
             with self.write() as tx:
-                tx.audit(actor, event, obj, outcome="refused", rule=err.rule)
+                tx.audit(
+                    actor,
+                    fit_audit_text(event, AuditEntry.action),
+                    fit_audit_text(obj, AuditEntry.object),
+                    outcome="refused",
+                    rule=fit_audit_text(err.rule, AuditEntry.rule),
+                )
             raise
 
     @contextmanager
@@ -120,6 +128,19 @@ class AccountStore:
 
     def __repr__(self) -> str:
         return f"AccountStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+
+def fit_audit_text(text: str, column: Any) -> str:
+    """``text`` as the audit ``column`` can hold it: control characters as ``?``, clipped to
+    the column's length with ``…``. What a refusal names often comes from a request (a
+    slug or user name in a page's path), and a refusal is never lost to its own entry.
+
+    >>> fit_audit_text("project:" + "a" * 300 + "\\x00", AuditEntry.object)[-3:]
+    'aa…'
+    """
+    length = column_length(column)
+    text = CONTROL_CHARACTERS.sub("?", text)
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 # -- rows ---------------------------------------------------------------------------------
