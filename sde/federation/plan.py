@@ -42,6 +42,7 @@ from sqlglot.optimizer.annotate_types import annotate_types
 
 from sde.errors import ScopeViolation, SDEError
 from sde.federation import merge as build
+from sde.federation import windows
 from sde.federation.decompose import Decomposition, NotDecomposable, decompose
 from sde.federation.locality import NotLocal, per_person
 from sde.federation.locality import check as check_local
@@ -248,8 +249,14 @@ def _rows_plan(tree: exp.Expression, ctx: RuleContext) -> FederatedPlan:
     if not isinstance(tree, exp.Select):
         raise NotDecomposable("a set operation at the outermost level combines the nodes' rows")
     check_local(tree)
-    _check_top_rows(tree)
-    node, merge, names = build.rows(tree, ctx.dialect)
+    _check_distinct(tree)
+    if _windows_across_persons(tree):
+        typed = _typed(tree, ctx)
+        if not isinstance(typed, exp.Select):
+            raise NotDecomposable("the outermost query is not one SELECT")
+        node, merge, names = windows.split(typed, ctx.dialect)
+    else:
+        node, merge, names = build.rows(tree, ctx.dialect)
     return FederatedPlan(
         kind="rows",
         node_sql=node.sql(dialect=ctx.dialect, identify=True),
@@ -261,10 +268,9 @@ def _rows_plan(tree: exp.Expression, ctx: RuleContext) -> FederatedPlan:
     )
 
 
-def _check_top_rows(select: exp.Select) -> None:
-    """DISTINCT and window functions of the outermost SELECT stay within a node only when
-    they separate persons (a person column among the DISTINCT outputs or ON keys, or in
-    every window's PARTITION BY)."""
+def _check_distinct(select: exp.Select) -> None:
+    """DISTINCT at the outermost SELECT stays within a node only when it separates persons
+    (a person column among its outputs or ON keys)."""
     distinct = select.args.get("distinct")
     if isinstance(distinct, exp.Distinct):
         on = distinct.args.get("on")
@@ -274,14 +280,15 @@ def _check_top_rows(select: exp.Select) -> None:
                 "DISTINCT at the outermost level removes duplicates across nodes (keep "
                 "person_id among its outputs to merge the rows)"
             )
-    for window in select.find_all(exp.Window):
-        if window.find_ancestor(exp.Query) is not select:
-            continue
-        if not per_person(select, list(window.args.get("partition_by") or [])):
-            raise NotDecomposable(
-                "a window function at the outermost level runs across nodes (PARTITION BY "
-                "person_id keeps it within one)"
-            )
+
+
+def _windows_across_persons(select: exp.Select) -> bool:
+    """True when a window function of the outermost SELECT is not partitioned by person:
+    then it runs in the merge, over every node's rows (:mod:`sde.federation.windows`)."""
+    return any(
+        not per_person(select, list(w.args.get("partition_by") or []))
+        for w in windows.across(select)
+    )
 
 
 def _per_node(sql: str, tree: exp.Expression, ctx: RuleContext, why: str) -> FederatedPlan:

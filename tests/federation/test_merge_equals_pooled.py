@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sqlglot import exp
 
 import sde
 from sde.connection import Connection
@@ -145,8 +146,14 @@ def aggregates_parts(sql: str, nodes: dict[str, Connection]) -> tuple[FederatedP
     ctx = RuleContext(Scope.load(AGGREGATES_SCOPE))
     plan = plan_query(sql, ctx)
     counted = aggregates.rewrite(qualified(plan.node_sql, ctx), ctx)
+    # A researcher's query may not name __sde_* columns: the counts travel as hidden_* here.
+    renamed = {}
+    for projection in counted.expressions:
+        if projection.alias.startswith("__sde_persons_"):
+            renamed[f"hidden_{projection.alias}"] = projection.alias
+            projection.set("alias", exp.to_identifier(f"hidden_{projection.alias}", quoted=True))
     parts = {
-        name: flag_small(conn.sql(counted.sql("postgres")), THRESHOLD)
+        name: flag_small(conn.sql(counted.sql("postgres")).rename(columns=renamed), THRESHOLD)
         for name, conn in nodes.items()
     }
     return plan, parts

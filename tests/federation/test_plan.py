@@ -314,16 +314,57 @@ def test_distinct_and_windows_per_person_stay_rows(
 
 
 @pytest.mark.parametrize(
-    ("sql", "part"),
+    ("sql", "dialect", "part"),
     [
-        ("SELECT DISTINCT year_of_birth FROM person", "DISTINCT"),
-        ("SELECT person_id, RANK() OVER (ORDER BY year_of_birth) AS r FROM person", "window"),
+        ("SELECT DISTINCT year_of_birth FROM person", "postgres", "DISTINCT"),
+        (
+            "SELECT person_id FROM person QUALIFY RANK() OVER (ORDER BY year_of_birth) <= 5",
+            "duckdb",
+            "QUALIFY",
+        ),
     ],
 )
-def test_distinct_and_windows_across_persons_run_per_node(sql: str, part: str) -> None:
-    plan = plan_query(sql, ctx(ROWS_SCOPE))
+def test_distinct_across_persons_and_qualify_run_per_node(
+    sql: str, dialect: str, part: str
+) -> None:
+    plan = plan_query(sql, ctx(ROWS_SCOPE, dialect=dialect))
     assert plan.kind == "per-node"
     assert part in plan.why
+
+
+@pytest.mark.parametrize(
+    ("sql", "ordered"),
+    [
+        ("SELECT person_id, DENSE_RANK() OVER (ORDER BY year_of_birth) AS r FROM person", False),
+        (
+            "SELECT person_id, NTILE(4) OVER (ORDER BY year_of_birth, person_id) AS q "
+            "FROM person ORDER BY q DESC, person_id LIMIT 15 OFFSET 2",
+            True,
+        ),
+        (
+            "SELECT m.measurement_id, m.value_as_number / 2 AS half, RANK() OVER (PARTITION BY "
+            "m.measurement_concept_id ORDER BY m.value_as_number DESC) AS r FROM measurement m "
+            "WHERE m.measurement_concept_id = 3004410",
+            False,
+        ),
+        (
+            "SELECT person_id, year_of_birth - AVG(year_of_birth) OVER () AS dev, "
+            "COUNT(*) OVER (PARTITION BY gender_concept_id) / 7 AS sevenths FROM person",
+            False,
+        ),
+    ],
+)
+def test_windows_across_persons_run_over_every_nodes_rows(
+    sql: str, ordered: bool, rows_conns: dict[str, Connection]
+) -> None:
+    plan = plan_query(sql, ctx(ROWS_SCOPE))
+    assert plan.kind == "rows"
+    assert "OVER" not in plan.node_sql.upper()
+    got = _run(plan, rows_conns).drop(columns="node")
+    want = rows_conns["pooled"].sql(sql)
+    if not ordered:
+        got, want = got.sort_values(list(got.columns)), want.sort_values(list(want.columns))
+    pd.testing.assert_frame_equal(_plain(got), _plain(want), check_exact=False, rtol=1e-9)
 
 
 @pytest.mark.parametrize(
