@@ -99,9 +99,6 @@ def test_a_unicode_digit_in_the_cohort_is_a_refusal_not_a_500(client: TestClient
         assert "not a concept id" in html.unescape(answer.text)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="open: a non-admin posting an admin user form leaves no audit entry"
-)
 def test_a_non_admin_posting_an_admin_user_form_is_audited(
     world: World, client: TestClient
 ) -> None:
@@ -129,7 +126,6 @@ def test_a_non_admin_posting_an_admin_user_form_is_audited(
         ), f"{path}: no refusal audited ({after})"
 
 
-@pytest.mark.xfail(strict=True, reason="open: the caller names the audit event of a status post")
 def test_the_caller_cannot_name_the_audit_event(world: World, client: TestClient) -> None:
     """HOLE (audit integrity): ``POST admin/projects/{slug}/status`` opens
     ``refusals_audited(page.user, f"project.{action}", ...)`` with ``action`` straight from
@@ -212,7 +208,6 @@ def test_a_malformed_id_in_a_page_path_answers_a_page(client: TestClient) -> Non
     assert forged.headers["content-type"].startswith("text/html")
 
 
-@pytest.mark.xfail(strict=True, reason="open: the status page takes a reason the API refuses")
 def test_a_status_reason_is_held_to_the_apis_limit(world: World, client: TestClient) -> None:
     """HOLE (low): ``POST api/projects/{p}/suspend`` refuses a reason over 5,000 characters;
     the admin page's status form takes one of 200,000 (up to the form's 256 kB) and writes
@@ -230,9 +225,6 @@ def test_a_status_reason_is_held_to_the_apis_limit(world: World, client: TestCli
     assert answer.status_code == 400
 
 
-@pytest.mark.xfail(
-    strict=True, reason="open: withdrawing a never-submitted draft shows it to committee etc."
-)
 def test_a_withdrawn_draft_stays_private(world: World, client: TestClient) -> None:
     """HOLE (a private draft disclosed): a draft is the applicant's own (404 to the
     committee, custodians and administrators). An applicant who abandons it with 'Withdraw'
@@ -395,9 +387,6 @@ def test_nul_in_review_text_is_a_refusal_not_a_500(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True, reason="open: a long slug or action in a status post is a 500, its refusal lost"
-)
 def test_an_outsiders_status_post_is_refused_and_audited_on_postgres(pg_world: World) -> None:
     """HOLE (500 and audit gap): a researcher posting the admin status form with an action
     over 33 characters (the audit event ``project.<action>`` outgrows ``VARCHAR(40)``) or a
