@@ -6,14 +6,18 @@ of its own in ``DIR/nodes`` (its log ``DIR/nodes/<node>.log``, one line per requ
 
 from __future__ import annotations
 
+import io
 import re
 import stat
+import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
+from rich.console import Console
 
-from sde.cli.nodes import node_secret, start_agents, stop_agents, wait_healthy
+from sde.cli.nodes import NodeAgent, node_secret, start_agents, stop_agents, wait_healthy
+from sde.cli.up import _watch
 from sde.errors import ConfigurationError
 from tests.fixtures.workbench import Workbench
 
@@ -111,3 +115,13 @@ def test_the_node_secret_is_made_once_and_an_open_one_is_refused(tmp_path: Path)
     with pytest.raises(ConfigurationError) as info:
         node_secret(tmp_path)
     assert info.value.rule == "federation.secret"
+
+
+def test_an_agent_that_stops_while_the_hub_runs_is_reported(tmp_path: Path) -> None:
+    hub = subprocess.Popen(["sleep", "3"])  # stands in for the hub: a process that ends
+    dead = subprocess.Popen(["sh", "-c", "exit 3"])
+    out = io.StringIO()
+    code = _watch(Console(file=out, width=200), hub, [NodeAgent("elht", 1, dead, tmp_path)])
+    assert code == 0
+    assert "the node agent of elht exited (code 3)" in out.getvalue()
+    assert out.getvalue().count("elht exited") == 1  # said once, not every half second
