@@ -149,17 +149,31 @@ def test_rows_past_the_row_cap_are_cut_and_said(
     assert "truncated" not in small.attrs["sde"]
 
 
-def test_per_node_plan_says_why(rows_fed: Any, rows_pooled: Any) -> None:
+def test_per_node_plan_says_why(rows_fed: Any) -> None:
+    """A UNION at the top removes duplicates across nodes: it cannot be merged, so in a rows
+    project each node answers it separately, with a node column, and the result says why."""
     sql = (
-        "SELECT gender_concept_id, year_of_birth, "
+        "SELECT year_of_birth FROM person WHERE year_of_birth < 1935 "
+        "UNION SELECT year_of_birth FROM person WHERE year_of_birth > 2005"
+    )
+    got = rows_fed.sql(sql)
+    assert got.attrs["sde"]["federation"] == "per-node"
+    assert "set operation" in got.attrs["sde"]["why"]
+    assert list(got.columns) == ["year_of_birth", "node"]
+    assert set(got["node"]) == {"lth", "elht", "umbh"}
+    for _, rows in got.groupby("node"):  # each node's own UNION: no duplicates within it
+        assert rows["year_of_birth"].is_unique
+
+
+def test_window_over_every_person_equals_pooled(rows_fed: Any, rows_pooled: Any) -> None:
+    sql = (
+        "SELECT person_id, gender_concept_id, year_of_birth, "
         "RANK() OVER (PARTITION BY gender_concept_id ORDER BY year_of_birth) AS r "
         "FROM person WHERE year_of_birth < 1935"
     )
     got = rows_fed.sql(sql)
-    assert got.attrs["sde"]["federation"] == "per-node"
-    assert "window" in got.attrs["sde"]["why"]
-    assert set(got["node"]) == {"lth", "elht", "umbh"}
-    assert len(got) == len(rows_pooled.sql(sql))
+    assert got.attrs["sde"]["federation"] == "rows"
+    same(got.drop(columns="node"), rows_pooled.sql(sql))
 
 
 def test_one_connection_serves_calls_from_many_threads(

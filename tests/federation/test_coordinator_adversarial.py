@@ -5,8 +5,9 @@ Two node agents (``sentinel_agents``: processes over the proxy tests' sentinel n
 federated connection of the same projects as the pooled ``scoped`` connection, with the
 same registry (the same project key). Every corpus query, in every dialect:
 
-- a query the pooled connection refuses is refused by the coordinator with the same rule
-  and the same sentence, before any node is asked;
+- a query the corpus says is refused is refused by the coordinator with the pooled
+  connection's rule and sentence, before any node is asked (that the rule is the corpus's
+  is tests/proxy/test_corpus.py's to check);
 - whatever comes back (rows, or an error's message) holds no planted sentinel;
 - a legitimate research query (``allow``, rows project) is answered;
 - whole tables hold no sentinel and as many rows as the hand-filtered reference.
@@ -66,7 +67,6 @@ def test_corpus_through_the_coordinator(
         assert expected is not None
         assert error is not None, f"not refused; returned {len(frame)} rows"
         assert (error.rule, error.message) == (expected.rule, expected.message)
-        assert error.rule in case.rules
     if error is not None:
         assert not sentinel_hits(error.message), error.message
         if case.allowed and case.scope == "rows" and "duckdb" in case.engines:
