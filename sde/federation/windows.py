@@ -52,6 +52,8 @@ def split(select: exp.Select, dialect: str) -> tuple[exp.Select, str, list[str]]
             merged.insert(i, lift(projection.unalias()))
     order = select.args.get("order")
     merge_order = lift(order, keep=set(names)) if order is not None else None
+    if not sent:  # COUNT(*) OVER () alone reads no column; a node part needs one row each
+        sent.append(exp.Alias(this=exp.Literal.number(1), alias=exp.to_identifier("f_w0")))
     node = select.copy()
     node.set("expressions", sent)
     for arg in ("order", "limit", "offset"):
@@ -120,5 +122,5 @@ def _duckdb(merge: exp.Select, sent: list[exp.Expression], dialect: str) -> str:
             exp.DataType.Type.NULL,
         ):
             columns[f"__sde_c{i}"] = kind.sql("duckdb")
-    typed = annotate_types(merge, schema={PARTS: columns}, dialect=dialect)
+    typed = annotate_types(merge, schema={PARTS: columns} if columns else None, dialect=dialect)
     return for_engine(typed, "duckdb").sql(dialect="duckdb", identify=True)

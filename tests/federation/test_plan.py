@@ -347,6 +347,7 @@ def test_distinct_across_persons_and_qualify_run_per_node(
             "WHERE m.measurement_concept_id = 3004410",
             False,
         ),
+        ("SELECT COUNT(*) OVER () AS n FROM person WHERE year_of_birth < 1930", False),
         (
             "SELECT person_id, year_of_birth - AVG(year_of_birth) OVER () AS dev, "
             "COUNT(*) OVER (PARTITION BY gender_concept_id) / 7 AS sevenths FROM person",
