@@ -41,6 +41,7 @@ from access_committee.workflow import (
     Action,
     Relation,
     State,
+    can,
     check_can,
     targets,
     visible,
@@ -333,8 +334,8 @@ class Committee:
         with self.store.write() as tx:
             shown = []
             for app in tx.session.scalars(select(Application).order_by(Application.id.desc())):
-                relation = _relation(tx.session, user, app)
-                if visible(relation, State(app.state), submitted=app.round > 0):
+                relations = _relations(tx.session, user, app)
+                if any(visible(r, State(app.state), submitted=app.round > 0) for r in relations):
                     shown.append(_summary(app))
             tx.audit(user, LIST_EVENT, "applications", details={"shown": len(shown)})
             return shown
@@ -426,7 +427,9 @@ class Committee:
             if relation is Relation.APPLICANT
             else []
         )
-        return application_view(session, app, relation, problems)
+        return application_view(
+            session, app, relation, problems, relations=_relations(session, user, app)
+        )
 
     @contextmanager
     def _act(self, user: str, app_id: int, action: Action) -> Iterator[Ctx]:
@@ -435,11 +438,12 @@ class Committee:
             app = tx.session.get(Application, app_id, with_for_update=True)
             if app is None:
                 raise _unknown(app_id)
-            relation = _relation(tx.session, user, app)
-            if not visible(relation, State(app.state), submitted=app.round > 0):
+            relations, state = _relations(tx.session, user, app), State(app.state)
+            if not any(visible(r, state, submitted=app.round > 0) for r in relations):
                 raise _unknown(app_id)
-            check_can(action, relation, State(app.state))
-            yield Ctx(tx, app, user, relation)
+            acting = next((r for r in relations if can(action, r, state)), relations[0])
+            check_can(action, acting, state)
+            yield Ctx(tx, app, user, relations[0])
 
 
 def _sync_members(ctx: Ctx, slug: str, pi: str, members: list[str], at: dt.datetime) -> None:
@@ -494,20 +498,35 @@ def _unknown(app_id: int) -> AccessDenied:
 
 
 def _relation(session: Session, user: str, app: Application) -> Relation:
+    """The part of ``user`` in ``app`` that decides what they see (the first of
+    :func:`_relations`)."""
+    return _relations(session, user, app)[0]
+
+
+def _relations(session: Session, user: str, app: Application) -> list[Relation]:
+    """Every part ``user`` has in ``app``, the one that decides what they see first. The
+    applicant and the members it names have no other (they never judge it); a committee
+    member who is also a requested node's custodian (or an administrator) is each of them:
+    they vote as a member and answer for their node as its custodian."""
     if user == app.applicant:
-        return Relation.APPLICANT
+        return [Relation.APPLICANT]
     body = json.loads(app.body)
     if user == body.get("pi") or user in (body.get("members") or []):
-        return Relation.MEMBER
+        return [Relation.MEMBER]
     if app.kind == "amendment" and session.get(Membership, (app.project, user)) is not None:
-        return Relation.MEMBER  # a member of the project amended never judges it
+        return [Relation.MEMBER]  # a member of the project amended never judges it
     roles = set(session.scalars(select(UserRole.role).where(UserRole.username == user)))
-    if "committee" in roles:
-        return Relation.COMMITTEE
     nodes = set(session.scalars(select(NodeCustodian.node).where(NodeCustodian.username == user)))
-    if nodes & set(body.get("nodes") or []):
-        return Relation.CUSTODIAN
-    return Relation.ADMIN if "admin" in roles else Relation.OTHER
+    found = [
+        relation
+        for relation, holds in (
+            (Relation.COMMITTEE, "committee" in roles),
+            (Relation.CUSTODIAN, bool(nodes & set(body.get("nodes") or []))),
+            (Relation.ADMIN, "admin" in roles),
+        )
+        if holds
+    ]
+    return found or [Relation.OTHER]
 
 
 def _counted_votes(session: Session, app: Application) -> list[CommitteeVote]:

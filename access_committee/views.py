@@ -8,6 +8,7 @@ the current round; custodians see the node decisions.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -19,10 +20,18 @@ from sde.registry.committee import Application, CommitteeVote, ConflictDeclarati
 
 
 def application_view(
-    session: Session, app: Application, relation: Relation, problems: list[tuple[str, str]]
+    session: Session,
+    app: Application,
+    relation: Relation,
+    problems: list[tuple[str, str]],
+    *,
+    relations: Sequence[Relation] = (),
 ) -> dict[str, Any]:
+    """``app`` as seen by ``relation``; ``actions`` are those of any of ``relations`` (a
+    committee member who is also a requested node's custodian votes and answers for it)."""
     body = json.loads(app.body)
     state = State(app.state)
+    parts = list(dict.fromkeys([relation, *relations]))
     view: dict[str, Any] = {
         "id": app.id,
         **{field: body.get(field) for field in FIELDS},
@@ -45,7 +54,10 @@ def application_view(
             )
         ],
         "you": relation.value,
-        "actions": [a.value for a in Action if a in PERMISSIONS and can(a, relation, state)],
+        "relations": [r.value for r in parts],
+        "actions": [
+            a.value for a in Action if a in PERMISSIONS and any(can(a, r, state) for r in parts)
+        ],
     }
     if relation is Relation.COMMITTEE:
         view["conflicts"] = [

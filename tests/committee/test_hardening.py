@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from access_committee import api, forms
 from access_committee.workflow import PERMISSIONS, Action, Relation, State, visible
-from sde.accounts import get_project
+from sde.accounts import get_project, set_roles
 from sde.accounts.projects import status_reason
 from sde.errors import AccessDenied, InvalidInput, SDEError
 from sde.registry.audit_log import AuditEntry
@@ -335,3 +335,24 @@ def test_a_stored_title_the_project_cannot_hold_defers_the_approval(pg_world: Wo
     assert pg_world.approve(app_id)["state"] == State.APPROVED.value
     slug = pg_world.committee.get("ada", app_id)["project"]
     assert get_project(pg_world.store, slug).title == "Shorter"
+
+
+# -- a custodian on the committee ---------------------------------------------------------
+
+
+def test_a_custodian_on_the_committee_votes_and_answers_for_their_node(world: World) -> None:
+    set_roles(world.store, "tests", "nia", {"custodian", "committee"})
+    app_id = world.submitted()
+    view = world.committee.get("nia", app_id)
+    assert view["you"] == "committee"  # sees what a member sees (the votes too) ...
+    assert view["relations"] == ["committee", "custodian"]
+    assert {"declare", "vote", "node_decision"} <= set(view["actions"])
+    answered = world.committee.node_decision("nia", app_id, "lth", agree=True)
+    assert {"node": "lth", "agree": True, "reason": ""} in answered["nodes_decided"]
+    assert "votes" in answered  # ... and keeps the member's view after answering
+    with pytest.raises(AccessDenied) as refusal:  # ... for their own node only
+        world.committee.node_decision("nia", app_id, "elht", agree=True)
+    assert refusal.value.rule == "committee.not-custodian"
+    world.committee.declare("nia", app_id, conflict=False)
+    assert world.committee.vote("nia", app_id, "approve")["votes"][0]["member"] == "nia"
+    assert world.committee.get("lee", app_id)["relations"] == ["committee"]
