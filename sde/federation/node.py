@@ -38,7 +38,7 @@ from sde.backends.failures import EngineFailure
 from sde.errors import AccessDenied, ConfigurationError, InvalidInput, QueryFailed, ScopeViolation
 from sde.federation import node_sdc
 from sde.federation.sealing import unseal
-from sde.federation.wire import NodeRequest, arrow_to_frame, frame_to_arrow
+from sde.federation.wire import MAX_ROWS, NodeRequest, arrow_to_frame, frame_to_arrow
 from sde.proxy.barrier.cache import ExtractCache, ExtractKey, Lease
 from sde.proxy.barrier.plan import ExtractPlan
 from sde.proxy.barrier.sources import (
@@ -60,9 +60,10 @@ log = logging.getLogger("sde.federation.node")
 BACKENDS: dict[str, str] = {"duckdb": "duckdb", "postgresql": "postgres", "spark": "spark"}
 #: Rows a node returns at most for ``rows`` (whatever the request asks).
 NODE_ROW_CAP = Limits.row_cap
-#: Small groups a node reads at most to answer a probe (round 2); past it, every probed
-#: key is answered small (fail closed).
-PROBE_SCAN = 20_000_000
+#: Small groups a probe (round 2) may match at most before it is refused: the most a
+#: frame holds. What it matches is bounded by the probed values (each key column's), not
+#: by how many other small groups the node has.
+PROBE_SCAN = MAX_ROWS
 #: Select clauses a node part may have at its top (anything else is refused by name).
 _PART_CLAUSES = frozenset({"expressions", "from_", "joins", "where", "group", "with_"})
 _CLAUSE_NAMES = {"order": "ORDER BY", "windows": "WINDOW", "distinct": "DISTINCT"}
@@ -263,28 +264,21 @@ class Node:
     ) -> Answer:
         """Round 2: for each probed key, whether it is a small group here; nothing else.
 
-        The keys of every small group are read (on this node only) and matched as they
-        would travel (:func:`sde.federation.wire.key_of`). More small groups than
-        :data:`PROBE_SCAN` cannot all be read: then every probed key is called small, so
-        the coordinator withholds them (fail closed)."""
+        The node reads the keys of its small groups whose every key value is among the
+        probed ones (:func:`node_sdc.small_only`: what it reads depends on the probe, not
+        on how many other small groups it has) and matches them exactly, as keys travel
+        (:func:`sde.federation.wire.key_of`)."""
         probed = request.probe_keys or []
         keys = sum(1 for c in _output_names(prepared) if node_sdc.KEY.match(c))
-        small = self._run(lease, node_sdc.small_only(prepared, threshold), request, PROBE_SCAN + 1)
-        if len(small) > PROBE_SCAN:
-            log.warning(
-                "node %s: project %s: more than %d small groups; every probed key is "
-                "answered small",
-                self.name,
-                request.project,
-                PROBE_SCAN,
+        query = node_sdc.small_only(prepared, threshold, probed)
+        small = self._run(lease, query, request, PROBE_SCAN + 1)
+        if len(small) > PROBE_SCAN:  # never cut: a cut could drop a probed small key
+            raise ScopeViolation(
+                "federation.too-many-groups",
+                f"a probe matched more than {PROBE_SCAN:,} groups on node {self.name}",
             )
-            answers = [True] * len(probed)
-            node_sdc.probe(small.iloc[:0], probed, keys_count=keys)  # the width is still checked
-        else:
-            small = arrow_to_frame(
-                frame_to_arrow(small)
-            )  # the values as the coordinator reads them
-            answers = node_sdc.probe(small, probed, keys_count=keys)
+        small = arrow_to_frame(frame_to_arrow(small))  # the values as the coordinator reads them
+        answers = node_sdc.probe(small, probed, keys_count=keys)
         frame = pd.DataFrame({node_sdc.SMALL: pd.array(answers, dtype="boolean")})
         return Answer(frame)
 

@@ -26,12 +26,14 @@ never leave the node on their own; the rule is kept in two rounds:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 from sqlglot import exp
 
 from sde.errors import InvalidInput, ScopeViolation
-from sde.federation.wire import KeyValue, frame_keys, key_of
+from sde.federation.wire import KeyValue, frame_keys, key_of, key_value
 from sde.proxy.pipeline import Prepared
 from sde.proxy.rules.aggregates import HIDDEN_PREFIX
 
@@ -76,12 +78,23 @@ def large_only(prepared: Prepared, threshold: int) -> Prepared:
     return _restricted(prepared, threshold, small=False)
 
 
-def small_only(prepared: Prepared, threshold: int) -> Prepared:
-    """The keys (``f_k0..``) of the node part's small groups only (round 2)."""
-    return _restricted(prepared, threshold, small=True)
+def small_only(
+    prepared: Prepared, threshold: int, probe_keys: list[list[KeyValue]] | None = None
+) -> Prepared:
+    """The keys (``f_k0..``) of the node part's small groups only (round 2); with
+    ``probe_keys``, only those whose every key value is among the probed values of its
+    column (:func:`probe_filter`), so what the node reads depends on the probe, not on
+    how many other small groups it has."""
+    return _restricted(prepared, threshold, small=True, probe_keys=probe_keys)
 
 
-def _restricted(prepared: Prepared, threshold: int, *, small: bool) -> Prepared:
+def _restricted(
+    prepared: Prepared,
+    threshold: int,
+    *,
+    small: bool,
+    probe_keys: list[list[KeyValue]] | None = None,
+) -> Prepared:
     tree = prepared.expression
     if not isinstance(tree, exp.Select):
         raise ScopeViolation("federation.node-shape", "a node part is one SELECT")
@@ -103,11 +116,119 @@ def _restricted(prepared: Prepared, threshold: int, *, small: bool) -> Prepared:
         outer = outer.where(test if small else exp.not_(exp.paren(test)), copy=False)
     elif small:  # nothing is counted: nothing is small
         outer = outer.where(exp.false(), copy=False)
+    if small and probe_keys is not None:
+        types = [p.type for p in tree.expressions if KEY.match(p.alias_or_name)]
+        narrowed = probe_filter(types, probe_keys)
+        if narrowed is not None:
+            outer = outer.where(narrowed, copy=False)
     if with_ is not None:
         outer.set("with_", with_)
     if limit is not None and not small:
         outer.set("limit", limit)
     return Prepared(prepared.original, outer, prepared.threshold)
+
+
+def probe_filter(
+    types: list[exp.DataType | None], probe_keys: list[list[KeyValue]]
+) -> exp.Condition | None:
+    """``f_k<i> IN (<the probed values of column i>)`` (``OR f_k<i> IS NULL`` for a NULL
+    one) for each key column of a type whose literals are written exactly (numbers,
+    dates, timestamps without a zone, text, booleans); ``None`` when no column is.
+
+    It only narrows what the node reads: a group it keeps is matched exactly afterwards
+    (:func:`probe`), and it never leaves out a group :func:`probe` would match (values
+    that cannot be of the column's type cannot match either)."""
+    tests = []
+    for i, kind in enumerate(_kind(t) for t in types):
+        if kind is None:
+            continue
+        values = {key_value(key[i]) for key in probe_keys if i < len(key)}
+        literals = [lit for v in values if (lit := _literal(v, kind)) is not None]
+        column = exp.column(f"f_k{i}", table=PART, quoted=True)
+        either: list[exp.Expression] = []
+        if literals:
+            either.append(exp.In(this=column.copy(), expressions=literals))
+        if None in values:
+            either.append(exp.Is(this=column.copy(), expression=exp.null()))
+        tests.append(exp.paren(exp.or_(*either)) if either else exp.false())
+    return exp.and_(*tests) if tests else None
+
+
+_KINDS: tuple[tuple[str, frozenset[Any]], ...] = (
+    ("number", frozenset(exp.DataType.INTEGER_TYPES | exp.DataType.REAL_TYPES)),
+    ("date", frozenset({exp.DataType.Type.DATE, exp.DataType.Type.DATE32})),
+    (
+        "timestamp",
+        frozenset(
+            {
+                exp.DataType.Type.TIMESTAMP,
+                exp.DataType.Type.TIMESTAMPNTZ,
+                exp.DataType.Type.DATETIME,
+            }
+        ),
+    ),
+    ("text", frozenset(exp.DataType.TEXT_TYPES)),
+    ("boolean", frozenset({exp.DataType.Type.BOOLEAN})),
+)
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _kind(dtype: exp.DataType | None) -> str | None:
+    if dtype is None:
+        return None
+    return next((kind for kind, types in _KINDS if dtype.this in types), None)
+
+
+def _literal(value: KeyValue, kind: str) -> exp.Expression | None:
+    """``value`` as a literal of a ``kind`` column, or None when no value of that column
+    can read as it (:func:`sde.federation.wire.key_value`)."""
+    return None if value is None else _LITERALS[kind](value)
+
+
+def _number(value: KeyValue) -> exp.Expression | None:
+    if isinstance(value, bool | int):
+        return exp.Literal.number(int(value))
+    if isinstance(value, float):
+        return exp.Literal.number(repr(value))
+    if value in ("Infinity", "-Infinity"):
+        return exp.cast(exp.Literal.string(str(value)), exp.DataType.Type.DOUBLE)
+    return None
+
+
+def _boolean(value: KeyValue) -> exp.Expression | None:
+    return exp.Boolean(this=bool(value)) if value in (True, False, 0, 1) else None
+
+
+def _text_value(value: KeyValue) -> exp.Expression | None:
+    return exp.Literal.string(value) if isinstance(value, str) else None
+
+
+def _date(value: KeyValue) -> exp.Expression | None:
+    if not (isinstance(value, str) and _DAY.match(value)):
+        return None
+    return exp.cast(exp.Literal.string(value), exp.DataType.Type.DATE)
+
+
+def _timestamp(value: KeyValue) -> exp.Expression | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        return None
+    if pd.isna(stamp) or stamp.tzinfo is not None:
+        return None
+    text = stamp.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return exp.cast(exp.Literal.string(text), exp.DataType.Type.TIMESTAMP)
+
+
+_LITERALS: dict[str, Callable[[KeyValue], exp.Expression | None]] = {
+    "number": _number,
+    "boolean": _boolean,
+    "text": _text_value,
+    "date": _date,
+    "timestamp": _timestamp,
+}
 
 
 def _is_small(name: str, threshold: int) -> exp.Expression:
@@ -144,4 +265,4 @@ def _small(part: pd.DataFrame, counts: list[str], threshold: int) -> pd.Series:
     return small
 
 
-__all__ = ["SMALL", "large_only", "probe", "protect", "small_only"]
+__all__ = ["SMALL", "large_only", "probe", "probe_filter", "protect", "small_only"]

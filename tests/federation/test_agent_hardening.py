@@ -387,3 +387,26 @@ def test_a_spark_node_keeps_both_rounds_as_the_duckdb_node(
     on_duckdb = _rounds(lth, secret, probes)
     pd.testing.assert_frame_equal(got[0], on_duckdb[0], check_dtype=False)
     assert got[1:] == on_duckdb[1:]
+
+
+def test_a_probe_reads_the_groups_it_names_not_every_small_group(
+    synth_dir: Path, secret: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a probe reads is bounded by the probed values, so its answer cannot depend on
+    how many other small groups the node has (with the scan bound at 2, two of the node's
+    many small groups are still answered)."""
+    from sde.federation import node as node_module
+    from sde.federation.node import Node, NodeStore
+
+    truth = _by_sex_and_year(synth_dir / "lth.duckdb")
+    small = truth[truth.n < THRESHOLD]
+    assert len(small) > 2
+    monkeypatch.setattr(node_module, "PROBE_SCAN", 2)
+    probes = [[int(a), int(b)] for a, b in zip(small.f_k0[:2], small.f_k1[:2], strict=True)]
+    node = Node(NodeStore("lth", str(synth_dir / "lth.duckdb"), "duckdb"), secret)
+    try:
+        body = _body(AGGREGATES, BY_SEX_AND_YEAR, secret, probe_keys=[*probes, [0, 0]])
+        answer = node.query(NodeRequest.from_bytes(body)).frame
+    finally:
+        node.close()
+    assert answer.__sde_small.tolist() == [True, True, False]

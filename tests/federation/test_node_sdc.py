@@ -153,3 +153,65 @@ def test_node_parts_of_another_shape_are_refused(sql: str, says: str) -> None:
     with pytest.raises(ScopeViolation, match=says) as caught:
         check_shape(parse_sql(sql, "duckdb"), "demo")
     assert caught.value.rule == "federation.node-shape"
+
+
+# -- round 2's probe filter: what a node reads depends on the probe only -----------------------
+
+
+def _filtered(types: list[str], keys: list[list[object]]) -> str:
+    from sqlglot import exp
+
+    from sde.federation.node_sdc import probe_filter
+
+    found = probe_filter([exp.DataType.build(t) for t in types], keys)  # type: ignore[arg-type]
+    return found.sql(dialect="duckdb") if found is not None else ""
+
+
+def test_the_probe_filter_writes_each_columns_values_in_its_type() -> None:
+    sql = _filtered(
+        ["BIGINT", "DATE", "TIMESTAMP", "VARCHAR", "BOOLEAN"],
+        [[3, "2020-01-02", "2020-01-02", "a'b", True], [2.5, None, "2020-01-02T03:04:05", "c", 0]],
+    )
+    assert "f_k0 IN (" in sql.replace('"__sde_part".', "").replace('"', "")
+    for literal in ("3", "2.5", "CAST('2020-01-02' AS DATE)", "'a''b'", "TRUE", "FALSE"):
+        assert literal in sql, literal
+    assert "CAST('2020-01-02 00:00:00.000000' AS TIMESTAMP)" in sql
+    assert "CAST('2020-01-02 03:04:05.000000' AS TIMESTAMP)" in sql
+    assert '"f_k1" IS NULL' in sql
+
+
+def test_values_that_cannot_be_of_the_columns_type_match_nothing() -> None:
+    assert _filtered(["BIGINT"], [["x"]]) == "FALSE"
+    assert _filtered(["DATE"], [["2020-01-02T03:04:05"], [7]]) == "FALSE"
+    assert _filtered(["VARCHAR"], [[3]]) == "FALSE"
+
+
+def test_columns_of_other_types_are_not_narrowed() -> None:
+    assert _filtered(["TIMESTAMPTZ", "UNKNOWN"], [["2020-01-02", 1]]) == ""
+
+
+def test_the_probe_filter_never_leaves_out_what_probe_matches() -> None:
+    """Over DuckDB: every small group a probe names is read, whatever its type."""
+    import duckdb
+    from sqlglot import exp
+
+    from sde.federation.node_sdc import probe_filter
+
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE __sde_part AS SELECT * FROM (VALUES "
+        "(1, 2.0, DATE '2020-01-02', TIMESTAMP '2020-01-02 00:00:00', 'a', TRUE), "
+        "(2, 2.5, DATE '2020-01-03', TIMESTAMP '2020-01-02 03:04:05', NULL, FALSE), "
+        "(NULL, NULL, NULL, NULL, 'b', NULL)) "
+        "AS t(f_k0, f_k1, f_k2, f_k3, f_k4, f_k5)"
+    )
+    frame = con.execute("SELECT * FROM __sde_part").df()
+    from sde.federation.wire import frame_keys
+
+    keys = [list(k) for k in frame_keys(frame, 6)]
+    types = ["INT", "DOUBLE", "DATE", "TIMESTAMP", "VARCHAR", "BOOLEAN"]
+    test = probe_filter([exp.DataType.build(t) for t in types], keys)
+    assert test is not None
+    read = con.execute(f"SELECT * FROM __sde_part WHERE {test.sql(dialect='duckdb')}").df()
+    assert len(read) == 3
+    assert probe(read, keys, keys_count=6) == [True, True, True]

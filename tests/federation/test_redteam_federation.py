@@ -528,7 +528,7 @@ def test_a_partial_dp_release_is_served_silently_after_a_restart(
         ("SELECT gender_concept_id, COUNT(*) AS n FROM person GROUP BY 1 FETCH FIRST 1 ROWS ONLY",
          "syntax.unsupported"),
         ("SELECT gender_concept_id AS __sde_small, COUNT(*) AS n FROM person GROUP BY 1",
-         "aggregates.shape"),
+         "names.reserved"),
         ("SELECT p.person_id, p.year_of_birth FROM person p", "aggregates.not-aggregated"),
     ],
 )
@@ -546,9 +546,13 @@ def test_held_merge_names_a_researcher_cannot_reach(
     """A CTE named after the merge's own tables (``__sde_parts``) and outputs named like
     node-part columns run at the nodes only; the merge reads the real parts, post
     suppression: every shown cell has at least 10 persons."""
+    with pytest.raises(SDEError) as reserved:  # the merge's names are never the researcher's
+        agg_fed.sql(
+            "WITH __sde_parts AS (SELECT 1 AS x) SELECT gender_concept_id, COUNT(*) AS n "
+            "FROM person GROUP BY 1"
+        )
+    assert reserved.value.rule == "names.reserved"
     for sql in (
-        "WITH __sde_parts AS (SELECT 1 AS x) SELECT gender_concept_id, COUNT(*) AS n "
-        "FROM person GROUP BY 1",
         "SELECT year_of_birth AS f_k0, COUNT(*) AS f_a0 FROM person GROUP BY 1 ORDER BY f_k0",
         "SELECT year_of_birth, COUNT(*) AS n FROM person GROUP BY 1 "
         "QUALIFY ROW_NUMBER() OVER (ORDER BY COUNT(*)) = 1",
@@ -782,11 +786,6 @@ def test_held_dp_budget_is_charged_once_for_three_nodes(
 # -- the working tree's round 2: the probe's scan cap -----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: a round-2 probe answers every key small once a node has more than "
-    "PROBE_SCAN small groups, so one person flips whether a cell absent there is shown",
-)
 def test_probe_scan_cap_makes_one_person_flip_a_probe_answer(
     synth_dir, fed_secret: Secret, fed_registry: str, persons: pd.DataFrame, monkeypatch  # type: ignore[no-untyped-def]
 ) -> None:
