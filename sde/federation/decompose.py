@@ -59,6 +59,17 @@ _KNOWN = frozenset(
         "with_",
     }
 )
+#: Clauses of the outermost SELECT that each node runs; the merge runs the others.
+_AT_NODES = frozenset({"from_", "joins", "laterals", "where", "group", "with_"})
+_CLAUSE_WORDS = {
+    "expressions": "the outputs",
+    "having": "HAVING",
+    "qualify": "QUALIFY",
+    "order": "ORDER BY",
+    "distinct": "DISTINCT ON",
+    "limit": "LIMIT",
+    "offset": "OFFSET",
+}
 _VARIANCES: dict[type[exp.Expr], str] = {
     exp.Variance: "var_samp",
     exp.VariancePop: "var_pop",
@@ -159,13 +170,19 @@ def _check_clauses(select: exp.Select) -> None:
     group = select.args.get("group")
     if group is not None and any(v for k, v in group.args.items() if k != "expressions"):
         raise NotDecomposable("GROUP BY ROLLUP, CUBE, GROUPING SETS or ALL across nodes")
-    for part in _top_parts(select):
-        for query in part.find_all(exp.Query):
-            if query is not select:
-                where = "HAVING" if part.find_ancestor(exp.Having) else "the outputs"
+    # Every clause the merge runs (all but those each node runs) must hold no subquery: the
+    # merge would evaluate it over the nodes' parts. Listed by what goes to the nodes, so a
+    # clause added later (DISTINCT ON, LIMIT, a named WINDOW) is checked by default.
+    for arg, value in select.args.items():
+        if arg in _AT_NODES or not value:
+            continue
+        for part in value if isinstance(value, list) else [value]:
+            if isinstance(part, exp.Expression) and any(
+                q is not select for q in part.find_all(exp.Query)
+            ):
                 raise NotDecomposable(
-                    f"a subquery in {where} of the outermost SELECT would be evaluated on "
-                    "each node's groups"
+                    f"a subquery in {_CLAUSE_WORDS.get(arg, arg.upper())} of the outermost "
+                    "SELECT would be evaluated on each node's groups"
                 )
 
 

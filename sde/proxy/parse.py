@@ -3,7 +3,8 @@
 Refused here, before any rule runs: SQL too long, characters outside ASCII
 anywhere but inside string literals (homoglyphs, zero-width and bidirectional
 characters), control characters, text that does not tokenize or parse, more
-than one statement, and anything sqlglot keeps only as a raw ``Command``.
+than one statement, anything sqlglot keeps only as a raw ``Command``, and names the
+workbench reserves for itself (``__sde...``: ``names.reserved``).
 Identifiers are then normalised the way the researcher's dialect resolves
 them (PostgreSQL folds unquoted names to lower case and keeps quoted ones;
 DuckDB and Spark ignore case), so every rule compares like with like.
@@ -163,4 +164,24 @@ def parse_sql(sql: str, dialect: str, limits: Limits = _DEFAULT_LIMITS) -> exp.E
         raise ScopeViolation("limits.depth", "the query is nested too deeply") from None
     for node in tree.walk():
         node.comments = None  # the engine gets none of the researcher's text, comments included
+    check_reserved_names(tree)
     return tree
+
+
+#: Names the workbench gives its own tables and columns (hidden person counts, the groups a
+#: threshold keeps, the federation merge's node parts): never the researcher's.
+RESERVED_PREFIX = "__sde"
+
+
+def check_reserved_names(tree: exp.Expression) -> None:
+    """Refuse any identifier (table, alias, CTE, column, output) the workbench reserves, so a
+    query can never name, shadow or forge the proxy's or the merge's own relations."""
+    for ident in tree.find_all(exp.Identifier):
+        name = str(ident.this)
+        if name.lower().startswith(RESERVED_PREFIX):
+            raise ScopeViolation(
+                "names.reserved",
+                f"the name {name} is reserved for the workbench's own tables and columns; "
+                "rename it",
+                name=name,
+            )
