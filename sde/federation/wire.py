@@ -297,6 +297,40 @@ def frame_keys(frame: pd.DataFrame, keys: int) -> list[tuple[KeyValue, ...]]:
     return [key_of(row) for row in values]
 
 
+#: Keys one probe request carries at most (more go in further requests).
+PROBE_BATCH = 10_000
+#: JSON bytes of the keys one probe request carries at most (the agent's body limit is
+#: 1,000,000 bytes for the whole body).
+PROBE_BYTES = 400_000
+
+
+def probe_batches(
+    keys: list[tuple[KeyValue, ...]], *, max_keys: int, max_bytes: int = PROBE_BYTES
+) -> list[list[list[KeyValue]]]:
+    """``keys`` cut into ``probe_keys`` lists of at most ``max_keys`` keys (at most
+    :data:`PROBE_BATCH`; a node refuses more than its ``max_rows``) and about ``max_bytes``
+    of JSON each, in order; every batch holds at least one key.
+
+    >>> probe_batches([(1,), (2,), (3,)], max_keys=2)
+    [[[1], [2]], [[3]]]
+    """
+    limit = max(1, min(max_keys, PROBE_BATCH))
+    batches: list[list[list[KeyValue]]] = []
+    batch: list[list[KeyValue]] = []
+    size = 0
+    for key in keys:
+        entry = list(key)
+        cost = len(json.dumps(entry, separators=(",", ":"))) + 1
+        if batch and (len(batch) >= limit or size + cost > max_bytes):
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(entry)
+        size += cost
+    if batch:
+        batches.append(batch)
+    return batches
+
+
 # -- Arrow -----------------------------------------------------------------------------
 
 
@@ -356,4 +390,5 @@ __all__ = [
     "frame_to_arrow",
     "key_of",
     "key_value",
+    "probe_batches",
 ]

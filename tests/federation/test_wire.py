@@ -146,3 +146,85 @@ def test_a_cut_stream_is_refused() -> None:
     data = frame_to_arrow(pd.DataFrame({"x": list(range(1000))}))
     with pytest.raises(InvalidInput):
         arrow_to_frame(data[: len(data) // 2])
+
+
+# -- node, action and probe_keys ---------------------------------------------------------------
+
+
+def test_node_action_and_probe_keys_round_trip_and_are_left_out_when_unset() -> None:
+    body = json.dumps(
+        _request(node="lth", action="query", probe_keys=[[1, "2020-01-02", None], [2.5, "a", True]])
+    ).encode()
+    request = NodeRequest.from_bytes(body)
+    assert (request.node, request.action) == ("lth", "query")
+    assert request.probe_keys == [[1, "2020-01-02", None], [2.5, "a", True]]
+    assert NodeRequest.from_bytes(request.to_bytes()) == request
+    plain = NodeRequest.from_bytes(json.dumps(_request()).encode())
+    assert plain.node is None
+    assert plain.probe_keys is None
+    assert b"probe_keys" not in plain.to_bytes()
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"node": "LTH"}, "node must be a node name"),
+        ({"action": "rows"}, "action must be one of query, explain"),
+        ({"probe_keys": []}, "probe_keys must be a non-empty list"),
+        ({"probe_keys": [1, 2]}, "probe_keys must be a list of keys"),
+        ({"probe_keys": [[1], [1, 2]]}, "probe_keys must be keys of one width"),
+        ({"probe_keys": [[[1]]]}, "probe_keys must hold only null"),
+        ({"probe_keys": [["x" * 5000]]}, "probe_keys must hold only null"),
+        ({"probe_keys": [[1]] * 3, "max_rows": 2}, "more than a part of max_rows 2"),
+        ({"probe_keys": [[1]], "kind": "rows"}, "probe_keys go with kind aggregate only"),
+        ({"probe_keys": [[1]], "action": "explain"}, "probe_keys go with action query only"),
+    ],
+)
+def test_bad_node_action_and_probe_keys_are_named(changes: dict[str, Any], says: str) -> None:
+    err = _refusal(json.dumps(_request(**changes)).encode())
+    assert says in err.message, err.message
+
+
+def test_a_nan_probe_value_is_refused() -> None:
+    body = json.dumps(_request(probe_keys=[[float("nan")]])).encode()
+    assert "probe_keys must hold only null" in _refusal(body).message
+
+
+def test_key_values_read_the_same_on_every_engine() -> None:
+    import datetime as dt
+    import decimal
+
+    import numpy as np
+
+    from sde.federation.wire import key_of
+
+    same = [
+        (np.int64(3), 3.0, decimal.Decimal("3"), 3),
+        (
+            pd.Timestamp("2020-01-02"),
+            dt.date(2020, 1, 2),
+            np.datetime64("2020-01-02"),
+            "2020-01-02",
+        ),
+        (None, float("nan"), pd.NaT, pd.NA, np.datetime64("NaT")),
+        (pd.Timestamp("2020-01-02 01:00", tz="Europe/London"), "2020-01-02T01:00:00"),
+    ]
+    for values in same[:3]:
+        assert len({key_of([v]) for v in values}) == 1, values
+    assert key_of([same[3][0]]) == ("2020-01-02T01:00:00",)  # GMT in January: UTC
+    assert key_of([float("inf"), 2.5, True]) == ("Infinity", 2.5, True)
+
+
+def test_probes_are_cut_into_batches_a_node_takes() -> None:
+    from sde.federation.wire import PROBE_BATCH, probe_batches
+
+    keys = [(i, f"v{i}") for i in range(2 * PROBE_BATCH + 5)]
+    batches = probe_batches(keys, max_keys=10**9)
+    assert [len(b) for b in batches] == [PROBE_BATCH, PROBE_BATCH, 5]
+    assert [tuple(k) for b in batches for k in b] == keys
+    assert [len(b) for b in probe_batches(keys[:7], max_keys=3)] == [3, 3, 1]
+    wide = [("x" * 4000,)] * 300
+    batches = probe_batches(wide, max_keys=10**9)
+    assert all(len(json.dumps(b)) < 500_000 for b in batches)
+    assert sum(len(b) for b in batches) == 300
+    assert probe_batches([], max_keys=5) == []
