@@ -104,7 +104,7 @@ def test_a_node_without_data_says_so(nodes: Path) -> None:
     assert cohort_sizes(_scope(), ["lth"], None)[0].missing is not None
 
 
-def test_the_count_is_the_extracts_persons(synth_dir: Path) -> None:
+def test_the_count_is_the_extracts_persons(synth_dir: Path, tmp_path: Path) -> None:
     """On the synthetic population, the rounded count is the extract's person count, rounded."""
     scope = {
         "project": "copd-check",
@@ -114,7 +114,9 @@ def test_the_count_is_the_extracts_persons(synth_dir: Path) -> None:
         "cohort": {"any_condition": [COPD]},
         "expires": (dt.date.today() + dt.timedelta(days=30)).isoformat(),
     }
-    conn = sde.connect(synth_dir / "lth.duckdb", scope=scope)
+    # a registry of its own: the default sits beside the data, in the shared synth folder
+    registry = f"sqlite:///{tmp_path / 'registry.sqlite'}"
+    conn = sde.connect(synth_dir / "lth.duckdb", scope=scope, registry=registry)
     try:
         persons = int(conn.sql("SELECT COUNT(*) AS n FROM person")["n"][0])
     finally:
