@@ -63,7 +63,7 @@ from sde.federation.client import (
 from sde.federation.merge import merge
 from sde.federation.plan import FederatedPlan, plan_query
 from sde.federation.sealing import seal
-from sde.federation.wire import NodeRequest, frame_keys
+from sde.federation.wire import NodeRequest, frame_keys, probe_batches
 from sde.proxy.context import Limits, RuleContext
 from sde.proxy.frames import normalise
 from sde.proxy.pipeline import Prepared, prepare
@@ -309,14 +309,16 @@ class FederatedConnection:
             return parts
 
         def ask(node: str) -> list[tuple[Any, ...]]:
-            probe = [list(k) for k in asked[node]]
-            body = self._body(plan, "aggregate", node, "query", probe_keys=probe)
-            frame = self._client.frame(node, "v1/query", body, timeout_s=self.limits.timeout_s)
-            return [
-                k
-                for k, small in zip(asked[node], small_flags(node, frame, probe), strict=True)
-                if small
-            ]
+            # In batches a node takes: at most its max_rows keys, under its body limit.
+            found: list[tuple[Any, ...]] = []
+            keys_left = iter(asked[node])
+            for probe in probe_batches(asked[node], max_keys=self.limits.row_cap + 1):
+                chunk = [next(keys_left) for _ in probe]
+                body = self._body(plan, "aggregate", node, "query", probe_keys=probe)
+                frame = self._client.frame(node, "v1/query", body, timeout_s=self.limits.timeout_s)
+                flags = small_flags(node, frame, probe)
+                found += [k for k, small in zip(chunk, flags, strict=True) if small]
+            return found
 
         answers, failures = self._client.fan_out(
             tuple(asked), ask, timeout_s=self.limits.timeout_s, fail_fast=True
