@@ -29,6 +29,7 @@ from access_committee.pages.base import (
     get_page,
     post_page,
 )
+from access_committee.workflow import IN_REVIEW, State
 from sde.errors import InvalidInput, SDEError
 from sde.gateway.errors import status_of
 from sde.omop.cdm import CDM
@@ -72,17 +73,34 @@ def preview(page: Page, app: dict[str, Any]) -> dict[str, Any]:
         for name, cols in sorted(scope.tables.items())
     ]
     settings = page.request.app.state.gateway.settings
-    sizes = cohort_sizes(scope, asked, settings.data_dir)
-    years = period_years(scope)
-    _audit_preview(page, app, scope, sizes, years)
+    years, withheld = period_years(scope), sizes_withheld(page, app)
+    sizes = []
+    if withheld is None:
+        counted = asked if app["you"] == "committee" else [n for n in asked if n in page.nodes]
+        sizes = cohort_sizes(scope, counted, settings.data_dir)
+        _audit_preview(page, app, scope, sizes, years)
     return {
         "scope": scope,
         "tables": tables,
         "declined": sorted(declined),
         "cohort": vocabulary.trees(list(scope.cohort_concepts or ())),
         "sizes": sizes,
+        "sizes_withheld": withheld,
         "years": _years_text(years),
     }
+
+
+def sizes_withheld(page: Page, app: dict[str, Any]) -> str | None:
+    """Why the cohort's sizes are not shown to this reviewer, or None (the rule is in
+    docs/committee.md): only while the application is in review, never to a member who
+    declared a conflict, and to a custodian who is no committee member for their own
+    nodes only (:func:`preview`)."""
+    if State(app["state"]) not in IN_REVIEW:
+        return "The cohort's size per node is shown only while the application is in review."
+    mine = _mine(app, page.user, "conflicts")
+    if mine is not None and mine["conflict"]:
+        return "You declared a conflict of interest: the cohort's size is not shown to you."
+    return None
 
 
 def _years_text(years: tuple[int | None, int | None] | None) -> str:

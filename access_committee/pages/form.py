@@ -27,6 +27,7 @@ from typing import Any
 from access_committee.forms import TEXT_FIELDS
 from access_committee.pages.base import Form
 from sde.errors import InvalidInput
+from sde.registry.committee import LIST_LIMITS, TEXT_LIMITS
 from sde.sdc.config import SDCConfig
 
 #: What the form calls each output-checking setting (every field of ``SDCConfig`` is on
@@ -60,8 +61,9 @@ TEXTS = ("project", *TEXT_FIELDS, "pi", "members", "access", "expires", "period_
          "period_end", "dp_epsilon", "dp_delta", *(f"sdc_{k}" for k, _, _ in SDC_FIELDS),
          "q")  # fmt: skip
 _SPLIT = re.compile(r"[\s,;]+")
-#: The JSON API's limits on what a form sends (``access_committee.api.Fields``).
-LIMITS = {"project": 63, "pi": 64, "member": 64, "members": 200, "nodes": 50}
+#: The limits of what a form sends: the registry's (``TEXT_LIMITS``, ``LIST_LIMITS``), which
+#: the JSON API and the services hold to as well.
+LIMITS = {**TEXT_LIMITS, **LIST_LIMITS}
 
 
 def is_id(text: str) -> bool:

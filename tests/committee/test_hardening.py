@@ -32,7 +32,8 @@ from sde.registry.committee import (
 )
 from sde.registry.people import User
 from sde.registry.projects import Project
-from tests.committee.http import PREFIX, committee_client, headers, post
+from tests.committee.http import PREFIX, committee_client, headers, page, post
+from tests.committee.test_cohort_size import COPD, node_file
 from tests.committee.world import World, fields, make_world
 
 API = f"{PREFIX}api"
@@ -356,3 +357,55 @@ def test_a_custodian_on_the_committee_votes_and_answers_for_their_node(world: Wo
     world.committee.declare("nia", app_id, conflict=False)
     assert world.committee.vote("nia", app_id, "approve")["votes"][0]["member"] == "nia"
     assert world.committee.get("lee", app_id)["relations"] == ["committee"]
+
+
+# -- the cohort preview's audience (pages) ------------------------------------------------
+
+
+def _preview_world(world: World, tmp_path: Path) -> Path:
+    data = tmp_path / "nodes"
+    data.mkdir()
+    for node in ("lth", "elht", "umbh"):
+        node_file(data / f"{node}.duckdb", [(p, COPD, "2020-03-01") for p in range(25)], set())
+    return data
+
+
+def test_the_cohort_sizes_are_for_reviewers_without_a_conflict_while_in_review(
+    world: World, tmp_path: Path
+) -> None:
+    data = _preview_world(world, tmp_path)
+    app_id = world.submitted()
+    world.committee.declare("nat", app_id, conflict=True, note="my sister applies")
+    with committee_client(world, data) as c:
+        assert 'id="cohort-sizes"' in page(c, "lee", f"applications/{app_id}").text
+        conflicted = page(c, "nat", f"applications/{app_id}").text
+        assert 'id="cohort-sizes"' not in conflicted
+        assert "You declared a conflict of interest" in conflicted
+        custodian = page(c, "nia", f"applications/{app_id}").text
+        rows = custodian[custodian.index('id="cohort-sizes"') :].split("</table>")[0]
+        assert "lth" in rows
+        assert "elht" not in rows
+        assert "umbh" not in rows
+        world.approve(app_id)
+        decided = page(c, "lee", f"applications/{app_id}").text
+        assert 'id="cohort-sizes"' not in decided
+        assert "only while the application is in review" in decided
+    with world.store.read() as s:
+        shown = s.scalars(
+            select(AuditEntry.user).where(AuditEntry.action == "application.cohort-preview")
+        ).all()
+    assert sorted(shown) == ["lee", "nia"]  # what was not shown is not counted
+
+
+def test_a_custodian_on_the_committee_gets_the_node_form_on_the_page(
+    world: World, client: TestClient
+) -> None:
+    set_roles(world.store, "tests", "nia", {"custodian", "committee"})
+    app_id = world.submitted()
+    text = page(client, "nia", f"applications/{app_id}").text
+    assert f"applications/{app_id}/nodes/lth" in text
+    assert f"applications/{app_id}/votes" in text
+    assert (
+        post(client, "nia", f"applications/{app_id}/nodes/lth", {"agree-lth": "yes"}).status_code
+        == 303
+    )

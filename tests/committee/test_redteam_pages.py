@@ -310,9 +310,6 @@ def test_saving_an_amendment_unchanged_keeps_the_approved_output_checking(
     assert world.committee.get("ada", amendment)["sdc"] == strict
 
 
-@pytest.mark.xfail(
-    strict=True, reason="open: a custodian who sits on the committee cannot answer for the node"
-)
 def test_a_custodian_on_the_committee_still_answers_for_their_node(
     world: World, client: TestClient
 ) -> None:
