@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from access_committee.pages.base import csrf_token
 from access_committee.workflow import State
 from sde.accounts import change_status, get_project, get_user, set_roles
+from sde.errors import SDEError
 from sde.registry.audit_log import AuditEntry
 from tests.committee.http import PREFIX, committee_client, csrf, headers, page, post
 from tests.committee.test_cohort_size import COPD, node_file
@@ -330,30 +331,23 @@ def test_a_custodian_on_the_committee_still_answers_for_their_node(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True, reason="open: a title over 300 characters or with NUL makes the deciding vote 500"
-)
 @pytest.mark.parametrize("title", ["T" * 400, "nul\x00title"], ids=["400-chars", "nul"])
 def test_an_approvable_title_does_not_make_the_deciding_vote_500(
     pg_world: World, title: str
 ) -> None:
-    """HOLE (availability): a title is checked only against ``MAX_TEXT`` (20,000
-    characters, any characters), but approval copies it into ``projects.title``
-    (``VARCHAR(300)``, and PostgreSQL text refuses NUL). The application is submitted and
-    reviewed normally; the committee member whose vote completes the approval gets a 500
-    and the application stays under review: it can never be approved (every deciding vote
-    fails the same way)."""
-    app_id = pg_world.submitted(title=title)
-    with committee_client(pg_world) as c:
-        _decide_all_nodes(c, app_id)
-        for member in ("kim", "lee", "max"):
-            assert (
-                post(c, member, f"applications/{app_id}/conflicts", {"conflict": "no"}).status_code
-                == 303
-            )
-            answer = post(c, member, f"applications/{app_id}/votes", {"vote": "approve"})
-            _not_500(answer)
-    assert pg_world.committee.get("ada", app_id)["state"] != State.UNDER_REVIEW.value
+    """HELD (was an availability hole): a title was checked only against ``MAX_TEXT``
+    (20,000 characters, any characters), but approval copies it into ``projects.title``
+    (``VARCHAR(300)``, and PostgreSQL text refuses NUL): the deciding vote was a 500 and the
+    application could never be approved. Now the title is held to the registry column's
+    length and control characters are refused when the application is saved, naming the
+    field, so such a title never reaches a vote (an application stored before the rule is
+    deferred with the reason at its deciding vote: tests/committee/test_hardening.py)."""
+    with pytest.raises(SDEError) as refused:
+        pg_world.submitted(title=title)
+    problems = refused.value.details.get("problems") or [
+        {"field": refused.value.details.get("field")}
+    ]
+    assert any(p.get("field") == "title" for p in problems) or "title" in refused.value.message
 
 
 @pytest.mark.postgres
