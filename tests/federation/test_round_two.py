@@ -23,7 +23,7 @@ AGGREGATES = {
     "tables": TABLES,
     "expires": "2099-12-31",
 }
-BY_YEAR = "SELECT year_of_birth, COUNT(*) AS n FROM person GROUP BY year_of_birth"
+BY_YEAR = "SELECT year_of_birth, COUNT(*) AS n FROM person GROUP BY year_of_birth ORDER BY 1"
 
 
 def _connect(
