@@ -328,20 +328,15 @@ def test_held_captured_explain_does_not_replay_as_a_query_at_another_node(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: nonces live in the agent's memory only; after a restart a request "
-    "captured in the last 30 s is accepted again",
-)
-def test_a_request_replays_after_the_agent_restarts(
+def test_held_a_request_does_not_replay_after_the_agent_restarts(
     synth_dir, fed_secret: Secret, fed_registry: str
 ) -> None:  # type: ignore[no-untyped-def]
-    """HOLE (captured request, no secret): ``Verifier`` keeps seen nonces in a dict of the
-    process. An agent restarted (crash, deploy, or an attacker who can make it restart)
-    inside the window accepts a replay of a request it already answered. Shown with two
-    app instances over the same node (the second is the restarted agent). Fix: persist
-    the nonce set (or the last accepted time) across restarts, or refuse requests signed
-    before the agent's start time."""
+    """HELD (was open at 9f2b105; captured request, no secret): ``Verifier`` keeps seen
+    nonces in a dict of the process, so an agent restarted (crash, deploy, or an attacker
+    who can make it restart) inside the window accepted a replay of a request it had
+    already answered. Shown with two app instances over the same node (the second is the
+    restarted agent). Closed: an agent refuses every request signed before it started
+    (``federation.stale``); the coordinator's client signs again and retries once."""
     from starlette.testclient import TestClient
 
     from sde.federation.agent import create_app
@@ -354,15 +349,17 @@ def test_a_request_replays_after_the_agent_restarts(
         fed_registry,
         "aggregate",
     )
-    headers = sign_request(fed_secret.value, body)
     store = NodeStore("lth", str(synth_dir / "lth.duckdb"), "duckdb")
-    statuses = []
-    for _ in range(2):  # the agent, then the same agent restarted
-        node = Node(store, fed_secret.value)
-        with TestClient(create_app(node, fed_secret.value)) as client:
-            statuses.append(client.post("/v1/explain", content=body, headers=headers).status_code)
-    assert statuses[0] == 200
-    assert statuses[1] == 401, "the restarted agent accepted a replayed request"
+    with TestClient(create_app(Node(store, fed_secret.value), fed_secret.value)) as first:
+        time.sleep(0.01)  # signed after the agent started, as a coordinator's request is
+        headers = sign_request(fed_secret.value, body)
+        answered = first.post("/v1/explain", content=body, headers=headers)
+    assert answered.status_code == 200
+    time.sleep(0.01)
+    with TestClient(create_app(Node(store, fed_secret.value), fed_secret.value)) as restarted:
+        replayed = restarted.post("/v1/explain", content=body, headers=headers)
+    assert replayed.status_code == 401, "the restarted agent accepted a replayed request"
+    assert replayed.json()["rule"] == "federation.stale"
 
 
 # -- signing and the node's own checks: attacks that did not work -----------------------------
