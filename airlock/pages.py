@@ -17,15 +17,11 @@ here (url-encoded and multipart) with the service's size limit.
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import hashlib
-import hmac
 import json
 import math
 import re
-import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote
@@ -33,7 +29,7 @@ from urllib.parse import parse_qsl, quote
 from fastapi import APIRouter, FastAPI, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select
 
@@ -41,17 +37,19 @@ from airlock import checks
 from airlock.contents import hidden_text
 from airlock.requests import Airlock
 from sde.errors import AccessDenied, InvalidInput, SDEError
-from sde.gateway.auth import HubAuthenticator, header_token
 from sde.gateway.errors import status_of
 from sde.registry.airlock import AirlockFile, AirlockGroup, AirlockReview
 from sde.registry.people import UserRole
 from sde.registry.projects import Membership
+from sde.web import pages as shared
+from sde.web.pages import PagesState, ago
+from sde.web.pages import base_url as _base
+from sde.web.pages import session_of as _session
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+TEMPLATES = Jinja2Templates(directory=shared.template_dirs(Path(__file__).parent / "templates"))
 router = APIRouter(include_in_schema=False)
 
 RequestId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
-_STATE_COOKIE = "sde-gateway-oauth-state"  # the name sde.gateway.routes.oauth checks
 _CSP = (
     "default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -86,13 +84,6 @@ STATUS_TEXT = {
 }
 
 
-@dataclass
-class PagesState:
-    """``app.state.airlock_pages``: the per-process secret the CSRF tokens are signed with."""
-
-    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
-
-
 def install(app: FastAPI, prefix: str) -> None:
     """Serve the pages under ``prefix``, ahead of the shell's "coming" home page.
 
@@ -123,7 +114,8 @@ class Page:
 
     def render(self, template: str, status: int = 200, **context: Any) -> Response:
         done = self.request.query_params.get("done")
-        answer = TEMPLATES.TemplateResponse(
+        return shared.render(
+            TEMPLATES,
             self.request,
             template,
             {
@@ -135,40 +127,18 @@ class Page:
                 "status_text": STATUS_TEXT,
                 **context,
             },
-            status_code=status,
+            status,
+            _CSP,
         )
-        _secure(answer)
-        return answer
 
     def url(self, *parts: str | int, done: str | None = None) -> str:
-        path = self.base + "/".join(quote(str(p), safe="") for p in parts)
-        return path + (f"?done={done}" if done else "")
-
-
-def _secure(answer: Response) -> None:
-    answer.headers["Content-Security-Policy"] = _CSP
-    answer.headers["X-Content-Type-Options"] = "nosniff"
-    answer.headers["Cache-Control"] = "private, no-store"
-    answer.headers["Referrer-Policy"] = "same-origin"
-
-
-def _base(request: Request) -> str:
-    prefix: str = request.app.state.gateway.settings.gateway_prefix
-    return prefix.rstrip("/") + "/"
+        return shared.page_url(self.base, *parts, done=done)
 
 
 def csrf_token(secret: bytes, user: str, session: str = "") -> str:
-    """The token every form of ``user``'s carries in this sign-in ``session``: an HMAC of
-    both under ``secret``, so a token seen once is no use in another sign-in."""
-    material = f"airlock-pages:{user}:{hashlib.sha256(session.encode()).hexdigest()}"
-    return hmac.new(secret, material.encode(), hashlib.sha256).hexdigest()
-
-
-def _session(request: Request) -> str:
-    """What names this sign-in: the hub's token (header) or the service's signed cookie."""
-    auth = request.app.state.gateway.authenticate
-    name = getattr(auth, "cookie_name", None)
-    return header_token(request) or (request.cookies.get(name, "") if name else "")
+    """The token every form of ``user``'s carries in this sign-in ``session``
+    (:func:`sde.web.pages.csrf_token` scoped to the airlock's pages)."""
+    return shared.csrf_token("airlock-pages", secret, user, session)
 
 
 def _token(request: Request, user: str) -> str:
@@ -185,15 +155,7 @@ async def _page(request: Request) -> Page | Response:
     """The caller's page context, or the answer for someone not signed in."""
     user = await request.app.state.gateway.authenticate(request)
     if user is None:
-        auth = request.app.state.gateway.authenticate
-        if request.method == "GET" and isinstance(auth, HubAuthenticator):
-            url, oauth_state = auth.login_url(str(request.url))
-            answer = RedirectResponse(url, status_code=302)
-            answer.set_cookie(
-                _STATE_COOKIE, oauth_state, max_age=600, httponly=True, path=auth.cookie_path
-            )
-            return answer
-        return _error_page(
+        return shared.login_redirect(request) or _error_page(
             request,
             AccessDenied(
                 "auth.unauthenticated", "sign in through the workbench to use the airlock"
@@ -205,24 +167,20 @@ async def _page(request: Request) -> Page | Response:
 
 
 def _error_page(request: Request, err: SDEError, status: int | None = None) -> Response:
-    answer = TEMPLATES.TemplateResponse(
+    return shared.render(
+        TEMPLATES,
         request,
         "error.html",
         {"base": _base(request), "user": None, "error": err, "checker": False},
-        status_code=status or status_of(err),
+        status or status_of(err),
+        _CSP,
     )
-    _secure(answer)
-    return answer
 
 
 async def _get(request: Request, build: Callable[[Page], Response]) -> Response:
-    page = await _page(request)
-    if isinstance(page, Response):
-        return page
-    try:
-        return await run_in_threadpool(build, page)
-    except SDEError as err:
-        return _error_page(request, err)
+    return await shared.answer_get(
+        await _page(request), build, lambda err: _error_page(request, err)
+    )
 
 
 # -- forms ---------------------------------------------------------------------------------
@@ -242,16 +200,7 @@ async def _read_form(request: Request, airlock: Airlock) -> Form:
     limit = FORM_BYTES
     if kind.startswith("multipart/form-data"):
         limit += int(airlock.max_file_mb * 1_000_000) * FILES_PER_FORM
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise InvalidInput("limits.too-large", f"the form is larger than {limit:,} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise InvalidInput("limits.too-large", f"the form is larger than {limit:,} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    body = await shared.read_body(request, limit)
     if kind.startswith("multipart/form-data"):
         return parse_multipart(body, kind)
     if kind.startswith("application/x-www-form-urlencoded") or not body:
@@ -333,21 +282,15 @@ async def _post(
     page = await _page(request)
     if isinstance(page, Response):
         return page
-    try:
-        form = await _read_form(request, page.airlock)
-        if not hmac.compare_digest(form.get("csrf").encode(), page.csrf.encode()):
-            raise AccessDenied(
-                "pages.csrf", "the form has expired or did not come from this page; reload it"
-            )
-        target = await run_in_threadpool(act, page, form)
-    except SDEError as err:
-        if err.rule in _BEFORE_FORM or err.rule.startswith(("limits.", "pages.")):
-            return _error_page(request, err)
-        try:
-            return await run_in_threadpool(refused, page, form, err)
-        except SDEError as again:
-            return _error_page(request, again)
-    return RedirectResponse(target, status_code=303)
+    return await shared.answer_post(
+        page,
+        lambda: _read_form(request, page.airlock),
+        Form({}, []),
+        act,
+        refused,
+        lambda err: _error_page(request, err),
+        _BEFORE_FORM,
+    )
 
 
 # -- researchers ---------------------------------------------------------------------------
@@ -755,30 +698,6 @@ def _table(uid: str, frame: Any, entry: dict[str, Any]) -> dict[str, Any]:
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def ago(value: str, now: dt.datetime) -> str:
-    """How long ago an ISO time was, in words.
-
-    >>> now = dt.datetime(2026, 1, 2, 12, tzinfo=dt.UTC)
-    >>> ago("2026-01-02T11:59:30+00:00", now), ago("2026-01-01T09:00:00+00:00", now)
-    ('under a minute', '1 day 3 hours')
-    """
-    then = dt.datetime.fromisoformat(value)
-    if then.tzinfo is None:
-        then = then.replace(tzinfo=dt.UTC)
-    seconds = max(0, int((now - then).total_seconds()))
-    days, rest = divmod(seconds, 86_400)
-    hours, minutes = rest // 3600, rest % 3600 // 60
-
-    def unit(n: int, word: str) -> str:
-        return f"{n} {word}" + ("" if n == 1 else "s")
-
-    if days:
-        return unit(days, "day") + (f" {unit(hours, 'hour')}" if hours else "")
-    if hours:
-        return unit(hours, "hour") + (f" {unit(minutes, 'minute')}" if minutes else "")
-    return unit(minutes, "minute") if minutes else "under a minute"
 
 
 def size(n: int) -> str:

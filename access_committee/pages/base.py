@@ -27,29 +27,30 @@ in ``macros.html``: ``error_summary(problems)``, ``field_error(problems, name)``
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import hmac
-import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 
 from access_committee.applications import Committee
 from sde.accounts import get_user
 from sde.errors import AccessDenied, InvalidInput, SDEError
-from sde.gateway.auth import HubAuthenticator, header_token
 from sde.gateway.errors import status_of
+from sde.web import pages as shared
+from sde.web.pages import PagesState, ago, base_url
+from sde.web.pages import session_of as _session
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
-_STATE_COOKIE = "sde-gateway-oauth-state"  # the name sde.gateway.routes.oauth checks
+__all__ = ["PagesState", "ago", "base_url", "csrf_token"]
+
+TEMPLATES = Jinja2Templates(
+    directory=shared.template_dirs(Path(__file__).resolve().parent.parent / "templates")
+)
 _CSP = (
     "default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
@@ -66,13 +67,6 @@ DONE: dict[str, str] = {}
 def confirmations(**texts: str) -> None:
     """Add ``?done=<key>`` confirmations (a page module calls this at import)."""
     DONE.update(texts)
-
-
-@dataclass
-class PagesState:
-    """``app.state.committee_pages``: the per-process secret the CSRF tokens are signed with."""
-
-    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
 
 # -- who is asking -------------------------------------------------------------------------
@@ -106,7 +100,8 @@ class Page:
     def render(self, template: str, status: int = 200, **context: Any) -> Response:
         """``template`` with what every page has (user, roles, base, csrf, ``done``)."""
         done = self.request.query_params.get("done")
-        answer = TEMPLATES.TemplateResponse(
+        return shared.render(
+            TEMPLATES,
             self.request,
             template,
             {
@@ -123,41 +118,24 @@ class Page:
                 "banners": [],
                 **context,
             },
-            status_code=status,
+            status,
+            _CSP,
         )
-        secure(answer)
-        return answer
 
     def url(self, *parts: str | int, done: str | None = None) -> str:
         """The URL of a page of this service: ``page.url("applications", 3, done="saved")``."""
-        path = self.base + "/".join(quote(str(p), safe="") for p in parts)
-        return path + (f"?done={done}" if done else "")
+        return shared.page_url(self.base, *parts, done=done)
 
 
 def secure(answer: Response) -> None:
-    answer.headers["Content-Security-Policy"] = _CSP
-    answer.headers["X-Content-Type-Options"] = "nosniff"
-    answer.headers["Cache-Control"] = "private, no-store"
-    answer.headers["Referrer-Policy"] = "same-origin"
-
-
-def base_url(request: Request) -> str:
-    prefix: str = request.app.state.gateway.settings.gateway_prefix
-    return prefix.rstrip("/") + "/"
+    """The pages' security headers (the committee's Content-Security-Policy)."""
+    shared.secure(answer, _CSP)
 
 
 def csrf_token(secret: bytes, user: str, session: str = "") -> str:
-    """The token every form of ``user``'s carries in this sign-in ``session``: an HMAC of
-    both under ``secret``, so a token seen once is no use in another sign-in."""
-    material = f"committee-pages:{user}:{hashlib.sha256(session.encode()).hexdigest()}"
-    return hmac.new(secret, material.encode(), hashlib.sha256).hexdigest()
-
-
-def _session(request: Request) -> str:
-    """What names this sign-in: the hub's token (header) or the service's signed cookie."""
-    auth = request.app.state.gateway.authenticate
-    name = getattr(auth, "cookie_name", None)
-    return header_token(request) or (request.cookies.get(name, "") if name else "")
+    """The token every form of ``user``'s carries in this sign-in ``session``
+    (:func:`sde.web.pages.csrf_token` scoped to the committee's pages)."""
+    return shared.csrf_token("committee-pages", secret, user, session)
 
 
 def _who(committee: Committee, user: str) -> tuple[frozenset[str], frozenset[str]]:
@@ -174,15 +152,7 @@ async def signed_in(request: Request) -> Page | Response:
     state = request.app.state
     user = await state.gateway.authenticate(request)
     if user is None:
-        auth = state.gateway.authenticate
-        if request.method == "GET" and isinstance(auth, HubAuthenticator):
-            url, oauth_state = auth.login_url(str(request.url))
-            answer = RedirectResponse(url, status_code=302)
-            answer.set_cookie(
-                _STATE_COOKIE, oauth_state, max_age=600, httponly=True, path=auth.cookie_path
-            )
-            return answer
-        return error_page(
+        return shared.login_redirect(request) or error_page(
             request,
             AccessDenied(
                 "auth.unauthenticated", "sign in through the workbench to use the committee"
@@ -197,14 +167,14 @@ async def signed_in(request: Request) -> Page | Response:
 
 def error_page(request: Request, err: SDEError, status: int | None = None) -> Response:
     """A refusal as a page of its own: the message, the rule id, the API's status."""
-    answer = TEMPLATES.TemplateResponse(
+    return shared.render(
+        TEMPLATES,
         request,
         "error.html",
         {"base": base_url(request), "user": None, "error": err, "banners": []},
-        status_code=status or status_of(err),
+        status or status_of(err),
+        _CSP,
     )
-    secure(answer)
-    return answer
 
 
 def application_id(raw: str) -> int:
@@ -222,13 +192,9 @@ def not_found(what: str = "this page") -> AccessDenied:
 
 async def get_page(request: Request, build: Callable[[Page], Response]) -> Response:
     """Answer a GET with ``build(page)`` (run in a thread); a refusal renders as a page."""
-    page = await signed_in(request)
-    if isinstance(page, Response):
-        return page
-    try:
-        return await run_in_threadpool(build, page)
-    except SDEError as err:
-        return error_page(request, err)
+    return await shared.answer_get(
+        await signed_in(request), build, lambda err: error_page(request, err)
+    )
 
 
 # -- forms ---------------------------------------------------------------------------------
@@ -259,17 +225,7 @@ async def read_form(request: Request, limit: int = FORM_BYTES) -> Form:
     """The body as a url-encoded form, refused (``limits.too-large``) past ``limit`` bytes
     or :data:`FORM_FIELDS` fields, and (``pages.form``) when it is not a UTF-8 form."""
     kind = request.headers.get("content-type", "")
-    declared = request.headers.get("content-length", "")
-    too_large = InvalidInput("limits.too-large", f"the form is larger than {limit:,} bytes")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    body = await shared.read_body(request, limit)
     if body and not kind.startswith("application/x-www-form-urlencoded"):
         raise InvalidInput("pages.form", "send the page's form (url-encoded)")
     try:
@@ -303,53 +259,18 @@ async def post_page(
     page = await signed_in(request)
     if isinstance(page, Response):
         return page
-    form = Form([])
-    try:
-        form = await read_form(request)
-        if not hmac.compare_digest(form.get("csrf").encode(), page.csrf.encode()):
-            raise AccessDenied(
-                "pages.csrf", "the form has expired or did not come from this page; reload it"
-            )
-        target = await run_in_threadpool(act, page, form)
-    except SDEError as err:
-        if err.rule in _BEFORE_FORM or err.rule.startswith(("limits.", "pages.")):
-            return error_page(request, err)
-        try:
-            return await run_in_threadpool(refused, page, form, err)
-        except SDEError as again:
-            return error_page(request, again)
-    if isinstance(target, Response):
-        return target
-    return RedirectResponse(target, status_code=303)
+    return await shared.answer_post(
+        page,
+        lambda: read_form(request),
+        Form([]),
+        act,
+        refused,
+        lambda err: error_page(request, err),
+        _BEFORE_FORM,
+    )
 
 
 # -- what the templates show ---------------------------------------------------------------
-
-
-def ago(value: str | dt.datetime | None, now: dt.datetime) -> str:
-    """How long ago an ISO time was, in words.
-
-    >>> now = dt.datetime(2026, 1, 2, 12, tzinfo=dt.UTC)
-    >>> ago("2026-01-02T11:59:30+00:00", now), ago("2026-01-01T09:00:00+00:00", now)
-    ('under a minute', '1 day 3 hours')
-    """
-    if value is None:
-        return ""
-    then = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
-    if then.tzinfo is None:
-        then = then.replace(tzinfo=dt.UTC)
-    seconds = max(0, int((now - then).total_seconds()))
-    days, rest = divmod(seconds, 86_400)
-    hours, minutes = rest // 3600, rest % 3600 // 60
-
-    def unit(n: int, word: str) -> str:
-        return f"{n} {word}" + ("" if n == 1 else "s")
-
-    if days:
-        return unit(days, "day") + (f" {unit(hours, 'hour')}" if hours else "")
-    if hours:
-        return unit(hours, "hour") + (f" {unit(minutes, 'minute')}" if minutes else "")
-    return unit(minutes, "minute") if minutes else "under a minute"
 
 
 def words(value: str) -> str:
