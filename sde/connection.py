@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import getpass
 import time
-import warnings
-from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,31 +23,29 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlalchemy import Engine
 
-from sde.audit import AuditLog, AuditRecord
 from sde.backends.failures import EngineFailure
 from sde.errors import (
     AccessDenied,
     ConfigurationError,
     QueryFailed,
-    ResultTruncated,
-    ScopeViolation,
     SDEError,
 )
 from sde.proxy.barrier import Extract
 from sde.proxy.barrier.cache import ExtractCache, ExtractKey, shared_extracts
 from sde.proxy.barrier.plan import ExtractPlan
 from sde.proxy.barrier.sources import ExtractRequest, Opened, source_for
-from sde.proxy.context import DIALECTS, Limits, RuleContext
+from sde.proxy.context import Limits
 from sde.proxy.frames import normalise
-from sde.proxy.pipeline import Prepared, prepare
+from sde.proxy.pipeline import Prepared
 from sde.registry.db import open_registry
 from sde.registry.keys import KeyStore
 from sde.scope import Scope
+from sde.scoped import ExactRunner, ScopedConnection, _threshold_note
+
+__all__ = ["EXACT_ROWS", "Connection", "ExactRunner", "connect"]
 
 if TYPE_CHECKING:
     from sde.client import GatewayConnection
-    from sde.dp.engine import AuditFor, DPEngine, Outcome
-    from sde.dp.ledger import BudgetStatus
     from sde.federation.coordinator import FederatedConnection
 
 #: Rows a DP exact run may return (Spark's LIMIT is a 32-bit integer); more is a failure,
@@ -62,7 +58,7 @@ _ENGINE_ERROR = (
 )
 
 
-class Connection:
+class Connection(ScopedConnection):
     """A project-scoped connection. Build with :func:`connect`.
 
     Every call a researcher makes (:meth:`sql`, :meth:`explain`, :meth:`sql_dp`,
@@ -81,24 +77,10 @@ class Connection:
         dialect: str = "postgres",
         limits: Limits | None = None,
     ) -> None:
-        self.scope = scope
-        self.user = user
-        self.dialect = _dialect(dialect)
-        self.limits = limits or Limits()
-        self.registry = registry
+        super().__init__(scope, registry, user=user, dialect=dialect, limits=limits)
         self._extract = extract
-        self._audit = AuditLog(registry)
-        self._closed = False
-        self._contexts: dict[tuple[str, bool], RuleContext] = {}
-        self._dp_engine: DPEngine | None = None
-        #: Rewritten-SQL hashes of the DP engine's recent exact runs, for their audit entries.
-        self._exact_hashes: OrderedDict[str, str | None] = OrderedDict()
 
     # -- the researcher's surface -------------------------------------------------------
-
-    @property
-    def project(self) -> str:
-        return self.scope.project
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -113,11 +95,7 @@ class Connection:
         (:class:`~sde.errors.ResultTruncated`) and says so in ``attrs["sde"]`` and in the
         query's audit entry.
         """
-        frame = self._execute(sql, dialect)
-        info = frame.attrs["sde"]
-        if info.get("truncated"):
-            warnings.warn(ResultTruncated(info["message"]), stacklevel=2)
-        return frame
+        return self._warned(self._execute(sql, dialect))
 
     def explain(self, sql: str, dialect: str | None = None) -> dict[str, str]:
         """The rewritten SQL, keyed by where it runs (a node, or ``a+b`` for a pooled extract)."""
@@ -129,7 +107,7 @@ class Connection:
         except SDEError as err:
             self._record("explain", sql, start, err=err)
             raise
-        self._record("explain", sql, start, prepared=prepared)
+        self._record("explain", sql, start, rewritten=self._rewritten(prepared))
         return out
 
     def sql_dp(
@@ -152,42 +130,11 @@ class Connection:
         cannot afford it.
         """
         start = time.perf_counter()
-        try:
-            self._check_open()
-            # The researcher's own query meets every scope rule first, so a refusal names
-            # their table or column rather than something in the DP engine's rewrite.
-            self._prepare(sql, options.get("dialect"), enforce_access=False)
-            engine = self._dp()
-        except SDEError as err:
-            self._record("sql_dp", sql, start, err=err)
-            raise
+        engine = self._dp_begin(sql, start, options.get("dialect"))
         # From here the engine writes the query's one entry, whatever the outcome; with a
         # spend or a refund, in the ledger's transaction.
         audit = self._dp_audit(sql, start)
         return engine.sql_dp(sql, epsilon, delta, accuracy, alpha, audit=audit, **options)
-
-    def budget(self) -> BudgetStatus:
-        """The project's privacy budget: total, spent, remaining and every release."""
-        start = time.perf_counter()
-        try:
-            self._check_open()
-            status = self._dp().budget()
-        except SDEError as err:
-            self._record("budget", "", start, err=err)
-            raise
-        self._record("budget", "", start, rows=len(status.history))
-        return status
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._extract.close()
-
-    def __enter__(self) -> Connection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (
@@ -201,89 +148,38 @@ class Connection:
         (the DP engine's entry for the query covers it); :class:`ExactRunner` serves it."""
         self._check_open()
         prepared = self._prepare(sql, dialect, enforce_access=False)
-        self._exact_hashes[sql] = self._rewritten(prepared)
-        if len(self._exact_hashes) > 64:
-            self._exact_hashes.popitem(last=False)
+        self._remember_hash(sql, self._rewritten(prepared))
         return self._fetch(prepared, EXACT_ROWS)
 
-    def _dp_audit(self, sql: str, start: float) -> AuditFor:
-        """How the DP engine builds this ``sql_dp`` call's audit entry from its outcome."""
-
-        def entry(o: Outcome) -> AuditRecord:
-            rewritten = self._exact_hashes.get(o.exact_sql) if o.exact_sql else None
-            result = (o.outcome, o.rule, o.detail)
-            return self._entry("sql_dp", sql, start, result, rows=o.rows, rewritten=rewritten)
-
-        return entry
-
-    def _dp(self) -> DPEngine:
-        """The project's DP engine, built on first use over an :class:`ExactRunner`."""
-        if self._dp_engine is None:
-            if not self.scope.dp:
-                raise ConfigurationError(
-                    "dp.no-budget",
-                    f"project {self.project} has no privacy budget: its scope file needs "
-                    "dp: {epsilon: ..., delta: ...}",
-                )
-            from sde.dp.engine import DPEngine
-
-            self._dp_engine = DPEngine(
-                ExactRunner(self),
-                registry=self.registry,
-                project=self.project,
-                budget=(self.scope.dp["epsilon"], self.scope.dp.get("delta", 0.0)),
-                user=self.user,
-                dialect=self.dialect,
-            )
-        return self._dp_engine
-
     # -- internals ----------------------------------------------------------------------
+
+    def _release(self) -> None:
+        self._extract.close()
 
     @property
     def _target(self) -> str:
         return "+".join(self._extract.nodes)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise AccessDenied("connection.closed", "this connection is closed")
-        if self.scope.is_expired():
-            raise AccessDenied(
-                "access.expired",
-                f"project {self.project}'s approval expired on {self.scope.expires}",
-            )
-
-    def _prepare(self, sql: str, dialect: str | None, *, enforce_access: bool = True) -> Prepared:
-        name = _dialect(dialect or self.dialect)
-        ctx = self._contexts.get((name, enforce_access))
-        if ctx is None:
-            ctx = RuleContext(self.scope, name, self.limits, enforce_access=enforce_access)
-            self._contexts[(name, enforce_access)] = ctx
-        return prepare(sql, ctx)
 
     def _execute(self, sql: str, dialect: str | None) -> pd.DataFrame:
         """:meth:`sql` and its one audit entry."""
         start = time.perf_counter()
         prepared: Prepared | None = None
         try:
-            self._check_open()
-            if self.scope.access == "dp":
-                raise ScopeViolation(
-                    "access.dp-only",
-                    f"project {self.project} is approved for differentially private queries "
-                    "only; use conn.sql_dp(...)",
-                )
+            self._check_sql()
             prepared = self._prepare(sql, dialect)
             frame = self._fetch(prepared, self.limits.row_cap)
         except EngineFailure as failure:  # before SDEError: audited as an error, not a refusal
-            self._record("sql", sql, start, prepared=prepared, failure=failure)
+            self._record("sql", sql, start, rewritten=self._rewritten(prepared), failure=failure)
             timeout = failure.rule == "engine.timeout"
         except SDEError as err:
-            self._record("sql", sql, start, prepared=prepared, err=err)
+            self._record("sql", sql, start, rewritten=self._rewritten(prepared), err=err)
             raise
         else:
             info = frame.attrs["sde"]
             note = info["message"] if info.get("truncated") else None
-            self._record("sql", sql, start, prepared=prepared, rows=len(frame), note=note)
+            self._record(
+                "sql", sql, start, rewritten=self._rewritten(prepared), rows=len(frame), note=note
+            )
             return frame
         # Raised here, outside the handler: the error carries no cause or context that holds
         # the engine's message.
@@ -310,72 +206,9 @@ class Connection:
             frame = frame.iloc[:cap]
             info["truncated"] = True
             info["message"] = f"the result was cut to the first {cap} rows (the row cap)"
-        if prepared.threshold is not None:
-            # Groups under the threshold were removed inside the query, before ordering,
-            # limits and the row cap (sde.proxy.rules.threshold). How many is not said:
-            # that number depends on the removed groups' contents.
-            if any(str(c).lower().startswith("__sde") for c in frame.columns):
-                raise QueryFailed(  # fail closed: an internal column must never be shown
-                    "aggregates.unchecked",
-                    "the persons behind this result could not be counted; rename its outputs",
-                )
-            frame.attrs["sdc"] = {
-                "rule": "aggregates.threshold",
-                "threshold": prepared.threshold,
-                "message": f"groups of fewer than {prepared.threshold} persons are never "
-                "shown; whether any existed is not reported",
-            }
+        _threshold_note(frame, prepared)
         frame.attrs["sde"] = info
         return frame
-
-    def _record(
-        self,
-        action: str,
-        sql: str,
-        start: float,
-        *,
-        prepared: Prepared | None = None,
-        err: SDEError | None = None,
-        failure: EngineFailure | None = None,
-        rows: int | None = None,
-        note: str | None = None,
-    ) -> None:
-        """Append one call's audit entry (``note``: what an ``ok`` outcome should say)."""
-        result: tuple[str, str | None, str | None]
-        if err is not None:
-            result = ("refused", err.rule, err.message)
-        elif failure is not None:  # the engine's own words: for the audit log only
-            rule = "limits.timeout" if failure.rule == "engine.timeout" else "engine.error"
-            result = ("error", rule, failure.engine_message)
-        else:
-            result = ("ok", None, note)
-        rewritten = self._rewritten(prepared)
-        self._audit.append(self._entry(action, sql, start, result, rows=rows, rewritten=rewritten))
-
-    def _entry(
-        self,
-        action: str,
-        sql: str,
-        start: float,
-        result: tuple[str, str | None, str | None],
-        *,
-        rows: int | None,
-        rewritten: str | None,
-    ) -> AuditRecord:
-        outcome, rule, detail = result
-        return AuditRecord(
-            user=self.user,
-            project=self.project,
-            scope_version=self.scope.version,
-            action=action,
-            sql=_storable(sql if isinstance(sql, str) else repr(sql)),
-            outcome=outcome,
-            rule=rule,
-            detail=_storable(detail) if detail is not None else None,
-            rows=rows,
-            rewritten_sha256=rewritten,
-            duration_ms=(time.perf_counter() - start) * 1000,
-        )
 
     def _rewritten(self, prepared: Prepared | None) -> str | None:
         """The hash of the SQL that ran (or would have), for the audit entry."""
@@ -385,36 +218,6 @@ class Connection:
             return prepared.sha256(self._extract.dialect)
         except SDEError:
             return None
-
-
-class ExactRunner:
-    """The :class:`~sde.dp.engine.ScopedRunner` a connection gives its DP engine.
-
-    Exact rows under every scope rule but the access mode (a ``dp`` project's exact totals
-    go only to the engine, which noises them), never cut at the row cap. Not part of the
-    researcher's surface.
-    """
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def run_exact(self, sql: str, dialect: str) -> pd.DataFrame:
-        return self._conn._run_exact(sql, dialect)
-
-
-def _storable(text: str) -> str:
-    """``text`` with NUL shown as ``\\x00``: a PostgreSQL registry cannot store NUL, and a
-    refusal must be audited, not turned into a driver error."""
-    return text.replace("\x00", "\\x00")
-
-
-def _dialect(dialect: str) -> str:
-    name = {"postgresql": "postgres", "sparksql": "spark"}.get(dialect, dialect)
-    if name not in DIALECTS:
-        raise ConfigurationError(
-            "connect.dialect", f"dialect {dialect!r} is not supported; use one of {DIALECTS}"
-        )
-    return name
 
 
 def connect(

@@ -29,8 +29,6 @@ import getpass
 import hashlib
 import threading
 import time
-import warnings
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,13 +40,11 @@ import sqlglot.errors
 from sqlalchemy import Engine, select
 from sqlglot import exp
 
-from sde.audit import AuditLog, AuditRecord
-from sde.connection import EXACT_ROWS, _dialect, _storable
+from sde.connection import EXACT_ROWS
 from sde.errors import (
     AccessDenied,
     ConfigurationError,
     QueryFailed,
-    ResultTruncated,
     ScopeViolation,
     SDEError,
 )
@@ -64,17 +60,17 @@ from sde.federation.merge import merge
 from sde.federation.plan import FederatedPlan, plan_query
 from sde.federation.sealing import seal
 from sde.federation.wire import NodeRequest, frame_keys, probe_batches
-from sde.proxy.context import Limits, RuleContext
+from sde.proxy.context import Limits
 from sde.proxy.frames import normalise
-from sde.proxy.pipeline import Prepared, prepare
+from sde.proxy.pipeline import Prepared
 from sde.registry.audit_log import AuditEntry
 from sde.registry.db import open_registry
 from sde.registry.keys import KeyStore
 from sde.scope import Scope
+from sde.scoped import ExactRunner, ScopedConnection, _dialect, _threshold_note
 
 if TYPE_CHECKING:
-    from sde.dp.engine import AuditFor, DPEngine, Outcome
-    from sde.dp.ledger import BudgetStatus
+    from sde.dp.engine import Outcome
 
 #: Seconds a node has to answer ``GET healthz`` before a DP query (at most the timeout).
 HEALTH_S = 5.0
@@ -89,13 +85,16 @@ class _Call:
     failed: dict[str, NodeFailure] = field(default_factory=dict)
 
 
-class FederatedConnection:
+class FederatedConnection(ScopedConnection):
     """A project-scoped connection over node agents. Build with :func:`connect_federated`
     (or ``sde.connect(nodes=...)``).
 
     Every call writes exactly one audit entry, whatever its outcome; a partial answer's
     entry names the missing nodes.
     """
+
+    #: A node that gave no usable answer is an error, not a refusal, in the audit log.
+    _ERROR_RULES = frozenset({UNAVAILABLE})
 
     def __init__(
         self,
@@ -109,26 +108,13 @@ class FederatedConnection:
         dialect: str = "postgres",
         limits: Limits | None = None,
     ) -> None:
-        self.scope = scope
-        self.user = user
-        self.dialect = _dialect(dialect)
-        self.limits = limits or Limits()
-        self.registry = registry
+        super().__init__(scope, registry, user=user, dialect=dialect, limits=limits)
         self._nodes = nodes
         self._client = client
         self._sealed = sealed_key
-        self._audit = AuditLog(registry)
-        self._closed = False
-        self._dp_engine: DPEngine | None = None
         self._local = threading.local()
-        #: Hashes of the DP engine's recent exact runs (for their audit entries).
-        self._exact_hashes: OrderedDict[str, str] = OrderedDict()
 
     # -- the researcher's surface -------------------------------------------------------
-
-    @property
-    def project(self) -> str:
-        return self.scope.project
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -142,11 +128,7 @@ class FederatedConnection:
         answer, unless ``partial=True``: then the answering nodes' result, with
         ``attrs["sde"]["missing_nodes"]``. No node answering fails even then.
         """
-        frame = self._execute(sql, dialect, partial)
-        info = frame.attrs["sde"]
-        if info.get("truncated"):
-            warnings.warn(ResultTruncated(info["message"]), stacklevel=2)
-        return frame
+        return self._warned(self._execute(sql, dialect, partial))
 
     def explain(self, sql: str, dialect: str | None = None) -> dict[str, str]:
         """Each node's own rewrite of its part (asked of the node), ``merge``: the merge
@@ -171,10 +153,10 @@ class FederatedConnection:
             )
             out = {node: _explained(node, answers[node]) for node in self.nodes}
         except SDEError as err:
-            self._record("explain", sql, start, err=err, plan=plan)
+            self._record("explain", sql, start, err=err, rewritten=_plan_hash(plan))
             raise
         out.update(_describe(plan))
-        self._record("explain", sql, start, plan=plan)
+        self._record("explain", sql, start, rewritten=_plan_hash(plan))
         return out
 
     def sql_dp(
@@ -198,15 +180,12 @@ class FederatedConnection:
         and ``attrs["sde"]["missing_nodes"]`` names the others.
         """
         start = time.perf_counter()
-        try:
-            self._check_open()
-            self._prepare(sql, options.get("dialect"), enforce_access=False)
-            engine = self._dp()
+
+        def ready() -> None:
             if not partial:  # a node known to be down fails the query before any spend
                 self._ask_all(self._health, partial=False)
-        except SDEError as err:
-            self._record("sql_dp", sql, start, err=err)
-            raise
+
+        engine = self._dp_begin(sql, start, options.get("dialect"), ready=ready)
         call = self._begin(partial)
         try:
             frame = engine.sql_dp(
@@ -223,29 +202,6 @@ class FederatedConnection:
         frame.attrs["sde"] = info
         return frame
 
-    def budget(self) -> BudgetStatus:
-        """The project's privacy budget: total, spent, remaining and every release."""
-        start = time.perf_counter()
-        try:
-            self._check_open()
-            status = self._dp().budget()
-        except SDEError as err:
-            self._record("budget", "", start, err=err)
-            raise
-        self._record("budget", "", start, rows=len(status.history))
-        return status
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._client.close()
-
-    def __enter__(self) -> FederatedConnection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return (
             f"<sde.FederatedConnection project={self.project} access={self.scope.access} "
@@ -260,23 +216,17 @@ class FederatedConnection:
         plan: FederatedPlan | None = None
         call = _Call(partial)
         try:
-            self._check_open()
-            if self.scope.access == "dp":
-                raise ScopeViolation(
-                    "access.dp-only",
-                    f"project {self.project} is approved for differentially private queries "
-                    "only; use conn.sql_dp(...)",
-                )
+            self._check_sql()
             prepared = self._prepare(sql, dialect)
             plan = plan_query(sql, self._context(dialect))
             parts = self._gather(plan, _kind(plan), call)
             frame = self._merged(plan, parts, prepared)
         except SDEError as err:
-            self._record("sql", sql, start, err=err, plan=plan)
+            self._record("sql", sql, start, err=err, rewritten=_plan_hash(plan))
             raise
         frame.attrs["sde"] = info = {**frame.attrs.get("sde", {}), **self._info(plan, call)}
         note = "; ".join(n for n in (_missing_note(call), info.get("message")) if n) or None
-        self._record("sql", sql, start, plan=plan, rows=len(frame), note=note)
+        self._record("sql", sql, start, rewritten=_plan_hash(plan), rows=len(frame), note=note)
         return frame
 
     def _gather(self, plan: FederatedPlan, kind: str, call: _Call) -> dict[str, pd.DataFrame]:
@@ -446,113 +396,23 @@ class FederatedConnection:
         return normalise(pd.concat(frames, ignore_index=True))
 
     def _remember_exact(self, sql: str, plan: FederatedPlan) -> None:
-        self._exact_hashes[sql] = _plan_hash(plan)
-        while len(self._exact_hashes) > 64:
-            self._exact_hashes.popitem(last=False)
+        self._remember_hash(sql, _plan_hash(plan))
 
-    def _dp_audit(self, sql: str, start: float) -> AuditFor:
-        def entry(o: Outcome) -> AuditRecord:
-            call = getattr(self._local, "call", None)
-            rewritten = self._exact_hashes.get(o.exact_sql) if o.exact_sql else None
-            detail = o.detail
-            if o.outcome == "ok" and call is not None and call.missing:
-                detail = _missing_note(call)
-            return self._entry("sql_dp", sql, start, (o.outcome, o.rule, detail), o.rows, rewritten)
-
-        return entry
-
-    def _dp(self) -> DPEngine:
-        if self._dp_engine is None:
-            if not self.scope.dp:
-                raise ConfigurationError(
-                    "dp.no-budget",
-                    f"project {self.project} has no privacy budget: its scope file needs "
-                    "dp: {epsilon: ..., delta: ...}",
-                )
-            from sde.dp.engine import DPEngine
-
-            self._dp_engine = DPEngine(
-                _ExactRunner(self),
-                registry=self.registry,
-                project=self.project,
-                budget=(self.scope.dp["epsilon"], self.scope.dp.get("delta", 0.0)),
-                user=self.user,
-                dialect=self.dialect,
-            )
-        return self._dp_engine
+    def _dp_detail(self, outcome: Outcome) -> str | None:
+        """A partial answer's entry names the missing nodes."""
+        call = getattr(self._local, "call", None)
+        if outcome.outcome == "ok" and call is not None and call.missing:
+            return _missing_note(call)
+        return outcome.detail
 
     # -- internals ----------------------------------------------------------------------
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise AccessDenied("connection.closed", "this connection is closed")
-        if self.scope.is_expired():
-            raise AccessDenied(
-                "access.expired",
-                f"project {self.project}'s approval expired on {self.scope.expires}",
-            )
-
-    def _context(self, dialect: str | None, *, enforce_access: bool = True) -> RuleContext:
-        name = _dialect(dialect or self.dialect)
-        return RuleContext(self.scope, name, self.limits, enforce_access=enforce_access)
-
-    def _prepare(self, sql: str, dialect: str | None, *, enforce_access: bool = True) -> Prepared:
-        return prepare(sql, self._context(dialect, enforce_access=enforce_access))
-
-    def _record(
-        self,
-        action: str,
-        sql: str,
-        start: float,
-        *,
-        err: SDEError | None = None,
-        plan: FederatedPlan | None = None,
-        rows: int | None = None,
-        note: str | None = None,
-    ) -> None:
-        result: tuple[str, str | None, str | None]
-        if err is not None and err.rule == UNAVAILABLE:
-            result = ("error", err.rule, err.message)
-        elif err is not None:
-            result = ("refused", err.rule, err.message)
-        else:
-            result = ("ok", None, note)
-        rewritten = _plan_hash(plan) if plan is not None else None
-        self._audit.append(self._entry(action, sql, start, result, rows, rewritten))
-
-    def _entry(
-        self,
-        action: str,
-        sql: str,
-        start: float,
-        result: tuple[str, str | None, str | None],
-        rows: int | None,
-        rewritten: str | None,
-    ) -> AuditRecord:
-        outcome, rule, detail = result
-        return AuditRecord(
-            user=self.user,
-            project=self.project,
-            scope_version=self.scope.version,
-            action=action,
-            sql=_storable(sql if isinstance(sql, str) else repr(sql)),
-            outcome=outcome,
-            rule=rule,
-            detail=_storable(detail) if detail is not None else None,
-            rows=rows,
-            rewritten_sha256=rewritten,
-            duration_ms=(time.perf_counter() - start) * 1000,
-        )
+    def _release(self) -> None:
+        self._client.close()
 
 
-class _ExactRunner:
-    """The DP engine's :class:`~sde.dp.engine.ScopedRunner` over the nodes."""
-
-    def __init__(self, conn: FederatedConnection) -> None:
-        self._conn = conn
-
-    def run_exact(self, sql: str, dialect: str) -> pd.DataFrame:
-        return self._conn._run_exact(sql, dialect)
+#: The DP engine's :class:`~sde.dp.engine.ScopedRunner` over the nodes.
+_ExactRunner = ExactRunner
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -669,7 +529,10 @@ def _kind(plan: FederatedPlan) -> str:
     return "aggregate" if plan.kind == "aggregate" else "rows"
 
 
-def _plan_hash(plan: FederatedPlan) -> str:
+def _plan_hash(plan: FederatedPlan | None) -> str | None:
+    """The hash of a plan's SQL (node part and merge), for the audit entry."""
+    if plan is None:
+        return None
     text = plan.node_sql + "\n-- merge\n" + plan.merge_sql
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -702,18 +565,7 @@ def _finish(frame: pd.DataFrame, prepared: Prepared, cap: int, cut: list[str]) -
         info["message"] = f"the result was cut to the first {cap} rows (the row cap)"
         if cut:
             info["message"] += f"; node(s) {', '.join(cut)} cut their rows at their row cap"
-    if prepared.threshold is not None:
-        if any(str(c).lower().startswith("__sde") for c in frame.columns):
-            raise QueryFailed(
-                "aggregates.unchecked",
-                "the persons behind this result could not be counted; rename its outputs",
-            )
-        frame.attrs["sdc"] = {
-            "rule": "aggregates.threshold",
-            "threshold": prepared.threshold,
-            "message": f"groups of fewer than {prepared.threshold} persons are never "
-            "shown; whether any existed is not reported",
-        }
+    _threshold_note(frame, prepared)
     frame.attrs["sde"] = info
     return frame
 
