@@ -31,14 +31,6 @@ from starlette.exceptions import HTTPException
 
 from sde.errors import (
     AccessDenied,
-    BackendUnavailable,
-    BudgetExhausted,
-    ConfigurationError,
-    DisclosureRisk,
-    DPRefusal,
-    InvalidInput,
-    QueryFailed,
-    ScopeViolation,
     SDEError,
 )
 from sde.federation.node import Node
@@ -52,22 +44,10 @@ from sde.federation.signing import (
 )
 from sde.federation.wire import ARROW_STREAM, NodeRequest, frame_to_arrow
 from sde.web.limits import DEFAULT_LIMIT, ASGIApp, BodyLimit
+from sde.web.status import class_status
 
 log = logging.getLogger("sde.federation.agent")
 
-#: HTTP status of each error class (the nearest class in the error's MRO decides).
-STATUS: dict[type[SDEError], int] = {
-    SDEError: 400,
-    ConfigurationError: 400,
-    InvalidInput: 400,
-    ScopeViolation: 403,
-    DPRefusal: 403,
-    DisclosureRisk: 403,
-    BudgetExhausted: 403,
-    AccessDenied: 403,
-    QueryFailed: 422,
-    BackendUnavailable: 503,
-}
 _INTERNAL = "the node failed to answer; its operators have the details in its log"
 
 
@@ -77,10 +57,7 @@ def status_of(err: SDEError) -> int:
         return 401
     if err.rule == "federation.busy":
         return 503
-    for cls in type(err).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 400  # pragma: no cover (SDEError is in every SDEError's MRO)
+    return class_status(err)
 
 
 def create_app(

@@ -23,35 +23,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from sde.errors import (
-    AccessDenied,
-    BackendUnavailable,
-    BudgetExhausted,
-    ConfigurationError,
-    DisclosureRisk,
-    DPRefusal,
-    InvalidInput,
-    InvalidTransition,
-    QueryFailed,
-    ScopeViolation,
     SDEError,
 )
+from sde.web.status import STATUS as CLASS_STATUS
+from sde.web.status import class_status
 
 log = logging.getLogger("sde.gateway")
 
 #: Status of each error class (the nearest class in an error's MRO decides).
-STATUS: dict[type[SDEError], int] = {
-    SDEError: 400,
-    ConfigurationError: 400,
-    InvalidInput: 400,
-    ScopeViolation: 403,
-    DPRefusal: 403,
-    DisclosureRisk: 403,
-    BudgetExhausted: 403,
-    AccessDenied: 403,
-    QueryFailed: 422,
-    InvalidTransition: 409,
-    BackendUnavailable: 503,
-}
+STATUS = CLASS_STATUS
 #: Rules whose status differs from their class's.
 RULE_STATUS: dict[str, int] = {
     "project.unknown": 404,  # someone else's project looks exactly like a missing one
@@ -79,10 +59,7 @@ def status_of(err: SDEError) -> int:
     """The HTTP status of ``err``."""
     if err.rule in RULE_STATUS:
         return RULE_STATUS[err.rule]
-    for cls in type(err).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 400  # pragma: no cover (SDEError is in every SDEError's MRO)
+    return class_status(err)
 
 
 def body(error: str, rule: str, message: str, **extra: Any) -> dict[str, Any]:
