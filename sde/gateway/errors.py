@@ -6,6 +6,7 @@ The body is always ``{"error": "<class>", "rule": "<rule id>", "message": "<sent
 FastAPI's validation errors as 422 and Starlette's own HTTP errors (404 route, 405) in the
 same shape, and anything unexpected as a logged 500 with a generic message.
 
+>>> from sde.errors import AccessDenied, BudgetExhausted
 >>> status_of(AccessDenied("project.unknown", "there is no project 'x'"))
 404
 >>> status_of(BudgetExhausted("dp.budget", "no budget left"))
@@ -22,9 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from sde.errors import (
-    SDEError,
-)
+from sde.errors import SDEError
 from sde.web.status import STATUS as CLASS_STATUS
 from sde.web.status import class_status
 
